@@ -1,0 +1,101 @@
+/**
+ * Typed access to the native addon. The addon only exists on Linux; elsewhere
+ * {@link loadBinding} returns the load error and every kTLS call rejects with
+ * `ERR_KTLS_UNAVAILABLE` instead of crashing at import.
+ * @packageDocumentation
+ */
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+
+/** Sizes of one cipher's kernel crypto_info fields, as `<linux/tls.h>` defines them. */
+export interface NativeCipher {
+  readonly id: number;
+  readonly keySize: number;
+  readonly saltSize: number;
+  readonly ivSize: number;
+  readonly tagSize: number;
+  readonly recSeqSize: number;
+}
+
+/** Numeric constants exported by the addon (socket options, versions, record types). */
+export interface NativeConstants {
+  readonly SOL_TLS: number;
+  readonly TCP_ULP: number;
+  readonly TLS_TX: number;
+  readonly TLS_RX: number;
+  readonly TLS_TX_ZEROCOPY_RO: number;
+  readonly TLS_RX_EXPECT_NO_PAD: number;
+  readonly TLS_TX_MAX_PAYLOAD_LEN: number;
+  readonly TLS_SET_RECORD_TYPE: number;
+  readonly TLS_GET_RECORD_TYPE: number;
+  readonly TLS_1_2_VERSION: number;
+  readonly TLS_1_3_VERSION: number;
+  readonly RECORD_CHANGE_CIPHER_SPEC: number;
+  readonly RECORD_ALERT: number;
+  readonly RECORD_HANDSHAKE: number;
+  readonly RECORD_APPLICATION_DATA: number;
+  readonly MAX_PLAINTEXT: number;
+  readonly NONCE_SIZE: number;
+  readonly SOL_SOCKET: number;
+  readonly SO_TYPE: number;
+  readonly SO_DOMAIN: number;
+  readonly SO_PROTOCOL: number;
+  readonly SOCK_STREAM: number;
+  readonly IPPROTO_TCP: number;
+  readonly SOL_TCP: number;
+  readonly TCP_NODELAY: number;
+  readonly AF_INET: number;
+  readonly AF_INET6: number;
+  readonly SHUT_WR: number;
+  readonly SHUT_RDWR: number;
+}
+
+/** The native socket handle: owns one fd; every method is one syscall returning bytes or -errno. */
+export interface NativeHandle {
+  readonly fd: number;
+  poll(events: number): number;
+  recv(buf: Buffer, offset: number, length: number): number;
+  send(buffers: Buffer[], recordType: number): number;
+  shutdown(how: number): number;
+  close(): number;
+  ref(): void;
+  unref(): void;
+}
+
+/** The addon's exports. */
+export interface Binding {
+  readonly constants: NativeConstants;
+  readonly ciphers: Readonly<Record<string, NativeCipher>>;
+  readonly Handle: new (fd: number, onPoll: (status: number, events: number) => void, out: Int32Array) => NativeHandle;
+  setUlp(fd: number): number;
+  getUlp(fd: number): string | number;
+  setKeys(fd: number, direction: number, version: number, cipher: number, key: Buffer, nonce: Buffer, seq: Buffer): number;
+  getSeq(fd: number, direction: number): bigint | number;
+  adopt(fd: number): number;
+  closeFd(fd: number): number;
+  getsockoptInt(fd: number, level: number, name: number): number;
+  setsockoptInt(fd: number, level: number, name: number, value: number): number;
+  peerConnected(fd: number): number;
+}
+
+/** Poll event bits understood by {@link NativeHandle.poll}. */
+export const POLL_READABLE = 1;
+/** Poll event bit: wait until the socket is writable. */
+export const POLL_WRITABLE = 2;
+
+let cached: { binding: Binding | null; error: Error | null } | undefined;
+
+/** Loads the addon once (prebuild or source build, through node-gyp-build). */
+export function loadBinding(): { binding: Binding | null; error: Error | null } {
+  if (cached) return cached;
+  try {
+    if (process.platform !== 'linux') throw new Error(`kernel TLS needs Linux; this is ${process.platform}`);
+    const require = createRequire(__filename);
+    const load = require('node-gyp-build') as (dir: string) => Binding;
+    // dist/lib/binding.js -> package root
+    cached = { binding: load(path.resolve(__dirname, '..', '..')), error: null };
+  } catch (err) {
+    cached = { binding: null, error: err as Error };
+  }
+  return cached;
+}

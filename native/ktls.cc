@@ -1,0 +1,228 @@
+// Kernel TLS: the ULP and the crypto_info structs of <linux/tls.h>.
+#include "common.h"
+
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstring>
+#include <string>
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
+// Newer than the 6.1 uapi headers we build against; the kernel answers
+// ENOPROTOOPT where it lacks them, which lib/ reports as unsupported.
+#ifndef TLS_TX_MAX_PAYLOAD_LEN
+#define TLS_TX_MAX_PAYLOAD_LEN 5
+#endif
+
+namespace ktls {
+namespace {
+
+// The layouts we fill by hand must be exactly the kernel's.
+static_assert(sizeof(tls_crypto_info) == 4, "tls_crypto_info");
+static_assert(offsetof(tls12_crypto_info_aes_gcm_128, iv) == 4, "gcm128 iv");
+static_assert(sizeof(tls12_crypto_info_aes_gcm_128) == 4 + 8 + 16 + 4 + 8, "gcm128 size");
+static_assert(sizeof(tls12_crypto_info_aes_gcm_256) == 4 + 8 + 32 + 4 + 8, "gcm256 size");
+static_assert(sizeof(tls12_crypto_info_aes_ccm_128) == 4 + 8 + 16 + 4 + 8, "ccm128 size");
+static_assert(sizeof(tls12_crypto_info_chacha20_poly1305) == 4 + 12 + 32 + 0 + 8, "chacha size");
+
+constexpr size_t kNonceSize = 12;  // salt + iv as TLS uses them: the API's "iv"
+constexpr size_t kSeqSize = TLS_CIPHER_AES_GCM_128_REC_SEQ_SIZE;
+
+union CryptoInfo {
+  tls_crypto_info base;
+  tls12_crypto_info_aes_gcm_128 gcm128;
+  tls12_crypto_info_aes_gcm_256 gcm256;
+  tls12_crypto_info_aes_ccm_128 ccm128;
+  tls12_crypto_info_chacha20_poly1305 chacha;
+};
+
+// Fills one crypto_info. Returns its size, or 0 when cipher/key size do not match
+// (lib/ has validated, so 0 means a bug; setsockopt then reports EINVAL).
+template <typename T>
+size_t Fill(T* s, uint16_t version, uint16_t cipher, const uint8_t* key, size_t key_len,
+            const uint8_t* nonce, const uint8_t* seq) {
+  if (key_len != sizeof(s->key) || sizeof(s->salt) + sizeof(s->iv) != kNonceSize) return 0;
+  s->info.version = version;
+  s->info.cipher_type = cipher;
+  std::memcpy(s->key, key, sizeof(s->key));
+  std::memcpy(s->salt, nonce, sizeof(s->salt));
+  std::memcpy(s->iv, nonce + sizeof(s->salt), sizeof(s->iv));
+  std::memcpy(s->rec_seq, seq, sizeof(s->rec_seq));
+  return sizeof(T);
+}
+
+// chacha20-poly1305 has no salt member at all.
+template <>
+size_t Fill(tls12_crypto_info_chacha20_poly1305* s, uint16_t version, uint16_t cipher,
+            const uint8_t* key, size_t key_len, const uint8_t* nonce, const uint8_t* seq) {
+  if (key_len != sizeof(s->key) || sizeof(s->iv) != kNonceSize) return 0;
+  s->info.version = version;
+  s->info.cipher_type = cipher;
+  std::memcpy(s->key, key, sizeof(s->key));
+  std::memcpy(s->iv, nonce, sizeof(s->iv));
+  std::memcpy(s->rec_seq, seq, sizeof(s->rec_seq));
+  return sizeof(*s);
+}
+
+void Wipe(void* p, size_t n) { explicit_bzero(p, n); }
+
+// setUlp(fd) -> 0 | -errno
+Napi::Value SetUlp(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  static const char kName[] = "tls";
+  return Result(info.Env(), setsockopt(fd, SOL_TCP, TCP_ULP, kName, sizeof(kName)));
+}
+
+// getUlp(fd) -> name | -errno
+Napi::Value GetUlp(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  char name[32] = {0};
+  socklen_t len = sizeof(name) - 1;
+  if (getsockopt(fd, SOL_TCP, TCP_ULP, name, &len) < 0) return Result(info.Env(), -1);
+  return Napi::String::New(info.Env(), name, strnlen(name, len));
+}
+
+// setKeys(fd, direction, version, cipher, key, nonce12, seq8) -> 0 | -errno
+// The caller's buffers are lib/'s own copies, wiped here once the kernel has them.
+Napi::Value SetKeys(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  int dir = ArgInt(info, 1);
+  auto version = static_cast<uint16_t>(ArgInt(info, 2));
+  auto cipher = static_cast<uint16_t>(ArgInt(info, 3));
+  auto key = ArgBuffer(info, 4);
+  auto nonce = ArgBuffer(info, 5);
+  auto seq = ArgBuffer(info, 6);
+  if (nonce.Length() != kNonceSize || seq.Length() != kSeqSize || (dir != TLS_TX && dir != TLS_RX))
+    throw Napi::TypeError::New(info.Env(), "ktls native: bad setKeys arguments");
+
+  CryptoInfo ci;
+  std::memset(&ci, 0, sizeof(ci));
+  size_t len = 0;
+  switch (cipher) {
+    case TLS_CIPHER_AES_GCM_128:
+      len = Fill(&ci.gcm128, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data());
+      break;
+    case TLS_CIPHER_AES_GCM_256:
+      len = Fill(&ci.gcm256, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data());
+      break;
+    case TLS_CIPHER_AES_CCM_128:
+      len = Fill(&ci.ccm128, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data());
+      break;
+    case TLS_CIPHER_CHACHA20_POLY1305:
+      len = Fill(&ci.chacha, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data());
+      break;
+    default:
+      break;
+  }
+  int rc = -EINVAL;
+  if (len != 0) rc = setsockopt(fd, SOL_TLS, dir, &ci, static_cast<socklen_t>(len)) < 0 ? -errno : 0;
+  Wipe(&ci, sizeof(ci));
+  Wipe(key.Data(), key.Length());
+  Wipe(nonce.Data(), nonce.Length());
+  return Napi::Number::New(info.Env(), rc);
+}
+
+// getSeq(fd, direction) -> bigint | -errno: the next record sequence number the kernel uses.
+Napi::Value GetSeq(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  int dir = ArgInt(info, 1);
+  CryptoInfo ci;
+  std::memset(&ci, 0, sizeof(ci));
+  socklen_t len = sizeof(ci);
+  int rc = getsockopt(fd, SOL_TLS, dir, &ci, &len);
+  int err = errno;
+  const uint8_t* seq = nullptr;
+  if (rc == 0) {
+    switch (ci.base.cipher_type) {
+      case TLS_CIPHER_AES_GCM_128: seq = ci.gcm128.rec_seq; break;
+      case TLS_CIPHER_AES_GCM_256: seq = ci.gcm256.rec_seq; break;
+      case TLS_CIPHER_AES_CCM_128: seq = ci.ccm128.rec_seq; break;
+      case TLS_CIPHER_CHACHA20_POLY1305: seq = ci.chacha.rec_seq; break;
+      default: break;
+    }
+  }
+  uint64_t value = 0;
+  if (seq != nullptr)
+    for (size_t i = 0; i < kSeqSize; i++) value = (value << 8) | seq[i];
+  // The kernel hands the key back with the sequence; it must not linger on our stack.
+  Wipe(&ci, sizeof(ci));
+  if (rc < 0) return Napi::Number::New(info.Env(), -err);
+  if (seq == nullptr) return Napi::Number::New(info.Env(), -EINVAL);
+  return Napi::BigInt::New(info.Env(), value);
+}
+
+void Set(Napi::Object o, const char* name, double v) { o.Set(name, Napi::Number::New(o.Env(), v)); }
+
+void CipherConstants(Napi::Object o, const char* name, int id, int key, int salt, int iv, int tag, int seq) {
+  Napi::Object c = Napi::Object::New(o.Env());
+  Set(c, "id", id);
+  Set(c, "keySize", key);
+  Set(c, "saltSize", salt);
+  Set(c, "ivSize", iv);
+  Set(c, "tagSize", tag);
+  Set(c, "recSeqSize", seq);
+  o.Set(name, c);
+}
+
+}  // namespace
+
+void InitKtls(Napi::Env env, Napi::Object exports) {
+  exports.Set("setUlp", Napi::Function::New(env, SetUlp, "setUlp"));
+  exports.Set("getUlp", Napi::Function::New(env, GetUlp, "getUlp"));
+  exports.Set("setKeys", Napi::Function::New(env, SetKeys, "setKeys"));
+  exports.Set("getSeq", Napi::Function::New(env, GetSeq, "getSeq"));
+
+  Napi::Object k = Napi::Object::New(env);
+  Set(k, "SOL_TLS", SOL_TLS);
+  Set(k, "TCP_ULP", TCP_ULP);
+  Set(k, "TLS_TX", TLS_TX);
+  Set(k, "TLS_RX", TLS_RX);
+  Set(k, "TLS_TX_ZEROCOPY_RO", TLS_TX_ZEROCOPY_RO);
+  Set(k, "TLS_RX_EXPECT_NO_PAD", TLS_RX_EXPECT_NO_PAD);
+  Set(k, "TLS_TX_MAX_PAYLOAD_LEN", TLS_TX_MAX_PAYLOAD_LEN);
+  Set(k, "TLS_SET_RECORD_TYPE", TLS_SET_RECORD_TYPE);
+  Set(k, "TLS_GET_RECORD_TYPE", TLS_GET_RECORD_TYPE);
+  Set(k, "TLS_1_2_VERSION", TLS_1_2_VERSION);
+  Set(k, "TLS_1_3_VERSION", TLS_1_3_VERSION);
+  // RFC 8446 §5: record content types and the plaintext limit (not in the uapi header).
+  Set(k, "RECORD_CHANGE_CIPHER_SPEC", 20);
+  Set(k, "RECORD_ALERT", 21);
+  Set(k, "RECORD_HANDSHAKE", 22);
+  Set(k, "RECORD_APPLICATION_DATA", 23);
+  Set(k, "MAX_PLAINTEXT", 1 << 14);
+  Set(k, "NONCE_SIZE", kNonceSize);
+  Set(k, "SOL_SOCKET", SOL_SOCKET);
+  Set(k, "SO_TYPE", SO_TYPE);
+  Set(k, "SO_DOMAIN", SO_DOMAIN);
+  Set(k, "SO_PROTOCOL", SO_PROTOCOL);
+  Set(k, "SOCK_STREAM", SOCK_STREAM);
+  Set(k, "IPPROTO_TCP", IPPROTO_TCP);
+  Set(k, "SOL_TCP", SOL_TCP);
+  Set(k, "TCP_NODELAY", TCP_NODELAY);
+  Set(k, "AF_INET", AF_INET);
+  Set(k, "AF_INET6", AF_INET6);
+  Set(k, "SHUT_WR", SHUT_WR);
+  Set(k, "SHUT_RDWR", SHUT_RDWR);
+  exports.Set("constants", k);
+
+  Napi::Object c = Napi::Object::New(env);
+#define KTLS_CIPHER(js, P) \
+  CipherConstants(c, js, P, P##_KEY_SIZE, P##_SALT_SIZE, P##_IV_SIZE, P##_TAG_SIZE, P##_REC_SEQ_SIZE)
+  KTLS_CIPHER("aes-128-gcm", TLS_CIPHER_AES_GCM_128);
+  KTLS_CIPHER("aes-256-gcm", TLS_CIPHER_AES_GCM_256);
+  KTLS_CIPHER("chacha20-poly1305", TLS_CIPHER_CHACHA20_POLY1305);
+  KTLS_CIPHER("aes-128-ccm", TLS_CIPHER_AES_CCM_128);
+#undef KTLS_CIPHER
+  exports.Set("ciphers", c);
+}
+
+}  // namespace ktls
