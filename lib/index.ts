@@ -1,0 +1,17 @@
+/**
+ * ktls: kernel TLS for Node.js.
+ *
+ * ```ts
+ * import * as ktls from 'ktls';
+ * const socket = await ktls.upgrade(netSocket, secrets);
+ * socket.end('hello');
+ * ```
+ * @packageDocumentation
+ */
+export { upgrade, type UpgradeOptions } from './upgrade.js';
+export { KtlsSocket, type KtlsSocketOptions, type SequenceNumbers } from './socket.js';
+export { probe, type Capabilities, type CipherSupport } from './probe.js';
+export { Secrets, type TlsSecrets, type DirectionSecrets } from './secrets.js';
+export { RecordSealer, RecordOpener, type OpenedRecord, type DirectionKeys } from './record.js';
+export { KtlsError, KtlsUnavailableError, KtlsSystemError, KtlsAlertError } from './errors.js';
+export { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from './constants.js';

@@ -1,0 +1,257 @@
+/**
+ * `upgrade()`: take a connected `net.Socket` and the keys of its TLS session,
+ * install them in the kernel, and return a {@link KtlsSocket} that owns the fd.
+ * On failure the `net.Socket` is left as it was, bytes it had buffered included.
+ * @packageDocumentation
+ */
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as tls from 'node:tls';
+import { loadBinding, POLL_READABLE, type Binding, type NativeHandle } from './binding.js';
+import { versionNumber, cipherSpec } from './constants.js';
+import { KtlsError, KtlsSystemError, KtlsUnavailableError, invalidArgType } from './errors.js';
+import { RecordOpener, RecordSealer, type OpenedRecord } from './record.js';
+import { normalizeSecrets, seqBytes, wipeDirection, type NormalizedDirection, type NormalizedSecrets, type TlsSecrets } from './secrets.js';
+import { KtlsSocket, type KtlsSocketOptions, type RecordPaths } from './socket.js';
+
+const E = os.constants.errno;
+
+/** Options of {@link upgrade}. */
+export interface UpgradeOptions extends KtlsSocketOptions {
+  /**
+   * What to do where the kernel lacks kTLS or the cipher: `'error'` (default)
+   * rejects with `ERR_KTLS_UNAVAILABLE`; `'userspace'` seals and opens records
+   * with `node:crypto` behind the same API (`socket.kernel === false`).
+   */
+  fallback?: 'error' | 'userspace';
+  /**
+   * `false` never installs keys in the kernel: records are sealed and opened in
+   * userspace even where kTLS works (for comparisons and debugging). Default true.
+   */
+  kernel?: boolean;
+}
+
+/** The libuv TCP handle inside a `net.Socket` (not public API; checked at run time). */
+interface UvStreamHandle {
+  fd: number;
+  reading: boolean;
+  readStop(): number;
+  readStart(): number;
+}
+
+function uvHandle(socket: net.Socket): UvStreamHandle | null {
+  const h = (socket as unknown as { _handle?: Partial<UvStreamHandle> | null })._handle;
+  if (!h || typeof h.fd !== 'number' || typeof h.readStop !== 'function') return null;
+  return h as UvStreamHandle;
+}
+
+function validateSocket(socket: unknown): { socket: net.Socket; handle: UvStreamHandle } {
+  if (!(socket instanceof net.Socket)) throw invalidArgType(`Expected a net.Socket for socket but received ${socket === null ? 'null' : typeof socket}`);
+  if (socket instanceof tls.TLSSocket) {
+    throw new KtlsError('ERR_KTLS_TLS_SOCKET', 'a tls.TLSSocket cannot be upgraded: OpenSSL may hold records it read from the socket; pass the underlying net.Socket with secrets, or use ktls.connect()/createServer()');
+  }
+  if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket is destroyed');
+  if (socket.connecting) throw new KtlsSystemError(-E.ENOTCONN, 'getpeername', 'the socket is still connecting');
+  const handle = uvHandle(socket);
+  if (!handle || handle.fd < 0) throw new KtlsError('ERR_KTLS_NOT_TCP', 'the socket has no file descriptor (not a TCP socket, or already upgraded)');
+  return { socket, handle };
+}
+
+function checkTcp(b: Binding, fd: number): void {
+  const k = b.constants;
+  const type = b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_TYPE);
+  if (type < 0) throw new KtlsSystemError(type, 'getsockopt(SO_TYPE)');
+  const proto = b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_PROTOCOL);
+  if (proto < 0) throw new KtlsSystemError(proto, 'getsockopt(SO_PROTOCOL)');
+  if (type !== k.SOCK_STREAM || proto !== k.IPPROTO_TCP) throw new KtlsError('ERR_KTLS_NOT_TCP', 'kernel TLS needs a TCP socket');
+  const peer = b.peerConnected(fd);
+  if (peer < 0) throw new KtlsSystemError(peer, 'getpeername', 'the socket is not connected');
+}
+
+/** Stops libuv reading and takes what the `net.Socket` had already buffered. */
+function quiesce(socket: net.Socket, handle: UvStreamHandle): { buffered: Buffer; restore: (raw: Buffer) => void } {
+  handle.readStop();
+  handle.reading = false; // so that net.Socket restarts reading if we give it back
+  // read() emits 'data' and calls _read (which restarts libuv reading): neither may happen here.
+  const listeners = socket.rawListeners('data') as Array<(...args: unknown[]) => void>;
+  socket.removeAllListeners('data');
+  const own = Object.prototype.hasOwnProperty.call(socket, '_read');
+  const saved = socket._read;
+  socket._read = () => undefined;
+  const chunks: Buffer[] = [];
+  for (let c: unknown; (c = socket.read()) !== null; ) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
+  if (own) socket._read = saved;
+  else delete (socket as unknown as { _read?: unknown })._read;
+  for (const l of listeners) socket.on('data', l);
+  return {
+    buffered: Buffer.concat(chunks),
+    restore(raw) {
+      if (raw.length > 0) socket.unshift(raw);
+      if (socket.destroyed) return;
+      // What net.Socket's tryReadStart does; read(0) would not, as our no-op _read left state.reading set.
+      handle.reading = true;
+      handle.readStart();
+    },
+  };
+}
+
+/** Waits until the fd is readable, through the handle's poll. */
+function waitReadable(handle: NativeHandle, waiters: { wake?: (status: number) => void }): Promise<number> {
+  return new Promise((resolve) => {
+    waiters.wake = (status) => {
+      waiters.wake = undefined;
+      handle.poll(0);
+      resolve(status);
+    };
+    const rc = handle.poll(POLL_READABLE);
+    if (rc < 0) waiters.wake(rc);
+  });
+}
+
+/**
+ * Reads from the raw socket (no kernel RX yet) until the opener holds whole
+ * records only, so the kernel starts on a record boundary.
+ */
+async function completeRecord(handle: NativeHandle, opener: RecordOpener, raw: Buffer[], waiters: { wake?: (s: number) => void }): Promise<void> {
+  for (let need = opener.needed(); need > 0; need = opener.needed()) {
+    const buf = Buffer.allocUnsafe(need);
+    const n = handle.recv(buf, 0, need);
+    if (n === -E.EAGAIN || n === -E.EINTR) {
+      const status = await waitReadable(handle, waiters);
+      if (status < 0) throw new KtlsSystemError(status, 'epoll_wait');
+      continue;
+    }
+    if (n < 0) throw new KtlsSystemError(n, 'recv');
+    if (n === 0) throw new KtlsError('ERR_KTLS_TRUNCATED', 'connection closed in the middle of a TLS record during upgrade');
+    raw.push(buf.subarray(0, n));
+    opener.push(buf.subarray(0, n));
+  }
+}
+
+function install(b: Binding, fd: number, dir: 'TLS_TX' | 'TLS_RX', s: NormalizedSecrets, d: NormalizedDirection): number {
+  const k = b.constants;
+  // setKeys wipes the key and nonce buffers it is given, so give it copies.
+  return b.setKeys(fd, k[dir], versionNumber(s.version), cipherSpec(s.cipher).id, Buffer.from(d.key), Buffer.from(d.iv), seqBytes(d.seq));
+}
+
+/** True for the errnos that mean "this kernel cannot do that cipher/version in kTLS". */
+function unsupported(rc: number): boolean {
+  return rc === -E.ENOENT || rc === -E.EINVAL || rc === -E.ENOPROTOOPT || rc === -E.EOPNOTSUPP;
+}
+
+/**
+ * Hands a connected TCP socket and its TLS session keys to the kernel.
+ *
+ * @param socket - a connected `net.Socket` (TCP, IPv4 or IPv6). On success it is
+ *   detached (destroyed without closing the connection) and the returned socket owns the fd.
+ * @param secrets - the session's version, cipher, and per-direction key/iv/seq.
+ * @param options - see {@link UpgradeOptions}.
+ * @throws `KtlsUnavailableError` (`ERR_KTLS_UNAVAILABLE`) where the kernel lacks kTLS and
+ *   no fallback is allowed; `TypeError`/`RangeError` for bad arguments; `KtlsSystemError`
+ *   (with `errno`, `syscall`) for syscall failures. On any failure the `net.Socket` is left as it was.
+ */
+export async function upgrade(socket: net.Socket, secrets: TlsSecrets, options: UpgradeOptions = {}): Promise<KtlsSocket> {
+  const { binding: b, error } = loadBinding();
+  if (!b) throw new KtlsUnavailableError(`kernel TLS is not available here (${error?.message ?? 'no addon'})`, { cause: error });
+  const { handle: uv } = validateSocket(socket);
+  const s = normalizeSecrets(secrets);
+  const fallback = options.fallback ?? 'error';
+  if (fallback !== 'error' && fallback !== 'userspace') throw invalidArgType(`Expected options.fallback to be 'error' or 'userspace' but received ${String(fallback)}`);
+  try {
+    checkTcp(b, uv.fd);
+    // Let anything node:net still has queued reach the kernel before records start.
+    if (socket.writableLength > 0) await new Promise<void>((resolve) => socket.write(Buffer.alloc(0), () => resolve()));
+    if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket was destroyed during upgrade');
+    return await takeOver(b, socket, uv, s, options.kernel === false ? 'never' : fallback, options);
+  } finally {
+    wipeDirection(s.tx);
+    wipeDirection(s.rx);
+  }
+}
+
+async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: NormalizedSecrets, fallback: 'error' | 'userspace' | 'never', options: KtlsSocketOptions): Promise<KtlsSocket> {
+  const { buffered, restore } = quiesce(socket, uv);
+  const raw: Buffer[] = [buffered];
+  const fd = b.adopt(uv.fd);
+  if (fd < 0) {
+    restore(buffered);
+    throw new KtlsSystemError(fd, 'fcntl(F_DUPFD_CLOEXEC)');
+  }
+  const holder: { value?: KtlsSocket } = {};
+  const waiters: { wake?: (s: number) => void } = {};
+  const out = new Int32Array(1);
+  const poll = KtlsSocket.pollCallback(holder);
+  const handle = new b.Handle(fd, (status, events) => (waiters.wake ? waiters.wake(status) : poll(status, events)), out);
+  let tx: RecordPaths['tx'] = null;
+  let rx: RecordPaths['rx'] = null;
+  const early: OpenedRecord[] = [];
+  const giveBack = (err: unknown): never => {
+    handle.close(); // our duplicate only; libuv's fd keeps the connection
+    restore(Buffer.concat(raw));
+    throw err;
+  };
+
+  let ulp = fallback === 'never' ? -E.ENOENT : b.setUlp(fd);
+  if (ulp === -E.EEXIST && b.getUlp(fd) === 'tls') ulp = 0; // ULP attached earlier (e.g. a failed attempt)
+  let kernelOk = ulp === 0;
+  if (!kernelOk && !(ulp === -E.ENOENT || unsupported(ulp))) giveBack(new KtlsSystemError(ulp, 'setsockopt(TCP_ULP)'));
+  if (!kernelOk && fallback === 'error') {
+    giveBack(new KtlsUnavailableError(`this kernel has no TLS upper-layer protocol (setsockopt(TCP_ULP, "tls"): ${ulp === -E.ENOENT ? 'ENOENT' : ulp})`, { errno: ulp, syscall: 'setsockopt(TCP_ULP)' }));
+  }
+
+  // TX first: nothing has been read yet, so a failure here can still give everything back.
+  if (s.tx && kernelOk) {
+    const rc = install(b, fd, 'TLS_TX', s, s.tx);
+    if (rc === 0) tx = 'kernel';
+    else if (!unsupported(rc)) giveBack(new KtlsSystemError(rc, 'setsockopt(TLS_TX)'));
+    else if (fallback === 'error') giveBack(new KtlsUnavailableError(`this kernel cannot install ${s.version} ${s.cipher} keys`, { errno: rc, syscall: 'setsockopt(TLS_TX)' }));
+    else kernelOk = false;
+  }
+  if (s.tx && tx === null) tx = new RecordSealer(s.version, s.cipher, { key: s.tx.key, iv: s.tx.iv, seq: s.tx.seq });
+
+  if (s.rx) {
+    const opener = new RecordOpener(s.version, s.cipher, { key: s.rx.key, iv: s.rx.iv, seq: s.rx.seq });
+    opener.push(buffered);
+    try {
+      if (kernelOk) await completeRecord(handle, opener, raw, waiters);
+      for (let rec = opener.next(); rec !== null; rec = opener.next()) early.push(rec);
+    } catch (err) {
+      opener.wipe();
+      if (tx === 'kernel') {
+        handle.close();
+        socket.destroy();
+        throw err; // keys are in the kernel already; the connection cannot go back to plain TCP
+      }
+      giveBack(err);
+    }
+    if (kernelOk) {
+      const rc = install(b, fd, 'TLS_RX', s, { ...s.rx, seq: opener.seq });
+      if (rc === 0) {
+        rx = 'kernel';
+        opener.wipe();
+      } else if (tx === 'kernel' && !(fallback === 'userspace' && unsupported(rc))) {
+        handle.close();
+        socket.destroy();
+        throw unsupported(rc)
+          ? new KtlsUnavailableError(`this kernel installed ${s.version} ${s.cipher} keys for sending but not for receiving`, { errno: rc, syscall: 'setsockopt(TLS_RX)' })
+          : new KtlsSystemError(rc, 'setsockopt(TLS_RX)');
+      } else if (!unsupported(rc)) {
+        giveBack(new KtlsSystemError(rc, 'setsockopt(TLS_RX)'));
+      } else if (fallback === 'error') {
+        giveBack(new KtlsUnavailableError(`this kernel cannot install ${s.version} ${s.cipher} keys`, { errno: rc, syscall: 'setsockopt(TLS_RX)' }));
+      }
+    }
+    if (rx === null) rx = opener;
+  }
+
+  const paths: RecordPaths = {
+    binding: b, handle, out, version: s.version, cipher: s.cipher, tx, rx, early,
+    remote: { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily },
+    local: { address: socket.localAddress, port: socket.localPort },
+  };
+  // The net.Socket lets go of its own fd; ours keeps the connection open.
+  socket.destroy();
+  const ktls = new KtlsSocket(paths, options);
+  holder.value = ktls;
+  return ktls;
+}

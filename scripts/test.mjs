@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+// `npm test`: compiles the TypeScript, runs the whole suite on the host, then
+// runs the kTLS suite (test/kernel/) under a kernel that has kTLS: this host's
+// own where it has the tls module, else the user-mode-linux harness. If neither
+// can run, the run fails and says why: kTLS tests are never skipped.
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runInUml } from './uml.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+process.chdir(root);
+const tapBin = path.join(root, 'node_modules', '.bin', 'tap');
+const tapArgs = ['--disable-coverage', '--reporter=tap', '--timeout=240', '--jobs=1'];
+const env = { ...process.env, NO_COLOR: '1', TAP_COLORS: '0' };
+
+function files(dir) {
+  const full = path.join(root, 'dist', 'test', dir);
+  return fs.readdirSync(full).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join('dist', 'test', dir, f));
+}
+
+/** Runs tap, streaming its output through `sink`, and returns the exit status and the summary it printed. */
+function summarize(text) {
+  const m = [...text.matchAll(/^# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?[^}]*\}/gm)].pop();
+  return m ? { total: Number(m[1]), pass: Number(m[2]), fail: Number(m[3] ?? 0) } : null;
+}
+
+function tee() {
+  let text = '';
+  return { write: (s) => { text += s; process.stdout.write(s); return true; }, text: () => text };
+}
+
+async function tapOnHost(list, label) {
+  const sink = tee();
+  const child = spawn(tapBin, [...tapArgs, ...list], { env: { ...env, ...(label ? { KTLS_KERNEL_LABEL: label } : {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (c) => sink.write(c.toString()));
+  child.stderr.on('data', (c) => sink.write(c.toString()));
+  const status = await new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+  return { status, summary: summarize(sink.text()) };
+}
+
+/** Does the host kernel itself do kTLS? Decided by trying (probe), not by version. */
+function hostHasKtls() {
+  const r = spawnSync(process.execPath, ['-e', `require('./dist/lib/probe.js').probe().then(c => { console.log(JSON.stringify(c)); })`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`probe failed: ${r.stderr}`);
+  const caps = JSON.parse(r.stdout);
+  return { ok: caps.ulp && caps.ciphers.some((c) => c.tx && c.rx), caps };
+}
+
+async function main() {
+  const tsc = spawnSync(path.join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { stdio: 'inherit' });
+  if (tsc.status !== 0) return fail('TypeScript compilation failed');
+  const addon = ['build/Release/ktls.node'].some((f) => fs.existsSync(path.join(root, f))) || fs.existsSync(path.join(root, 'prebuilds'));
+  if (!addon) return fail('the native addon is not built: run `npm install` first');
+
+  const results = [];
+  console.log('# === host suite (any kernel): ' + os.release() + ' ===');
+  results.push({ name: 'host', ...(await tapOnHost(files('.'))) });
+
+  const { ok, caps } = hostHasKtls();
+  let label;
+  if (ok) {
+    label = `native ${os.release()}`;
+    console.log(`# === kTLS suite under ${label} ===`);
+    results.push({ name: 'kernel', ...(await tapOnHost(files('kernel'), label)) });
+  } else {
+    console.log(`# host kernel ${os.release()} has no kTLS (TCP_ULP "tls": ${caps.ulpError ?? 'no cipher installs'}); using the user-mode-linux harness`);
+    const sink = tee();
+    let uml;
+    try {
+      uml = await runInUml([tapBin, ...tapArgs, ...files('.'), ...files('kernel')], { cwd: root, output: sink, env: { NO_COLOR: '1', TAP_COLORS: '0' } });
+    } catch (err) {
+      return fail(`no kernel with kTLS can run the kTLS tests: the host lacks the tls module and the user-mode-linux harness failed: ${err.message}`);
+    }
+    label = uml.kernelLabel;
+    results.push({ name: `kernel (${label})`, status: uml.status, summary: summarize(sink.text()) });
+  }
+
+  let passed = 0;
+  let failed = 0;
+  console.log('\n# === summary ===');
+  for (const r of results) {
+    const s = r.summary ?? { total: 0, pass: 0, fail: 0 };
+    const bad = r.status !== 0 || !r.summary || s.total === 0;
+    passed += s.pass;
+    failed += bad ? Math.max(s.fail, 1) : s.fail;
+    console.log(`# ${r.name}: ${s.pass} passed, ${s.fail} failed (tap exit ${r.status})`);
+  }
+  console.log(`# kTLS tests ran under: ${label}`);
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed === 0 ? 0 : 1;
+}
+
+function fail(message) {
+  console.error(`npm test: ${message}`);
+  return 1;
+}
+
+main().then((code) => process.exit(code), (err) => { console.error(err); process.exit(1); });
