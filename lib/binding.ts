@@ -76,6 +76,7 @@ export interface Binding {
   getsockoptInt(fd: number, level: number, name: number): number;
   setsockoptInt(fd: number, level: number, name: number, value: number): number;
   peerConnected(fd: number): number;
+  tcpEntered(fd: number): number;
 }
 
 /** Poll event bits understood by {@link NativeHandle.poll}. */

@@ -54,14 +54,20 @@ export class KtlsAlertError extends KtlsError {
   readonly alert: string;
   /** The alert's numeric description. */
   readonly alertCode: number;
-  /** True when we sent the alert; false when the peer did. */
-  readonly sent: boolean;
-  constructor(alertCode: number, sent: boolean, message?: string) {
+  /** True when we detected the problem (and owe the peer the alert); false when the peer sent it. */
+  readonly local: boolean;
+  /**
+   * For a local error: whether the alert reached the socket. Kernels refuse every
+   * send once kTLS RX has failed to authenticate a record, so this can be false.
+   */
+  alertSent: boolean;
+  constructor(alertCode: number, local: boolean, message?: string) {
     const alert = alertName(alertCode);
-    super(sent ? 'ERR_KTLS_BAD_RECORD' : 'ERR_KTLS_ALERT', message ?? (sent ? `sent fatal alert ${alert}` : `peer sent fatal alert ${alert}`));
+    super(local ? 'ERR_KTLS_BAD_RECORD' : 'ERR_KTLS_ALERT', message ?? (local ? `fatal alert ${alert}` : `peer sent fatal alert ${alert}`));
     this.alert = alert;
     this.alertCode = alertCode;
-    this.sent = sent;
+    this.local = local;
+    this.alertSent = false;
   }
 }
 

@@ -63,7 +63,6 @@ class Protection {
   constructor(version: TlsVersion, cipher: CipherName, keys: DirectionKeys) {
     if (!VERSIONS.includes(version)) throw invalidArgValue(`Expected version to be one of ${VERSIONS.join(', ')} but received ${String(version)}`);
     if (!CIPHER_NAMES.includes(cipher)) throw invalidArgValue(`Expected cipher to be one of ${CIPHER_NAMES.join(', ')} but received ${String(cipher)}`);
-    if (typeof keys !== 'object' || keys === null) throw invalidArgType('Expected keys to be an object with key, iv and seq');
     this.spec = cipherSpec(cipher);
     for (const [name, size] of [['key', this.spec.keySize], ['iv', this.spec.nonceSize]] as const) {
       const b: unknown = keys[name];
@@ -96,16 +95,16 @@ class Protection {
     return this.#iv.subarray(this.spec.saltSize).reduce((v, b) => (v << 8n) | BigInt(b), 0n);
   }
 
-  /** TLS 1.3 and ChaCha20-Poly1305 (RFC 8446 §5.3, RFC 7905): iv XOR the left-padded sequence number. */
-  xorNonce(seq: bigint): Buffer {
+  /**
+   * TLS 1.2 AES-GCM/CCM: salt || explicit nonce. TLS 1.3 and ChaCha20-Poly1305
+   * (RFC 8446 §5.3, RFC 7905): iv XOR the left-padded sequence number.
+   */
+  nonce(seq: bigint, explicit?: Buffer): Buffer {
+    if (explicit) return Buffer.concat([this.#iv.subarray(0, this.spec.saltSize), explicit]);
     const n = Buffer.from(this.#iv);
     const s = uintBytes(seq, this.spec.recSeqSize);
     for (let i = 0; i < s.length; i++) n[n.length - s.length + i] ^= s[i];
     return n;
-  }
-
-  saltNonce(explicit: Buffer): Buffer {
-    return Buffer.concat([this.#iv.subarray(0, this.spec.saltSize), explicit]);
   }
 
   /** TLS 1.2 AAD (RFC 5246 §6.2.3.3): seq || type || version || plaintext length. */
@@ -197,20 +196,20 @@ export class RecordSealer {
     const p = this.#p;
     const inner = Buffer.concat([chunk, Buffer.of(type)]); // no padding, as the kernel
     const h = header(outerType, inner.length + p.tagSize);
-    return Buffer.concat([h, ...p.encrypt(p.xorNonce(p.seq), h, inner)]);
+    return Buffer.concat([h, ...p.encrypt(p.nonce(p.seq), h, inner)]);
   }
 
   #seal12(type: number, chunk: Buffer): Buffer {
     const p = this.#p;
     const aad = p.aad12(p.seq, type, chunk.length);
     const h = header(type, p.explicitSize + chunk.length + p.tagSize);
-    if (p.explicitSize === 0) return Buffer.concat([h, ...p.encrypt(p.xorNonce(p.seq), aad, chunk)]);
+    if (p.explicitSize === 0) return Buffer.concat([h, ...p.encrypt(p.nonce(p.seq), aad, chunk)]);
     // The kernel does not derive the explicit nonce from the sequence number: it
     // sends the iv's last 8 bytes and increments them per record, wrapping mod 2^64
     // (tls_fill_prepend / tls_advance_record_sn).
     const explicit = uintBytes(this.#explicit, p.explicitSize);
     this.#explicit = (this.#explicit + 1n) % (1n << BigInt(8 * p.explicitSize));
-    return Buffer.concat([h, explicit, ...p.encrypt(p.saltNonce(explicit), aad, chunk)]);
+    return Buffer.concat([h, explicit, ...p.encrypt(p.nonce(p.seq, explicit), aad, chunk)]);
   }
 }
 
@@ -239,20 +238,20 @@ export class RecordOpener {
     this.#total += bytes.length;
   }
 
-  /** Raw bytes held that {@link next} has not consumed: once it returns null, the bytes of an incomplete record. */
+  /** Raw bytes held that are not yet a complete record (complete records waiting for {@link next} are not counted). */
   get buffered(): number {
-    return this.#total;
+    return this.#total - this.#tail().start;
   }
 
   /**
    * Bytes still needed to complete the record currently buffered: 0 when the
    * buffer is empty (at a record boundary); when fewer than 5 header bytes are
    * held, the header bytes missing; otherwise the remaining bytes of that record.
+   * Complete records waiting for {@link next} are skipped, so 0 means the held
+   * bytes end exactly at a record boundary.
    */
   needed(): number {
-    if (this.#total === 0) return 0;
-    if (this.#total < HEADER_SIZE) return HEADER_SIZE - this.#total;
-    return Math.max(0, HEADER_SIZE + this.#peek(HEADER_SIZE).readUInt16BE(3) - this.#total);
+    return this.#tail().missing;
   }
 
   /**
@@ -309,7 +308,7 @@ export class RecordOpener {
     const record = this.#take(HEADER_SIZE + length);
     const body = record.subarray(HEADER_SIZE + p.explicitSize, record.length - p.tagSize);
     const tag = record.subarray(record.length - p.tagSize);
-    const nonce = p.explicitSize > 0 ? p.saltNonce(record.subarray(HEADER_SIZE, HEADER_SIZE + p.explicitSize)) : p.xorNonce(p.seq);
+    const nonce = p.nonce(p.seq, p.explicitSize > 0 ? record.subarray(HEADER_SIZE, HEADER_SIZE + p.explicitSize) : undefined);
     const aad = p.tls13 ? record.subarray(0, HEADER_SIZE) : p.aad12(p.seq, type, body.length);
     const plain = p.decrypt(nonce, aad, body, tag);
     if (!plain) throw alert(ALERT.bad_record_mac);
@@ -323,6 +322,17 @@ export class RecordOpener {
     const inner = plain[end];
     if (inner < k.RECORD_ALERT || inner > k.RECORD_APPLICATION_DATA) throw alert(ALERT.unexpected_message);
     return { type: inner, data: plain.subarray(0, end) };
+  }
+
+  /** Where the trailing incomplete record starts, and how many bytes it lacks. */
+  #tail(): { start: number; missing: number } {
+    for (let start = 0; ; ) {
+      const rest = this.#total - start;
+      if (rest < HEADER_SIZE) return { start, missing: rest === 0 ? 0 : HEADER_SIZE - rest };
+      const end = start + HEADER_SIZE + this.#peek(start + HEADER_SIZE).readUInt16BE(start + 3);
+      if (end > this.#total) return { start, missing: end - this.#total };
+      start = end;
+    }
   }
 
   /** The first `n` bytes (n <= total), merging leading chunks only as far as needed. */

@@ -7,7 +7,7 @@
 import { Duplex, type DuplexOptions } from 'node:stream';
 import * as os from 'node:os';
 import { POLL_READABLE, POLL_WRITABLE, type Binding, type NativeHandle } from './binding.js';
-import { constants, type CipherName, type TlsVersion } from './constants.js';
+import { cipherSpec, constants, type CipherName, type TlsVersion } from './constants.js';
 import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError } from './errors.js';
 import type { OpenedRecord, RecordOpener, RecordSealer } from './record.js';
 
@@ -50,8 +50,16 @@ export interface RecordPaths {
   rx: 'kernel' | RecordOpener | null;
   /** Records taken off the wire before the switch, already opened, delivered first. */
   early: OpenedRecord[];
+  /** For kernel TX: bytes that had entered TCP, and the TX seq, when the keys were installed. */
+  txStart?: { entered: number; seq: bigint };
   remote: { address?: string; port?: number; family?: string };
   local: { address?: string; port?: number };
+}
+
+/** Wire bytes a record adds to its plaintext: header, tag, TLS 1.2's explicit nonce, TLS 1.3's inner type. */
+function recordOverhead(version: TlsVersion, cipher: CipherName): number {
+  const spec = cipherSpec(cipher);
+  return 5 + spec.tagSize + (version === 'TLSv1.3' ? 1 : spec.saltSize > 0 ? spec.ivSize : 0);
 }
 
 interface WriteEntry {
@@ -94,6 +102,7 @@ export class KtlsSocket extends Duplex {
   #closeNotifyReceived = false;
   #readEnded = false;
   #fatalSent = false;
+  #kernelPlainSent = 0;
 
   /** @internal Use `ktls.upgrade()`. */
   constructor(paths: RecordPaths, options: KtlsSocketOptions = {}) {
@@ -297,9 +306,9 @@ export class KtlsSocket extends Duplex {
 
   #readError(errno: number): void {
     if (errno === -E.EBADMSG) {
-      this.#fatal(ALERT.bad_record_mac, new KtlsAlertError(ALERT.bad_record_mac, true, 'record failed authentication (EBADMSG); sent fatal alert bad_record_mac'));
+      this.#fatal(ALERT.bad_record_mac, new KtlsAlertError(ALERT.bad_record_mac, true, 'a record failed authentication (EBADMSG): fatal alert bad_record_mac'));
     } else if (errno === -E.EMSGSIZE) {
-      this.#fatal(ALERT.record_overflow, new KtlsAlertError(ALERT.record_overflow, true, 'record too large or malformed header (EMSGSIZE); sent fatal alert record_overflow'));
+      this.#fatal(ALERT.record_overflow, new KtlsAlertError(ALERT.record_overflow, true, 'record too large or malformed header (EMSGSIZE): fatal alert record_overflow'));
     } else {
       this.destroy(new KtlsSystemError(errno, 'recvmsg'));
     }
@@ -311,8 +320,10 @@ export class KtlsSocket extends Duplex {
       this.#fatalSent = true;
       const body = Buffer.from([2, alert]);
       // Anything still queued is abandoned: a fatal alert ends the connection.
-      if (this.#p.tx === 'kernel') this.#p.handle.send([body], constants().RECORD_ALERT);
-      else this.#p.handle.send(this.#p.tx.seal(constants().RECORD_ALERT, body), 0);
+      const rc = this.#p.tx === 'kernel'
+        ? this.#p.handle.send([body], constants().RECORD_ALERT)
+        : this.#p.handle.send(this.#p.tx.seal(constants().RECORD_ALERT, body), 0);
+      if (err instanceof KtlsAlertError) err.alertSent = rc > 0;
     }
     this.destroy(err);
     return false;
@@ -347,9 +358,28 @@ export class KtlsSocket extends Duplex {
     // close_notify goes out as its own record after all queued data, then FIN.
     this.#enqueue([Buffer.from([1, ALERT.close_notify])], k.RECORD_ALERT, (err) => {
       if (err) return cb(err);
-      const rc = this.#p.handle.shutdown(k.SHUT_WR);
-      cb(rc < 0 && rc !== -E.ENOTCONN ? new KtlsSystemError(rc, 'shutdown') : null);
+      this.#whenFlushed(() => {
+        if (this.destroyed) return cb(null);
+        const rc = this.#p.handle.shutdown(k.SHUT_WR);
+        cb(rc < 0 && rc !== -E.ENOTCONN ? new KtlsSystemError(rc, 'shutdown') : null);
+      });
     });
+  }
+
+  /**
+   * Calls `done` once every record kernel TX has sealed has entered TCP. A
+   * non-blocking sendmsg can return while kTLS still holds sealed records in its
+   * own list, and shutdown()/close() would put the FIN ahead of them (or drop them).
+   */
+  #whenFlushed(done: () => void, delay = 1): void {
+    const start = this.#p.txStart;
+    if (this.#p.tx !== 'kernel' || !start || this.destroyed) return done();
+    const entered = this.#p.binding.tcpEntered(this.fd);
+    const seq = this.#p.binding.getSeq(this.fd, constants().TLS_TX);
+    if (entered < 0 || typeof seq !== 'bigint') return done(); // cannot tell on this kernel: best effort
+    const expected = start.entered + this.#kernelPlainSent + Number(seq - start.seq) * recordOverhead(this.version, this.cipher);
+    if (entered >= expected) return done();
+    setTimeout(() => this.#whenFlushed(done, Math.min(delay * 2, 50)), delay);
   }
 
   #enqueue(bufs: Buffer[], type: number, cb: (err?: Error | null) => void): void {
@@ -380,6 +410,7 @@ export class KtlsSocket extends Duplex {
         entry.cb(new KtlsSystemError(n, 'sendmsg'));
         continue;
       }
+      if (this.#p.tx === 'kernel') this.#kernelPlainSent += n;
       let left = n;
       while (left > 0 && entry.bufs.length > 0) {
         const head = entry.bufs[0]!;

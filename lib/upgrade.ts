@@ -184,6 +184,7 @@ async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: N
   const handle = new b.Handle(fd, (status, events) => (waiters.wake ? waiters.wake(status) : poll(status, events)), out);
   let tx: RecordPaths['tx'] = null;
   let rx: RecordPaths['rx'] = null;
+  let txStart: RecordPaths['txStart'];
   const early: OpenedRecord[] = [];
   const giveBack = (err: unknown): never => {
     handle.close(); // our duplicate only; libuv's fd keeps the connection
@@ -202,7 +203,12 @@ async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: N
   // TX first: nothing has been read yet, so a failure here can still give everything back.
   if (s.tx && kernelOk) {
     const rc = install(b, fd, 'TLS_TX', s, s.tx);
-    if (rc === 0) tx = 'kernel';
+    if (rc === 0) {
+      tx = 'kernel';
+      const seq = b.getSeq(fd, b.constants.TLS_TX);
+      const entered = b.tcpEntered(fd);
+      if (typeof seq === 'bigint' && entered >= 0) txStart = { entered, seq };
+    }
     else if (!unsupported(rc)) giveBack(new KtlsSystemError(rc, 'setsockopt(TLS_TX)'));
     else if (fallback === 'error') giveBack(new KtlsUnavailableError(`this kernel cannot install ${s.version} ${s.cipher} keys`, { errno: rc, syscall: 'setsockopt(TLS_TX)' }));
     else kernelOk = false;
@@ -245,7 +251,7 @@ async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: N
   }
 
   const paths: RecordPaths = {
-    binding: b, handle, out, version: s.version, cipher: s.cipher, tx, rx, early,
+    binding: b, handle, out, version: s.version, cipher: s.cipher, tx, rx, early, ...(txStart ? { txStart } : {}),
     remote: { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily },
     local: { address: socket.localAddress, port: socket.localPort },
   };

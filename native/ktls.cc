@@ -132,32 +132,33 @@ Napi::Value SetKeys(const Napi::CallbackInfo& info) {
 }
 
 // getSeq(fd, direction) -> bigint | -errno: the next record sequence number the kernel uses.
+// Two calls: the kernel wants exactly the cipher's struct size, which the base info tells.
 Napi::Value GetSeq(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   int dir = ArgInt(info, 1);
+  Napi::Env env = info.Env();
+  tls_crypto_info base{};
+  socklen_t len = sizeof(base);
+  if (getsockopt(fd, SOL_TLS, dir, &base, &len) < 0) return Result(env, -1);
+
   CryptoInfo ci;
   std::memset(&ci, 0, sizeof(ci));
-  socklen_t len = sizeof(ci);
+  const uint8_t* seq = nullptr;
+  switch (base.cipher_type) {
+    case TLS_CIPHER_AES_GCM_128: len = sizeof(ci.gcm128); seq = ci.gcm128.rec_seq; break;
+    case TLS_CIPHER_AES_GCM_256: len = sizeof(ci.gcm256); seq = ci.gcm256.rec_seq; break;
+    case TLS_CIPHER_AES_CCM_128: len = sizeof(ci.ccm128); seq = ci.ccm128.rec_seq; break;
+    case TLS_CIPHER_CHACHA20_POLY1305: len = sizeof(ci.chacha); seq = ci.chacha.rec_seq; break;
+    default: return Napi::Number::New(env, -EINVAL);  // no keys installed (cipher_type 0) or unknown
+  }
   int rc = getsockopt(fd, SOL_TLS, dir, &ci, &len);
   int err = errno;
-  const uint8_t* seq = nullptr;
-  if (rc == 0) {
-    switch (ci.base.cipher_type) {
-      case TLS_CIPHER_AES_GCM_128: seq = ci.gcm128.rec_seq; break;
-      case TLS_CIPHER_AES_GCM_256: seq = ci.gcm256.rec_seq; break;
-      case TLS_CIPHER_AES_CCM_128: seq = ci.ccm128.rec_seq; break;
-      case TLS_CIPHER_CHACHA20_POLY1305: seq = ci.chacha.rec_seq; break;
-      default: break;
-    }
-  }
   uint64_t value = 0;
-  if (seq != nullptr)
-    for (size_t i = 0; i < kSeqSize; i++) value = (value << 8) | seq[i];
+  for (size_t i = 0; i < kSeqSize; i++) value = (value << 8) | seq[i];
   // The kernel hands the key back with the sequence; it must not linger on our stack.
   Wipe(&ci, sizeof(ci));
-  if (rc < 0) return Napi::Number::New(info.Env(), -err);
-  if (seq == nullptr) return Napi::Number::New(info.Env(), -EINVAL);
-  return Napi::BigInt::New(info.Env(), value);
+  if (rc < 0) return Napi::Number::New(env, -err);
+  return Napi::BigInt::New(env, value);
 }
 
 void Set(Napi::Object o, const char* name, double v) { o.Set(name, Napi::Number::New(o.Env(), v)); }

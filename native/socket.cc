@@ -4,7 +4,11 @@
 #include "common.h"
 
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/tcp.h>
+#include <cstddef>
 #include <linux/tls.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -257,6 +261,32 @@ Napi::Value PeerConnected(const Napi::CallbackInfo& info) {
   return Result(info.Env(), getpeername(ArgInt(info, 0), reinterpret_cast<sockaddr*>(&ss), &len));
 }
 
+// tcpEntered(fd) -> bytes that have entered TCP's send path since the connection
+// began (acked + still queued), or -errno. kTLS can hold sealed records in its own
+// list after sendmsg returns; lib/ compares this with what it expects before FIN.
+// glibc's tcp_info stops before the 64-bit counters that <linux/tcp.h> (which
+// clashes with glibc's header) appends; these follow it in the kernel's layout.
+struct TcpInfoWithBytes {
+  tcp_info base;
+  uint64_t pacing_rate;
+  uint64_t max_pacing_rate;
+  uint64_t bytes_acked;
+};
+static_assert(sizeof(tcp_info) == 104, "glibc tcp_info ends at tcpi_total_retrans");
+static_assert(offsetof(TcpInfoWithBytes, bytes_acked) == 120, "tcpi_bytes_acked offset");
+
+Napi::Value TcpEntered(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  TcpInfoWithBytes ti{};
+  socklen_t len = sizeof(ti);
+  if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len) < 0) return Result(info.Env(), -1);
+  if (len < sizeof(ti)) return Napi::Number::New(info.Env(), -EOPNOTSUPP);  // kernels before 4.1
+  uint64_t acked = ti.bytes_acked;
+  int outq = 0;
+  if (ioctl(fd, SIOCOUTQ, &outq) < 0) return Result(info.Env(), -1);
+  return Napi::Number::New(info.Env(), static_cast<double>(acked) + outq);
+}
+
 }  // namespace
 
 void InitSocket(Napi::Env env, Napi::Object exports) {
@@ -265,6 +295,7 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("getsockoptInt", Napi::Function::New(env, GetsockoptInt, "getsockoptInt"));
   exports.Set("setsockoptInt", Napi::Function::New(env, SetsockoptInt, "setsockoptInt"));
+  exports.Set("tcpEntered", Napi::Function::New(env, TcpEntered, "tcpEntered"));
   exports.Set("peerConnected", Napi::Function::New(env, PeerConnected, "peerConnected"));
 }
 

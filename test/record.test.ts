@@ -249,10 +249,15 @@ if (available) {
           opener.push(rec.subarray(5, 50));
           t.same([opener.needed(), opener.buffered], [rec.length - 50, 50], 'mid-body');
           t.equal(opener.next(), null);
-          opener.push(Buffer.concat([rec.subarray(50), Buffer.from([23, 3])]));
-          t.equal(opener.needed(), 0, 'complete record held');
+          opener.push(rec.subarray(50));
+          t.same([opener.needed(), opener.buffered], [0, 0], 'a complete record held is at a boundary');
+          opener.push(rec.subarray(0, 2));
+          t.same([opener.needed(), opener.buffered], [3, 2], 'past a complete record, the next header started');
+          opener.push(rec.subarray(2, 7));
+          t.same([opener.needed(), opener.buffered], [rec.length - 7, 7], 'past a complete record, mid-body');
           t.equal(opener.next()?.data.length, 100);
-          t.same([opener.needed(), opener.buffered], [3, 2], 'next header started');
+          t.same([opener.needed(), opener.buffered], [rec.length - 7, 7], 'the same once the first is opened');
+          t.equal(opener.next(), null);
         });
 
         t.test('a flipped ciphertext bit fails with bad_record_mac and the opener stays failed', async (t) => {
@@ -262,7 +267,7 @@ if (available) {
           bad[bad.length - 20] ^= 0x10;
           const opener = new RecordOpener(version, cipher, keys);
           opener.push(Buffer.concat([bad, next]));
-          const want = { code: 'ERR_KTLS_BAD_RECORD', alert: 'bad_record_mac', sent: true };
+          const want = { code: 'ERR_KTLS_BAD_RECORD', alert: 'bad_record_mac', local: true };
           t.throws(() => opener.next(), want);
           t.throws(() => opener.next(), want, 'still failed');
           opener.push(good);

@@ -26,11 +26,12 @@ export async function upgradedPair(version: TlsVersion, cipher: CipherName, opti
   return Promise.all([ktls.upgrade(c, keys.a, options), ktls.upgrade(s, keys.b, options)]);
 }
 
-/** Everything a stream yields until it ends. */
-export async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
+/** Everything a stream yields until it ends. Unlike `for await`, this does not destroy the stream at the end. */
+export function readAll(stream: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c)).once('end', () => resolve(Buffer.concat(chunks))).once('error', reject);
+  });
 }
 
 /** Resolves with the first `n` bytes a raw socket receives. */
