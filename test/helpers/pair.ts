@@ -44,12 +44,14 @@ export function readBytes(stream: Readable, n: number): Promise<Buffer> {
       got += c.length;
       if (got >= n) {
         stream.off('data', onData);
+        stream.pause(); // flowing with no listener would drop what comes next
         const all = Buffer.concat(chunks);
         if (all.length > n) stream.unshift(all.subarray(n));
         resolve(all.subarray(0, n));
       }
     };
     stream.on('data', onData).once('error', reject).once('end', () => got < n && reject(new Error(`stream ended after ${got} of ${n} bytes`)));
+    stream.resume(); // an earlier readBytes paused it
   });
 }
 
