@@ -103,6 +103,7 @@ export class KtlsSocket extends Duplex {
   #readEnded = false;
   #fatalSent = false;
   #kernelPlainSent = 0;
+  #finalSeq: SequenceNumbers | undefined;
 
   /** @internal Use `ktls.upgrade()`. */
   constructor(paths: RecordPaths, options: KtlsSocketOptions = {}) {
@@ -165,9 +166,11 @@ export class KtlsSocket extends Duplex {
 
   /**
    * The next record sequence numbers: read live from the kernel
-   * (`getsockopt(SOL_TLS, TLS_TX/TLS_RX)`) for kernel directions.
+   * (`getsockopt(SOL_TLS, TLS_TX/TLS_RX)`) for kernel directions. After the
+   * socket is closed, the values it had when it closed.
    */
   getSequenceNumbers(): SequenceNumbers {
+    if (this.#finalSeq) return { ...this.#finalSeq };
     const k = constants();
     const read = (path: 'kernel' | RecordSealer | RecordOpener | null, dir: number, name: string): bigint | null => {
       if (path === null) return null;
@@ -433,6 +436,11 @@ export class KtlsSocket extends Duplex {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     for (const entry of this.#queue.splice(0)) entry.cb(err ?? new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before the write completed'));
+    try {
+      this.#finalSeq = this.getSequenceNumbers();
+    } catch {
+      // The kernel no longer answers (e.g. after EBADMSG); there is nothing to keep.
+    }
     const rc = this.#p.handle.close();
     for (const side of [this.#p.tx, this.#p.rx]) if (side !== null && side !== 'kernel') side.wipe();
     cb(err ?? (rc < 0 ? new KtlsSystemError(rc, 'close') : null));

@@ -113,3 +113,16 @@ t.test('readAll of a socket whose peer ends sees every byte (sanity for the help
   a.end('x');
   t.equal((await readAll(b)).toString(), 'x');
 });
+
+t.test('sequence numbers stay readable after close, frozen at their last values', async (t) => {
+  const [a, b] = await upgradedPair('TLSv1.3', 'aes-128-gcm', OPTS);
+  const done = readAll(b);
+  a.resume(); // so that a reads b's close_notify and closes
+  const closed = new Promise((r) => a.once('close', r));
+  a.end('one record');
+  await done;
+  await closed;
+  t.equal(a.fd, -1, 'closed');
+  t.same(a.getSequenceNumbers(), { tx: 2n, rx: 1n }, 'data + close_notify sent, close_notify received');
+  b.destroy();
+});
