@@ -38,6 +38,7 @@ export interface NativeConstants {
   readonly NONCE_SIZE: number;
   readonly SOL_SOCKET: number;
   readonly SO_TYPE: number;
+  readonly SO_ERROR: number;
   readonly SO_DOMAIN: number;
   readonly SO_PROTOCOL: number;
   readonly SOCK_STREAM: number;

@@ -64,6 +64,7 @@ function recordOverhead(version: TlsVersion, cipher: CipherName): number {
 
 interface WriteEntry {
   bufs: Buffer[];
+  started?: boolean;
   type: number; // 0: application data
   cb: (err?: Error | null) => void;
 }
@@ -204,9 +205,9 @@ export class KtlsSocket extends Duplex {
 
   override _read(): void {
     this.#wantRead = true;
-    if (this.#p.early.length > 0) {
-      const early = this.#p.early.splice(0);
-      for (const rec of early) if (!this.#deliver(rec.type, rec.data)) return;
+    const early = this.#p.early;
+    while (early.length > 0) {
+      if (!this.#deliver(early[0]!.type, early.shift()!.data)) return;
     }
     this.#readLoop();
   }
@@ -323,10 +324,18 @@ export class KtlsSocket extends Duplex {
       this.#fatalSent = true;
       const body = Buffer.from([2, alert]);
       // Anything still queued is abandoned: a fatal alert ends the connection.
-      const rc = this.#p.tx === 'kernel'
-        ? this.#p.handle.send([body], constants().RECORD_ALERT)
-        : this.#p.handle.send(this.#p.tx.seal(constants().RECORD_ALERT, body), 0);
-      if (err instanceof KtlsAlertError) err.alertSent = rc > 0;
+      const head = this.#queue[0];
+      // A userspace record half-sent at the head of the queue would swallow the alert's bytes.
+      const midRecord = this.#p.tx !== 'kernel' && head !== undefined && head.started;
+      if (!midRecord) {
+        try {
+          const wire = this.#p.tx === 'kernel' ? [body] : this.#p.tx.seal(constants().RECORD_ALERT, body);
+          const rc = this.#p.handle.send(wire, this.#p.tx === 'kernel' ? constants().RECORD_ALERT : 0);
+          if (err instanceof KtlsAlertError) err.alertSent = rc === wire.reduce((n, b) => n + b.length, 0);
+        } catch {
+          // sealing failed (keys wiped or sequence exhausted): no alert, still destroy
+        }
+      }
     }
     this.destroy(err);
     return false;
@@ -358,6 +367,12 @@ export class KtlsSocket extends Duplex {
 
   override _final(cb: (err?: Error | null) => void): void {
     const k = constants();
+    if (this.#p.tx === null) {
+      // Without tx keys there is no close_notify to send, only the FIN.
+      const rc = this.#p.handle.shutdown(k.SHUT_WR);
+      cb(rc < 0 && rc !== -E.ENOTCONN ? new KtlsSystemError(rc, 'shutdown') : null);
+      return;
+    }
     // close_notify goes out as its own record after all queued data, then FIN.
     this.#enqueue([Buffer.from([1, ALERT.close_notify])], k.RECORD_ALERT, (err) => {
       if (err) return cb(err);
@@ -374,15 +389,18 @@ export class KtlsSocket extends Duplex {
    * non-blocking sendmsg can return while kTLS still holds sealed records in its
    * own list, and shutdown()/close() would put the FIN ahead of them (or drop them).
    */
-  #whenFlushed(done: () => void, delay = 1): void {
+  #whenFlushed(done: () => void, delay = 1, waited = 0): void {
     const start = this.#p.txStart;
     if (this.#p.tx !== 'kernel' || !start || this.destroyed) return done();
+    const k = constants();
+    // A reset connection never drains: stop waiting once the socket has an error, or after 30 s.
+    if (waited > 30_000 || this.#p.binding.getsockoptInt(this.fd, k.SOL_SOCKET, k.SO_ERROR) !== 0) return done();
     const entered = this.#p.binding.tcpEntered(this.fd);
     const seq = this.#p.binding.getSeq(this.fd, constants().TLS_TX);
     if (entered < 0 || typeof seq !== 'bigint') return done(); // cannot tell on this kernel: best effort
     const expected = start.entered + this.#kernelPlainSent + Number(seq - start.seq) * recordOverhead(this.version, this.cipher);
     if (entered >= expected) return done();
-    setTimeout(() => this.#whenFlushed(done, Math.min(delay * 2, 50)), delay);
+    setTimeout(() => this.#whenFlushed(done, Math.min(delay * 2, 50), waited + delay), delay);
   }
 
   #enqueue(bufs: Buffer[], type: number, cb: (err?: Error | null) => void): void {
@@ -392,11 +410,18 @@ export class KtlsSocket extends Duplex {
       return;
     }
     const plain = bufs.reduce((n, b) => n + b.length, 0);
-    if (type === 0) this.#bytesWritten += plain;
     if (tx !== 'kernel') {
       const k = constants();
-      bufs = tx.seal(type === 0 ? k.RECORD_APPLICATION_DATA : type, bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs));
+      try {
+        bufs = tx.seal(type === 0 ? k.RECORD_APPLICATION_DATA : type, bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs));
+      } catch (err) {
+        cb(err as Error); // e.g. ERR_KTLS_SEQ_EXHAUSTED
+        return;
+      }
+      if (type === 0) this.#bytesWritten += plain;
       type = 0;
+    } else if (type === 0) {
+      this.#bytesWritten += plain;
     }
     this.#queue.push({ bufs, type, cb });
     if (this.#queue.length === 1) this.#writeLoop();
@@ -414,6 +439,7 @@ export class KtlsSocket extends Duplex {
         continue;
       }
       if (this.#p.tx === 'kernel') this.#kernelPlainSent += n;
+      entry.started = true;
       let left = n;
       while (left > 0 && entry.bufs.length > 0) {
         const head = entry.bufs[0]!;

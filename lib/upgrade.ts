@@ -51,6 +51,10 @@ function validateSocket(socket: unknown): { socket: net.Socket; handle: UvStream
     throw new KtlsError('ERR_KTLS_TLS_SOCKET', 'a tls.TLSSocket cannot be upgraded: OpenSSL may hold records it read from the socket; pass the underlying net.Socket with secrets, or use ktls.connect()/createServer()');
   }
   if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket is destroyed');
+  if (socket.readableEncoding !== null) {
+    // Decoded text cannot be turned back into the exact record bytes it came from.
+    throw new KtlsError('ERR_KTLS_ENCODING', `the socket has setEncoding('${socket.readableEncoding}'); TLS records are binary`);
+  }
   if (socket.connecting) throw new KtlsSystemError(-E.ENOTCONN, 'getpeername', 'the socket is still connecting');
   const handle = uvHandle(socket);
   if (!handle || handle.fd < 0) throw new KtlsError('ERR_KTLS_NOT_TCP', 'the socket has no file descriptor (not a TCP socket, or already upgraded)');
@@ -79,7 +83,7 @@ function quiesce(socket: net.Socket, handle: UvStreamHandle): { buffered: Buffer
   const saved = socket._read;
   socket._read = () => undefined;
   const chunks: Buffer[] = [];
-  for (let c: unknown; (c = socket.read()) !== null; ) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
+  for (let c: unknown; (c = socket.read()) !== null; ) chunks.push(c as Buffer); // validateSocket refused setEncoding()
   if (own) socket._read = saved;
   else delete (socket as unknown as { _read?: unknown })._read;
   for (const l of listeners) socket.on('data', l);
@@ -249,6 +253,9 @@ async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: N
     }
     if (rx === null) rx = opener;
   }
+
+  // Without rx keys reads are raw bytes, so what node:net had buffered comes first as-is.
+  if (!s.rx && buffered.length > 0) early.push({ type: b.constants.RECORD_APPLICATION_DATA, data: buffered });
 
   const paths: RecordPaths = {
     binding: b, handle, out, version: s.version, cipher: s.cipher, tx, rx, early, ...(txStart ? { txStart } : {}),

@@ -203,6 +203,7 @@ void InitKtls(Napi::Env env, Napi::Object exports) {
   Set(k, "NONCE_SIZE", kNonceSize);
   Set(k, "SOL_SOCKET", SOL_SOCKET);
   Set(k, "SO_TYPE", SO_TYPE);
+  Set(k, "SO_ERROR", SO_ERROR);
   Set(k, "SO_DOMAIN", SO_DOMAIN);
   Set(k, "SO_PROTOCOL", SO_PROTOCOL);
   Set(k, "SOCK_STREAM", SOCK_STREAM);

@@ -126,3 +126,14 @@ t.test("the key copies handed to the kernel are zeroed, the caller's own buffers
   a.destroy();
   b.destroy();
 });
+
+t.test('a socket with setEncoding() is refused and keeps working', async (t) => {
+  const [a, b] = await loopbackPair();
+  a.setEncoding('latin1');
+  await t.rejects(ktls.upgrade(a, keys()), { code: 'ERR_KTLS_ENCODING' });
+  const got = new Promise<string>((r) => a.once('data', r));
+  b.write('still here');
+  t.equal(await got, 'still here');
+  a.destroy();
+  b.destroy();
+});

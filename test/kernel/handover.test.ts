@@ -34,3 +34,20 @@ t.test('bytes buffered by node:net before the upgrade are delivered first, a spl
     t.equal((await readAll(sock)).toString(), Buffer.concat(parts).toString(), `${version}: every byte once, in order`);
   }
 });
+
+t.test('many records buffered before the upgrade survive a reader that applies backpressure', async (t) => {
+  await requireKtls(t);
+  const k = constants();
+  const [raw, peer] = await loopbackPair();
+  const keys = sessionKeys('TLSv1.3', 'aes-256-gcm');
+  const sealer = new ktls.RecordSealer('TLSv1.3', 'aes-256-gcm', keys.ab);
+  const parts = Array.from({ length: 20 }, (_, i) => Buffer.from(`record ${i} `.repeat(50)));
+  raw.write(Buffer.concat(parts.flatMap((p) => sealer.seal(k.RECORD_APPLICATION_DATA, p))));
+  peer.pause();
+  await new Promise<void>((resolve) => peer.once('readable', () => resolve()));
+  await sleep(30);
+  t.ok(peer.readableLength > parts[0]!.length * 2, 'several records were buffered by node:net');
+  const sock = await ktls.upgrade(peer, keys.b, { highWaterMark: 16 });
+  raw.end(Buffer.concat(sealer.seal(k.RECORD_ALERT, Buffer.from([1, 0]))));
+  t.equal((await readAll(sock)).toString(), Buffer.concat(parts).toString(), 'all 20 records, in order');
+});
