@@ -2,8 +2,12 @@
   "targets": [
     {
       "target_name": "ktls",
-      "sources": [],
       "conditions": [
+        ["OS!='linux'", {
+          "sources": ["native/unsupported.cc"],
+          "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+          "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
+        }],
         ["OS=='linux'", {
           "sources": ["native/addon.cc", "native/ktls.cc", "native/socket.cc"],
           "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
