@@ -10,6 +10,8 @@ import { POLL_READABLE, POLL_WRITABLE, type Binding, type NativeHandle } from '.
 import { cipherSpec, constants, type CipherName, type TlsVersion } from './constants.js';
 import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError } from './errors.js';
 import type { OpenedRecord, RecordOpener, RecordSealer } from './record.js';
+import type * as tls from 'node:tls';
+import type { TlsInfo } from './handshake.js';
 
 const E = os.constants.errno;
 const SLAB = 256 * 1024;
@@ -105,6 +107,7 @@ export class KtlsSocket extends Duplex {
   #fatalSent = false;
   #kernelPlainSent = 0;
   #finalSeq: SequenceNumbers | undefined;
+  #tls: TlsInfo | undefined;
 
   /** @internal Use `ktls.upgrade()`. */
   constructor(paths: RecordPaths, options: KtlsSocketOptions = {}) {
@@ -138,6 +141,56 @@ export class KtlsSocket extends Duplex {
       const s = socket.value;
       if (s) s.#onPoll(status, events);
     };
+  }
+
+  /** @internal Called by the handshake hand-over with what node:tls knew. */
+  attachTlsInfo(info: TlsInfo): void {
+    this.#tls = info;
+  }
+
+  /** ALPN protocol negotiated by the node:tls handshake (false if none; undefined after a bare `upgrade()`). */
+  get alpnProtocol(): string | false | null | undefined {
+    return this.#tls?.alpnProtocol;
+  }
+
+  /** SNI server name of the handshake, as `tls.TLSSocket#servername`. */
+  get servername(): string | false | null | undefined {
+    return this.#tls?.servername;
+  }
+
+  /** Whether the peer's certificate was verified during the handshake. */
+  get authorized(): boolean {
+    return this.#tls?.authorized ?? false;
+  }
+
+  /** Why the peer's certificate was not verified, if it was not. */
+  get authorizationError(): Error | null {
+    return this.#tls?.authorizationError ?? null;
+  }
+
+  /** The peer certificate (with its chain) as `tls.TLSSocket#getPeerCertificate(true)` returned it at the switch. */
+  getPeerCertificate(): tls.DetailedPeerCertificate | Record<string, never> {
+    return this.#tls?.peerCertificate ?? {};
+  }
+
+  /** The TLS session (for `tls.connect({ session })`), or undefined. Updated by later `'session'` events. */
+  getSession(): Buffer | undefined {
+    return this.#tls?.session;
+  }
+
+  /** Whether the handshake resumed a session. */
+  isSessionReused(): boolean {
+    return this.#tls?.sessionReused ?? false;
+  }
+
+  /** The negotiated protocol, as `tls.TLSSocket#getProtocol()`. */
+  getProtocol(): string | null {
+    return this.#tls?.protocol ?? this.version;
+  }
+
+  /** The negotiated cipher suite, as `tls.TLSSocket#getCipher()`. */
+  getCipher(): tls.CipherNameAndProtocol | undefined {
+    return this.#tls?.cipher;
   }
 
   /** True when the kernel seals and opens every record; false when any direction uses the userspace fallback. */

@@ -155,6 +155,22 @@ function unsupported(rc: number): boolean {
  *   (with `errno`, `syscall`) for syscall failures. On any failure the `net.Socket` is left as it was.
  */
 export async function upgrade(socket: net.Socket, secrets: TlsSecrets, options: UpgradeOptions = {}): Promise<KtlsSocket> {
+  return upgradeWith(socket, secrets, options, { prefix: Buffer.alloc(0), plaintext: [] });
+}
+
+/**
+ * What a handshake layer hands over with the socket: wire bytes it read but did
+ * not give to node:tls (they precede anything the socket still buffers), and
+ * plaintext node:tls decrypted that nobody has read yet.
+ * @internal
+ */
+export interface Handover {
+  prefix: Buffer;
+  plaintext: Buffer[];
+}
+
+/** `upgrade()` with hand-over state. @internal */
+export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, options: UpgradeOptions, handover: Handover): Promise<KtlsSocket> {
   const { binding: b, error } = loadBinding();
   if (!b) throw new KtlsUnavailableError(`kernel TLS is not available here (${error?.message ?? 'no addon'})`, { cause: error });
   const { handle: uv } = validateSocket(socket);
@@ -166,15 +182,17 @@ export async function upgrade(socket: net.Socket, secrets: TlsSecrets, options: 
     // Let anything node:net still has queued reach the kernel before records start.
     if (socket.writableLength > 0) await new Promise<void>((resolve) => socket.write(Buffer.alloc(0), () => resolve()));
     if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket was destroyed during upgrade');
-    return await takeOver(b, socket, uv, s, options.kernel === false ? 'never' : fallback, options);
+    return await takeOver(b, socket, uv, s, options.kernel === false ? 'never' : fallback, options, handover);
   } finally {
     wipeDirection(s.tx);
     wipeDirection(s.rx);
   }
 }
 
-async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: NormalizedSecrets, fallback: 'error' | 'userspace' | 'never', options: KtlsSocketOptions): Promise<KtlsSocket> {
-  const { buffered, restore } = quiesce(socket, uv);
+async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: NormalizedSecrets, fallback: 'error' | 'userspace' | 'never', options: KtlsSocketOptions, handover: Handover): Promise<KtlsSocket> {
+  const q = quiesce(socket, uv);
+  const buffered = handover.prefix.length > 0 ? Buffer.concat([handover.prefix, q.buffered]) : q.buffered;
+  const restore = q.restore;
   const raw: Buffer[] = [buffered];
   const fd = b.adopt(uv.fd);
   if (fd < 0) {
@@ -189,7 +207,7 @@ async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: N
   let tx: RecordPaths['tx'] = null;
   let rx: RecordPaths['rx'] = null;
   let txStart: RecordPaths['txStart'];
-  const early: OpenedRecord[] = [];
+  const early: OpenedRecord[] = handover.plaintext.map((data) => ({ type: b.constants.RECORD_APPLICATION_DATA, data }));
   const giveBack = (err: unknown): never => {
     handle.close(); // our duplicate only; libuv's fd keeps the connection
     restore(Buffer.concat(raw));

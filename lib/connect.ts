@@ -1,0 +1,178 @@
+/**
+ * `ktls.connect()` and `ktls.createServer()`: node:tls does the handshake (with
+ * its certificates, SNI, ALPN and sessions) through a {@link WireTap}, then the
+ * connection moves to the kernel without losing, duplicating or reordering a byte.
+ * @packageDocumentation
+ */
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { drainPlaintext, deriveSecrets, tlsInfo, WireTap } from './handshake.js';
+import { KtlsError } from './errors.js';
+import type { KtlsSocket, KtlsSocketOptions } from './socket.js';
+import { upgradeWith } from './upgrade.js';
+
+/** ktls-specific options of {@link connect} and {@link createServer}. */
+export interface KtlsHandoverOptions extends KtlsSocketOptions {
+  /**
+   * Where the kernel lacks kTLS or the negotiated cipher: `'tls'` (default)
+   * keeps the connection working with userspace record crypto behind the same
+   * API (`socket.kernel === false`, one warning per process); `'error'` fails
+   * with `ERR_KTLS_UNAVAILABLE`.
+   */
+  fallback?: 'tls' | 'error';
+}
+
+/** `tls.connect` options plus `ktls`. */
+export interface KtlsConnectOptions extends tls.ConnectionOptions {
+  /** ktls-specific options. */
+  ktls?: KtlsHandoverOptions;
+}
+
+/** `tls.createServer` options plus `ktls`. */
+export interface KtlsServerOptions extends tls.TlsOptions {
+  /** ktls-specific options. */
+  ktls?: KtlsHandoverOptions;
+}
+
+let warned = false;
+
+/** Moves a finished node:tls handshake onto the kernel. */
+async function handOver(t: tls.TLSSocket, tap: WireTap, raw: net.Socket, keylog: Buffer[], isServer: boolean, opts: KtlsHandoverOptions = {}): Promise<KtlsSocket> {
+  const sessions: Buffer[] = [];
+  t.on('session', (s: Buffer) => sessions.push(s));
+  // 'secure' fires inside OpenSSL's handshake callback: records fed in the same
+  // chunk are still being read. Stop feeding now; count after node:tls settles.
+  const prefix = tap.hold();
+  t.disableRenegotiation();
+  await nextTurn();
+  await nextTurn();
+  const secrets = deriveSecrets(t, keylog, tap, isServer);
+  const plaintext = drainPlaintext(t);
+  const info = tlsInfo(t);
+  tap.markSwitched();
+  t.destroy();
+  const fallback = opts.fallback ?? 'tls';
+  try {
+    const sock = await upgradeWith(raw, secrets, { ...opts, fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix, plaintext });
+    sock.attachTlsInfo(info);
+    if (!sock.kernel && !warned) {
+      warned = true;
+      process.emitWarning('kernel TLS is not available for this connection; records are protected in userspace (load the tls module: modprobe tls)', { code: 'KTLS_FALLBACK' });
+    }
+    for (const s of sessions) process.nextTick(() => sock.emit('session', s));
+    return sock;
+  } finally {
+    secrets.wipe();
+  }
+}
+
+/**
+ * Connects like `tls.connect()` and resolves with a {@link KtlsSocket} once the
+ * handshake is done and the keys are in the kernel. `listener` is called with it too.
+ */
+export function connect(options: KtlsConnectOptions, listener?: (socket: KtlsSocket) => void): Promise<KtlsSocket> {
+  const done = (async () => {
+    const { ktls: opts, ...tlsOptions } = options;
+    let raw = tlsOptions.socket as net.Socket | undefined;
+    if (!raw) {
+      raw = net.connect(tlsOptions as net.NetConnectOpts);
+      const r = raw;
+      await new Promise<void>((resolve, reject) => r.once('connect', resolve).once('error', reject));
+    }
+    const tap = new WireTap(raw);
+    const keylog: Buffer[] = [];
+    const t = tls.connect({ ...tlsOptions, socket: tap as unknown as net.Socket });
+    t.on('keylog', (line: Buffer) => keylog.push(line));
+    try {
+      await new Promise<void>((resolve, reject) => t.once('secureConnect', resolve).once('error', reject));
+    } catch (err) {
+      raw.destroy();
+      throw err;
+    }
+    return handOver(t, tap, raw, keylog, false, opts);
+  })();
+  if (listener) done.then(listener, () => undefined);
+  return done;
+}
+
+/**
+ * A TLS server whose connections end up in the kernel. It takes the options of
+ * `tls.createServer()` and emits `'secureConnection'` with {@link KtlsSocket}s;
+ * per-connection failures (handshake or hand-over) are `'tlsClientError'` events.
+ * `'newSession'`, `'resumeSession'`, `'OCSPRequest'` and `'keylog'` listeners are
+ * passed through to the underlying `tls.Server`.
+ */
+export class KtlsServer extends EventEmitter {
+  /** The `tls.Server` that runs the handshakes (never listens itself). */
+  readonly tlsServer: tls.Server;
+  /** The listening TCP server. */
+  readonly netServer: net.Server;
+  #keylogs = new WeakMap<tls.TLSSocket, Buffer[]>();
+  #raws = new WeakMap<WireTap, net.Socket>();
+
+  /** See {@link createServer}. */
+  constructor(options: KtlsServerOptions = {}, listener?: (socket: KtlsSocket) => void) {
+    super();
+    const { ktls: opts, ...tlsOptions } = options;
+    this.tlsServer = new tls.Server(tlsOptions);
+    this.tlsServer.on('keylog', (line: Buffer, t: tls.TLSSocket) => {
+      const list = this.#keylogs.get(t) ?? [];
+      list.push(line);
+      this.#keylogs.set(t, list);
+    });
+    this.tlsServer.on('secureConnection', (t: tls.TLSSocket) => {
+      // node:tls wraps a non-net stream in a JSStreamSocket: TLSWrap._parentWrap.stream is our tap.
+      const tap = (t as unknown as { _handle?: { _parentWrap?: { stream?: unknown } } })._handle?._parentWrap?.stream;
+      const raw = tap instanceof WireTap ? this.#raws.get(tap) : undefined;
+      if (!(tap instanceof WireTap) || !raw) {
+        t.destroy();
+        this.emit('tlsClientError', new KtlsError('ERR_KTLS_HANDOVER', 'cannot find the connection under this node:tls socket'), t);
+        return;
+      }
+      handOver(t, tap, raw, this.#keylogs.get(t) ?? [], true, opts).then(
+        (sock) => this.emit('secureConnection', sock),
+        (err: Error) => {
+          raw.destroy();
+          this.emit('tlsClientError', err, t);
+        },
+      );
+    });
+    this.tlsServer.on('tlsClientError', (err: Error, t: tls.TLSSocket) => this.emit('tlsClientError', err, t));
+    this.netServer = net.createServer((raw) => {
+      const tap = new WireTap(raw);
+      this.#raws.set(tap, raw);
+      raw.on('error', () => tap.destroy());
+      this.tlsServer.emit('connection', tap);
+    });
+    for (const ev of ['listening', 'close', 'error']) this.netServer.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
+    const passThrough = new Set(['newSession', 'resumeSession', 'OCSPRequest', 'keylog']);
+    this.on('newListener', (ev: string | symbol) => {
+      if (typeof ev === 'string' && passThrough.delete(ev)) this.tlsServer.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
+    });
+    if (listener) this.on('secureConnection', listener);
+  }
+
+  /** Starts listening, with the arguments of `net.Server#listen`. */
+  listen(...args: Parameters<net.Server['listen']>): this {
+    this.netServer.listen(...args);
+    return this;
+  }
+
+  /** The bound address, as `net.Server#address`. */
+  address(): ReturnType<net.Server['address']> {
+    return this.netServer.address();
+  }
+
+  /** Stops accepting connections; open KtlsSockets are not affected. */
+  close(callback?: (err?: Error) => void): this {
+    this.netServer.close(callback);
+    return this;
+  }
+}
+
+/** Creates a {@link KtlsServer}: `tls.createServer()` whose connections move to the kernel. */
+export function createServer(options: KtlsServerOptions = {}, listener?: (socket: KtlsSocket) => void): KtlsServer {
+  return new KtlsServer(options, listener);
+}
