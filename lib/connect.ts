@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { drainPlaintext, deriveSecrets, tlsInfo, WireTap } from './handshake.js';
+import { deriveSecrets, tlsInfo, WireTap } from './handshake.js';
 import { KtlsError } from './errors.js';
 import type { KtlsSocket, KtlsSocketOptions } from './socket.js';
 import { upgradeWith } from './upgrade.js';
@@ -48,14 +48,13 @@ async function handOver(t: tls.TLSSocket, tap: WireTap, raw: net.Socket, keylog:
   t.disableRenegotiation();
   await nextTurn();
   await nextTurn();
-  const secrets = deriveSecrets(t, keylog, tap, isServer);
-  const plaintext = drainPlaintext(t);
+  const { secrets, replay } = deriveSecrets(t, keylog, tap, isServer);
   const info = tlsInfo(t);
   tap.markSwitched();
   t.destroy();
   const fallback = opts.fallback ?? 'tls';
   try {
-    const sock = await upgradeWith(raw, secrets, { ...opts, fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix, plaintext });
+    const sock = await upgradeWith(raw, secrets, { ...opts, fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix: Buffer.concat([...replay, prefix]), plaintext: [] });
     sock.attachTlsInfo(info);
     if (!sock.kernel && !warned) {
       warned = true;
@@ -155,8 +154,11 @@ export class KtlsServer extends EventEmitter {
   }
 
   /** Starts listening, with the arguments of `net.Server#listen`. */
-  listen(...args: Parameters<net.Server['listen']>): this {
-    this.netServer.listen(...args);
+  listen(port?: number, host?: string, backlog?: number, listeningListener?: () => void): this;
+  listen(options: net.ListenOptions, listeningListener?: () => void): this;
+  listen(port?: number, listeningListener?: () => void): this;
+  listen(...args: unknown[]): this {
+    (this.netServer.listen as (...a: unknown[]) => net.Server)(...args);
     return this;
   }
 

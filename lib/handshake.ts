@@ -75,12 +75,26 @@ export class WireTap extends Duplex {
     }
   }
 
-  /** Stops passing bytes to node:tls and lets go of the socket's events. */
+  /**
+   * Stops passing bytes to node:tls and lets go of the socket's events. Returns
+   * the wire bytes node:tls has not consumed: records still waiting in this
+   * stream's buffer (node:tls applies backpressure) and any partial record.
+   */
   hold(): Buffer {
     this.#held = true;
     this.#raw.pause();
     this.#raw.off('data', this.#onData).off('end', this.#onEnd).off('error', this.#onError);
-    return this.#in;
+    const back: Buffer[] = [];
+    for (let left = this.readableLength; left > 0; ) {
+      const r = this.fed.pop();
+      if (!r) throw new KtlsError('ERR_KTLS_HANDOVER', 'unconsumed bytes do not match the records fed to node:tls');
+      back.unshift(r);
+      left -= r.length;
+    }
+    // Whatever is buffered now must never reach node:tls: it is ours.
+    this.removeAllListeners('data');
+    this.pause();
+    return Buffer.concat([...back, this.#in]);
   }
 
   /** After this, anything node:tls writes is counted, not sent. */
@@ -102,7 +116,9 @@ export class WireTap extends Duplex {
     const { records, rest } = frame(this.#out);
     this.#out = Buffer.from(rest);
     this.sent.push(...records.map((r) => Buffer.from(r)));
-    this.#raw.write(chunk, cb);
+    // Acknowledge at once: node:net queues it, and node:tls must never keep output back from us.
+    this.#raw.write(chunk);
+    cb();
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -157,13 +173,16 @@ function serverRandom(records: Buffer[]): Buffer {
 }
 
 /**
- * Counts the records in `records` protected with `keys`: the first record that
- * opens at sequence 0 starts the run, and every record after it must open in order.
+ * Finds the run of records protected with `keys`: the first record that opens
+ * at sequence 0 starts it, and every record after it must open in order.
+ * Returns the index of its first record (records.length if none) and its length.
  */
-function countApplicationRecords(version: TlsVersion, cipher: CipherName, keys: { key: Buffer; iv: Buffer }, records: Buffer[], direction: string): bigint {
+function applicationRun(version: TlsVersion, cipher: CipherName, keys: { key: Buffer; iv: Buffer }, records: Buffer[], direction: string): { first: number; count: bigint } {
   const ccs = constants().RECORD_CHANGE_CIPHER_SPEC;
   let opener: RecordOpener | null = null;
-  for (const r of records) {
+  let first = records.length;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
     if (r[0] === ccs) continue; // plaintext, no sequence number
     if (opener === null) {
       const trial = new RecordOpener(version, cipher, { key: keys.key, iv: keys.iv, seq: 0n });
@@ -171,6 +190,7 @@ function countApplicationRecords(version: TlsVersion, cipher: CipherName, keys: 
       try {
         trial.next();
         opener = trial;
+        first = i;
       } catch {
         trial.wipe(); // a handshake-key record: not ours yet
       }
@@ -183,9 +203,20 @@ function countApplicationRecords(version: TlsVersion, cipher: CipherName, keys: 
       throw new KtlsError('ERR_KTLS_HANDOVER', `a ${direction} record after the first application record does not open in order`, { cause: err });
     }
   }
-  const seq = opener?.seq ?? 0n;
+  const count = opener?.seq ?? 0n;
   opener?.wipe();
-  return seq;
+  return { first, count };
+}
+
+/** Secrets for the kernel, and the received records to open again after the switch. @internal */
+export interface Derived {
+  secrets: Secrets;
+  /**
+   * Application records node:tls was fed after the handshake. node:tls may
+   * still hold their plaintext inside OpenSSL, and nobody has read it, so they
+   * are opened again, by us, and delivered first.
+   */
+  replay: Buffer[];
 }
 
 /**
@@ -193,7 +224,7 @@ function countApplicationRecords(version: TlsVersion, cipher: CipherName, keys: 
  * what crossed the wire. `isServer` picks which side's keys are ours.
  * @internal
  */
-export function deriveSecrets(tlsSocket: tls.TLSSocket, keylog: Buffer[], tap: WireTap, isServer: boolean): Secrets {
+export function deriveSecrets(tlsSocket: tls.TLSSocket, keylog: Buffer[], tap: WireTap, isServer: boolean): Derived {
   const protocol = tlsSocket.getProtocol();
   if (protocol !== 'TLSv1.2' && protocol !== 'TLSv1.3') throw new KtlsError('ERR_KTLS_UNSUPPORTED', `kernel TLS needs TLS 1.2 or 1.3; negotiated ${String(protocol)}`);
   const standard = tlsSocket.getCipher().standardName;
@@ -216,12 +247,16 @@ export function deriveSecrets(tlsSocket: tls.TLSSocket, keylog: Buffer[], tap: W
   }
   const ours = isServer ? server : client;
   const theirs = isServer ? client : server;
-  const txSeq = countApplicationRecords(protocol, suite.cipher, ours, tap.sent, 'sent');
-  const rxSeq = countApplicationRecords(protocol, suite.cipher, theirs, tap.fed, 'received');
+  const txSeq = applicationRun(protocol, suite.cipher, ours, tap.sent, 'sent').count;
+  const run = applicationRun(protocol, suite.cipher, theirs, tap.fed, 'received');
+  // TLS 1.2's Finished is the first record under the new keys; it belongs to the handshake.
+  const skip = protocol === 'TLSv1.2' && run.first < tap.fed.length ? 1 : 0;
+  const replay = tap.fed.slice(run.first + skip);
+  const rxSeq = BigInt(skip);
   const tx = { key: ours.key, iv: Buffer.from(ours.iv), seq: txSeq };
   // TLS 1.2 GCM/CCM: the explicit nonce we send starts at the sequence number, as OpenSSL's does.
   if (protocol === 'TLSv1.2' && suite.cipher !== 'chacha20-poly1305') tx.iv.writeBigUInt64BE(txSeq, 4);
-  return new Secrets({ version: protocol, cipher: suite.cipher, tx, rx: { key: theirs.key, iv: theirs.iv, seq: rxSeq } });
+  return { secrets: new Secrets({ version: protocol, cipher: suite.cipher, tx, rx: { key: theirs.key, iv: theirs.iv, seq: rxSeq } }), replay };
 }
 
 /** Snapshot of what node:tls exposes about the session. @internal */
@@ -237,11 +272,4 @@ export function tlsInfo(s: tls.TLSSocket): TlsInfo {
     protocol: s.getProtocol(),
     cipher: s.getCipher(),
   };
-}
-
-/** Takes every byte of plaintext node:tls decrypted and nobody has read yet. @internal */
-export function drainPlaintext(s: tls.TLSSocket): Buffer[] {
-  const out: Buffer[] = [];
-  for (let c: unknown; (c = s.read()) !== null; ) out.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
-  return out;
 }

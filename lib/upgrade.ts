@@ -217,7 +217,10 @@ async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: N
   let ulp = fallback === 'never' ? -E.ENOENT : b.setUlp(fd);
   if (ulp === -E.EEXIST && b.getUlp(fd) === 'tls') ulp = 0; // ULP attached earlier (e.g. a failed attempt)
   let kernelOk = ulp === 0;
-  if (!kernelOk && !(ulp === -E.ENOENT || unsupported(ulp))) giveBack(new KtlsSystemError(ulp, 'setsockopt(TCP_ULP)'));
+  // ENOTCONN: the kernel attaches TLS only to ESTABLISHED sockets, and the peer has already sent its FIN.
+  const peerClosed = ulp === -E.ENOTCONN;
+  if (peerClosed && fallback === 'error') giveBack(new KtlsSystemError(ulp, 'setsockopt(TCP_ULP)', 'the peer already closed its side (CLOSE_WAIT); the kernel installs TLS only on established connections'));
+  if (!kernelOk && !peerClosed && !(ulp === -E.ENOENT || unsupported(ulp))) giveBack(new KtlsSystemError(ulp, 'setsockopt(TCP_ULP)'));
   if (!kernelOk && fallback === 'error') {
     giveBack(new KtlsUnavailableError(`this kernel has no TLS upper-layer protocol (setsockopt(TCP_ULP, "tls"): ${ulp === -E.ENOENT ? 'ENOENT' : ulp})`, { errno: ulp, syscall: 'setsockopt(TCP_ULP)' }));
   }

@@ -1,0 +1,211 @@
+// A node:tls handshake hands its connection to the kernel without losing,
+// duplicating or reordering a byte: every version × cipher × topology, the
+// worst-case timings, and randomized chunking and delays at the switch.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import * as tls from 'node:tls';
+import * as ktls from '../../lib/index.js';
+import { requireKtls } from '../helpers/kernel.js';
+import { readAll, sha256 } from '../helpers/pair.js';
+import { CERTS, SUITES, chaosProxy, listening, portOf, prng } from '../helpers/tls.js';
+
+type V = keyof typeof SUITES;
+type C = keyof (typeof SUITES)['TLSv1.3'];
+const MATRIX: Array<[V, C]> = (['TLSv1.2', 'TLSv1.3'] as const).flatMap((v) => (['aes-128-gcm', 'aes-256-gcm', 'chacha20-poly1305'] as const).map((c): [V, C] => [v, c]));
+const tlsOpts = (v: V, c: C) => ({ minVersion: v, maxVersion: v, ciphers: SUITES[v][c] });
+const serverOpts = (v: V, c: C) => ({ key: CERTS.key, cert: CERTS.cert, ...tlsOpts(v, c) });
+const clientOpts = (v: V, c: C, port: number) => ({ port, host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ...tlsOpts(v, c) });
+
+/** A ktls server that echoes; resolves its KtlsSockets as they arrive. */
+const serverErrors: Error[] = [];
+t.afterEach(async (t) => {
+  t.same(serverErrors.splice(0).map((e) => (e as Error & { code?: string }).code ?? e.message), [], 'no tlsClientError on the ktls server');
+});
+
+async function echoKtlsServer(opts: ktls.KtlsServerOptions, onSocket: (s: ktls.KtlsSocket) => void = () => undefined) {
+  const server = ktls.createServer(opts, (s) => {
+    onSocket(s);
+    s.pipe(s);
+  });
+  server.on('tlsClientError', (err: Error) => serverErrors.push(err));
+  server.listen(0, '127.0.0.1');
+  await listening(server);
+  return server;
+}
+
+/** A node:tls server that greets at once (a worst case: data right behind its handshake) and then echoes. */
+async function greetingTlsServer(opts: tls.TlsOptions, greeting: Buffer) {
+  const server = tls.createServer(opts, (s) => {
+    s.write(greeting);
+    s.pipe(s);
+  });
+  server.listen(0, '127.0.0.1');
+  await listening(server);
+  return server;
+}
+
+/** Ends `s` once it has received `n` bytes, resolving with them. */
+function endAfter(s: tls.TLSSocket, n: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  s.on('data', (c: Buffer) => {
+    chunks.push(c);
+    if ((got += c.length) >= n) s.end();
+  });
+  return readAll(s).then(() => Buffer.concat(chunks));
+}
+
+t.test('ktls server, node:tls client that writes in the secureConnect tick', async (t) => {
+  await requireKtls(t);
+  for (const [v, c] of MATRIX) {
+    const sockets: ktls.KtlsSocket[] = [];
+    const server = await echoKtlsServer(serverOpts(v, c), (s) => sockets.push(s));
+    const payload = randomBytes(256 * 1024);
+    const client = tls.connect(clientOpts(v, c, portOf(server)), () => client.write(payload));
+    t.equal(sha256(await endAfter(client, payload.length)), sha256(payload), `${v} ${c}: echo intact`);
+    t.match(sockets[0], { kernel: true, version: v, cipher: c }, `${v} ${c}: the server socket runs in the kernel`);
+    server.close();
+  }
+});
+
+t.test('ktls client, node:tls server that writes on secureConnection', async (t) => {
+  await requireKtls(t);
+  for (const [v, c] of MATRIX) {
+    const greeting = randomBytes(3000);
+    const server = await greetingTlsServer(serverOpts(v, c), greeting);
+    const sock = await ktls.connect(clientOpts(v, c, portOf(server)));
+    t.match(sock, { kernel: true, version: v, cipher: c }, `${v} ${c}: client socket in the kernel`);
+    const payload = randomBytes(256 * 1024);
+    const got = readAll(sock);
+    sock.end(payload);
+    t.equal(sha256(await got), sha256(Buffer.concat([greeting, payload])), `${v} ${c}: greeting then echo, intact`);
+    server.close();
+  }
+});
+
+t.test('ktls on both ends, both writing 4 MiB at once', async (t) => {
+  await requireKtls(t);
+  for (const v of ['TLSv1.2', 'TLSv1.3'] as const) {
+    const a = randomBytes(4 << 20);
+    const b = randomBytes(4 << 20);
+    const server = ktls.createServer(serverOpts(v, 'aes-256-gcm'), (s) => {
+      const got = readAll(s);
+      s.end(b);
+      void got.then((buf) => t.equal(sha256(buf), sha256(a), `${v}: server received the client's 4 MiB`));
+    });
+    server.listen(0, '127.0.0.1');
+    await listening(server);
+    const sock = await ktls.connect(clientOpts(v, 'aes-256-gcm', portOf(server)));
+    const got = readAll(sock);
+    sock.end(a);
+    t.equal(sha256(await got), sha256(b), `${v}: client received the server's 4 MiB`);
+    t.equal(sock.kernel, true);
+    server.close();
+  }
+});
+
+t.test('ALPN, SNI and client certificates are visible after the switch', async (t) => {
+  await requireKtls(t);
+  let serverSide: ktls.KtlsSocket | undefined;
+  const server = await echoKtlsServer({ key: CERTS.key, cert: CERTS.cert, ca: CERTS.ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2', 'ktls-test'] }, (s) => (serverSide = s));
+  const sock = await ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'ktls.test', ca: CERTS.ca, key: CERTS.clientKey, cert: CERTS.clientCert, ALPNProtocols: ['ktls-test'] });
+  t.equal(sock.alpnProtocol, 'ktls-test', 'client sees ALPN');
+  t.equal(sock.authorized, true, 'client verified the server');
+  t.equal(sock.getPeerCertificate().subject?.CN, 'localhost');
+  const got = readAll(sock);
+  sock.end('x');
+  await got;
+  t.equal(serverSide?.alpnProtocol, 'ktls-test', 'server sees ALPN');
+  t.equal(serverSide?.servername, 'ktls.test', 'server sees SNI');
+  t.equal(serverSide?.authorized, true, 'client certificate verified');
+  t.equal(serverSide?.getPeerCertificate().subject?.CN, 'ktls-test-client', 'server sees the client certificate');
+  t.equal(serverSide?.kernel, true);
+  server.close();
+});
+
+t.test('resumed handshakes: node:tls clients resume against a ktls server (1.2 and 1.3), ktls client resumes TLS 1.2', async (t) => {
+  await requireKtls(t);
+  for (const v of ['TLSv1.2', 'TLSv1.3'] as const) {
+    const server = await echoKtlsServer(serverOpts(v, 'aes-128-gcm'));
+    const first = tls.connect(clientOpts(v, 'aes-128-gcm', portOf(server)));
+    const session = await new Promise<Buffer>((resolve) => first.once('session', resolve));
+    first.end('1');
+    await readAll(first);
+    const second = tls.connect({ ...clientOpts(v, 'aes-128-gcm', portOf(server)), session }, () => second.end('resumed data'));
+    t.equal((await readAll(second)).toString(), 'resumed data', `${v}: data after a resumed handshake`);
+    t.equal(second.isSessionReused(), true, `${v}: node:tls client resumed against the ktls server`);
+    server.close();
+  }
+  const server = await greetingTlsServer(serverOpts('TLSv1.2', 'aes-128-gcm'), Buffer.from('hi'));
+  const a = await ktls.connect(clientOpts('TLSv1.2', 'aes-128-gcm', portOf(server)));
+  const session = a.getSession();
+  t.ok(session, 'ktls client has a TLS 1.2 session');
+  a.end();
+  await readAll(a);
+  const b = await ktls.connect({ ...clientOpts('TLSv1.2', 'aes-128-gcm', portOf(server)), session: session! });
+  t.equal(b.isSessionReused(), true, 'ktls client resumed');
+  t.equal(b.kernel, true);
+  const got = readAll(b);
+  b.end('again');
+  t.equal((await got).toString(), 'hiagain');
+  server.close();
+});
+
+t.test('a client that sends data and close_notify with its Finished: every byte arrives, kernel or not', async (t) => {
+  await requireKtls(t);
+  for (const v of ['TLSv1.2', 'TLSv1.3'] as const) {
+    const sockets: ktls.KtlsSocket[] = [];
+    const server = await echoKtlsServer(serverOpts(v, 'aes-128-gcm'), (s) => sockets.push(s));
+    const payload = randomBytes(100_000);
+    const client = tls.connect(clientOpts(v, 'aes-128-gcm', portOf(server)), () => client.end(payload));
+    t.equal(sha256(await readAll(client)), sha256(payload), `${v}: echo intact`);
+    // Once the peer's FIN is in, setsockopt(TCP_ULP) answers ENOTCONN: such a socket stays in userspace.
+    t.comment(`${v}: server socket kernel=${sockets[0]?.kernel}`);
+    server.close();
+  }
+});
+
+t.test('close_notify right behind the first data', async (t) => {
+  await requireKtls(t);
+  const server = tls.createServer(serverOpts('TLSv1.3', 'aes-256-gcm'), (s) => s.end('only this'));
+  server.listen(0, '127.0.0.1');
+  await listening(server);
+  const sock = await ktls.connect(clientOpts('TLSv1.3', 'aes-256-gcm', portOf(server)));
+  t.equal((await readAll(sock)).toString(), 'only this', 'data delivered, then a clean end');
+  server.close();
+});
+
+t.test('randomized: chunking and delays at the switch never lose or duplicate a byte', async (t) => {
+  await requireKtls(t);
+  const runs = Number(process.env.KTLS_HANDOVER_RUNS ?? 24);
+  let passed = 0;
+  for (let i = 0; i < runs; i++) {
+    const rand = prng(1000 + i);
+    const [v, c] = MATRIX[i % MATRIX.length]!;
+    const size = 1 + Math.floor(rand() * 300_000);
+    const greeting = randomBytes(Math.floor(rand() * 40_000));
+    const payload = randomBytes(size);
+    const ktlsServerSide = i % 2 === 0;
+    let ok = false;
+    if (ktlsServerSide) {
+      const server = await echoKtlsServer(serverOpts(v, c), (s) => s.write(greeting));
+      const proxy = await chaosProxy(portOf(server), rand);
+      const client = tls.connect(clientOpts(v, c, portOf(proxy)), () => client.write(payload));
+      ok = sha256(await endAfter(client, greeting.length + payload.length)) === sha256(Buffer.concat([greeting, payload]));
+      server.close();
+      proxy.close();
+    } else {
+      const server = await greetingTlsServer(serverOpts(v, c), greeting);
+      const proxy = await chaosProxy(portOf(server), rand);
+      const sock = await ktls.connect(clientOpts(v, c, portOf(proxy)));
+      const got = readAll(sock);
+      sock.end(payload);
+      ok = sha256(await got) === sha256(Buffer.concat([greeting, payload])) && sock.kernel;
+      server.close();
+      proxy.close();
+    }
+    t.ok(ok, `run ${i} (seed ${1000 + i}, ${v} ${c}, ${size} B, ktls ${ktlsServerSide ? 'server' : 'client'})`);
+    if (ok) passed++;
+  }
+  t.comment(`randomized hand-over: ${passed} of ${runs} runs passed with every byte intact`);
+});
