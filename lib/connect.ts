@@ -76,7 +76,8 @@ export function connect(options: KtlsConnectOptions, listener?: (socket: KtlsSoc
     const { ktls: opts, ...tlsOptions } = options;
     let raw = tlsOptions.socket as net.Socket | undefined;
     if (!raw) {
-      raw = net.connect(tlsOptions as net.NetConnectOpts);
+      // Half-open: a peer's early FIN must not make node:net end or destroy the socket we are about to take.
+      raw = net.connect({ ...(tlsOptions as net.NetConnectOpts), allowHalfOpen: true });
       const r = raw;
       await new Promise<void>((resolve, reject) => r.once('connect', resolve).once('error', reject));
     }
@@ -139,7 +140,7 @@ export class KtlsServer extends EventEmitter {
       );
     });
     this.tlsServer.on('tlsClientError', (err: Error, t: tls.TLSSocket) => this.emit('tlsClientError', err, t));
-    this.netServer = net.createServer((raw) => {
+    this.netServer = net.createServer({ allowHalfOpen: true }, (raw) => {
       const tap = new WireTap(raw);
       this.#raws.set(tap, raw);
       raw.on('error', () => tap.destroy());

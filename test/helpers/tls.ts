@@ -32,8 +32,9 @@ export function listening(server: { once(ev: 'listening', cb: () => void): unkno
  * with random delays, so records split and merge differently on every run.
  */
 export async function chaosProxy(targetPort: number, rand: () => number): Promise<net.Server> {
-  const server = net.createServer((a) => {
-    const b = net.connect(targetPort, '127.0.0.1');
+  // Half-open both ways: one side's FIN must not cut off what the other still sends.
+  const server = net.createServer({ allowHalfOpen: true }, (a) => {
+    const b = net.connect({ port: targetPort, host: '127.0.0.1', allowHalfOpen: true });
     const pump = (from: net.Socket, to: net.Socket): void => {
       let queue = Promise.resolve();
       from.on('data', (chunk: Buffer) => {
