@@ -91,7 +91,12 @@ export function connect(options: KtlsConnectOptions, listener?: (socket: KtlsSoc
       raw.destroy();
       throw err;
     }
-    return handOver(t, tap, raw, keylog, false, opts);
+    const r = raw;
+    // After a failed hand-over the TLS state is gone with node:tls: the connection cannot be used.
+    return handOver(t, tap, raw, keylog, false, opts).catch((err: unknown) => {
+      r.destroy();
+      throw err;
+    });
   })();
   if (listener) done.then(listener, () => undefined);
   return done;
