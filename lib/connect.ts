@@ -22,6 +22,13 @@ export interface KtlsHandoverOptions extends KtlsSocketOptions {
    * with `ERR_KTLS_UNAVAILABLE`.
    */
   fallback?: 'tls' | 'error';
+  /**
+   * Client, TLS 1.3: wait up to this many milliseconds after the handshake for
+   * the server's first NewSessionTicket, so that node:tls turns it into a
+   * `'session'` event (and `getSession()`) usable with `connect({ session })`.
+   * Default 0: switch at once; tickets then arrive as `'handshake'` events.
+   */
+  waitForTicket?: number;
 }
 
 /** `tls.connect` options plus `ktls`. */
@@ -39,9 +46,7 @@ export interface KtlsServerOptions extends tls.TlsOptions {
 let warned = false;
 
 /** Moves a finished node:tls handshake onto the kernel. */
-async function handOver(t: tls.TLSSocket, tap: WireTap, raw: net.Socket, keylog: Buffer[], isServer: boolean, opts: KtlsHandoverOptions = {}): Promise<KtlsSocket> {
-  const sessions: Buffer[] = [];
-  t.on('session', (s: Buffer) => sessions.push(s));
+async function handOver(t: tls.TLSSocket, tap: WireTap, raw: net.Socket, keylog: Buffer[], isServer: boolean, opts: KtlsHandoverOptions = {}, sessions: Buffer[] = [], consumed: () => number = () => 0): Promise<KtlsSocket> {
   // 'secure' fires inside OpenSSL's handshake callback: records fed in the same
   // chunk are still being read. Stop feeding now; count after node:tls settles.
   const prefix = tap.hold();
@@ -54,7 +59,7 @@ async function handOver(t: tls.TLSSocket, tap: WireTap, raw: net.Socket, keylog:
   t.destroy();
   const fallback = opts.fallback ?? 'tls';
   try {
-    const sock = await upgradeWith(raw, secrets, { ...opts, fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix: Buffer.concat([...replay, prefix]), plaintext: [] });
+    const sock = await upgradeWith(raw, secrets, { ...opts, fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix: Buffer.concat([...replay, prefix]), plaintext: [], skip: consumed() });
     sock.attachTlsInfo(info);
     if (!sock.kernel && !warned) {
       warned = true;
@@ -85,15 +90,27 @@ export function connect(options: KtlsConnectOptions, listener?: (socket: KtlsSoc
     const keylog: Buffer[] = [];
     const t = tls.connect({ ...tlsOptions, socket: tap as unknown as net.Socket });
     t.on('keylog', (line: Buffer) => keylog.push(line));
+    const early: Buffer[] = [];
+    t.on('session', (s: Buffer) => early.push(s));
+    let ticket: Promise<unknown> = Promise.resolve();
     try {
       await new Promise<void>((resolve, reject) => t.once('secureConnect', resolve).once('error', reject));
+      const wait = opts?.waitForTicket ?? 0;
+      if (wait > 0 && t.getProtocol() === 'TLSv1.3' && !t.isSessionReused()) {
+        let timer: NodeJS.Timeout | undefined;
+        ticket = new Promise((resolve) => {
+          t.once('session', resolve);
+          timer = setTimeout(resolve, wait);
+        }).finally(() => clearTimeout(timer));
+      }
+      await ticket;
     } catch (err) {
       raw.destroy();
       throw err;
     }
     const r = raw;
     // After a failed hand-over the TLS state is gone with node:tls: the connection cannot be used.
-    return handOver(t, tap, raw, keylog, false, opts).catch((err: unknown) => {
+    return handOver(t, tap, raw, keylog, false, opts, early).catch((err: unknown) => {
       r.destroy();
       throw err;
     });
@@ -183,4 +200,55 @@ export class KtlsServer extends EventEmitter {
 /** Creates a {@link KtlsServer}: `tls.createServer()` whose connections move to the kernel. */
 export function createServer(options: KtlsServerOptions = {}, listener?: (socket: KtlsSocket) => void): KtlsServer {
   return new KtlsServer(options, listener);
+}
+
+interface OwnTlsSocket {
+  tap: WireTap;
+  raw: net.Socket;
+  keylog: Buffer[];
+  sessions: Buffer[];
+  isServer: boolean;
+  pushed: number;
+}
+
+const own = new WeakMap<tls.TLSSocket, OwnTlsSocket>();
+
+/**
+ * Builds a `tls.TLSSocket` over `socket` through the library's handshake layer,
+ * for code that needs the TLSSocket itself (its events, reading and writing
+ * during a first phase). Switch it to the kernel later with {@link upgradeTLSSocket}.
+ * A TLSSocket made directly on a net.Socket cannot be switched: see the README.
+ */
+export function createTLSSocket(socket: net.Socket, options: tls.ConnectionOptions & tls.TLSSocketOptions = {}): tls.TLSSocket {
+  const tap = new WireTap(socket);
+  const t = options.isServer ? new tls.TLSSocket(tap as unknown as net.Socket, options) : tls.connect({ ...options, socket: tap as unknown as net.Socket });
+  const state: OwnTlsSocket = { tap, raw: socket, keylog: [], sessions: [], isServer: options.isServer === true, pushed: 0 };
+  t.on('keylog', (line: Buffer) => state.keylog.push(line));
+  t.on('session', (s: Buffer) => state.sessions.push(s));
+  // Count the plaintext node:tls hands to its reader, to know what the user has read at the switch.
+  const push = t.push.bind(t);
+  t.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    if (chunk !== null && chunk !== undefined) state.pushed += (chunk as Buffer).length;
+    return push(chunk, encoding);
+  };
+  own.set(t, state);
+  return t;
+}
+
+/**
+ * Moves a TLSSocket made by {@link createTLSSocket} to the kernel once its
+ * handshake is done. Plaintext the user already read is not delivered again;
+ * what node:tls decrypted but nobody read comes first.
+ */
+export async function upgradeTLSSocket(t: tls.TLSSocket, options: KtlsHandoverOptions = {}): Promise<KtlsSocket> {
+  const state = own.get(t);
+  if (!state) throw new KtlsError('ERR_KTLS_TLS_SOCKET', 'only a TLSSocket made by ktls.createTLSSocket() can be upgraded: node:tls hides which records it has read');
+  if (!(t as tls.TLSSocket & { _secureEstablished?: boolean })._secureEstablished) {
+    await new Promise<void>((resolve, reject) => t.once('secure', resolve).once('secureConnect', resolve).once('error', reject));
+  }
+  const consumed = (): number => state.pushed - t.readableLength;
+  return handOver(t, state.tap, state.raw, state.keylog, state.isServer, options, state.sessions, consumed).catch((err: unknown) => {
+    state.raw.destroy();
+    throw err;
+  });
 }

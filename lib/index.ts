@@ -15,4 +15,4 @@ export { Secrets, type TlsSecrets, type DirectionSecrets } from './secrets.js';
 export { RecordSealer, RecordOpener, type OpenedRecord, type DirectionKeys } from './record.js';
 export { KtlsError, KtlsUnavailableError, KtlsSystemError, KtlsAlertError } from './errors.js';
 export { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from './constants.js';
-export { connect, createServer, KtlsServer, type KtlsConnectOptions, type KtlsServerOptions, type KtlsHandoverOptions } from './connect.js';
+export { connect, createServer, createTLSSocket, upgradeTLSSocket, KtlsServer, type KtlsConnectOptions, type KtlsServerOptions, type KtlsHandoverOptions } from './connect.js';

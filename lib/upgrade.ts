@@ -155,7 +155,7 @@ function unsupported(rc: number): boolean {
  *   (with `errno`, `syscall`) for syscall failures. On any failure the `net.Socket` is left as it was.
  */
 export async function upgrade(socket: net.Socket, secrets: TlsSecrets, options: UpgradeOptions = {}): Promise<KtlsSocket> {
-  return upgradeWith(socket, secrets, options, { prefix: Buffer.alloc(0), plaintext: [] });
+  return upgradeWith(socket, secrets, options, { prefix: Buffer.alloc(0), plaintext: [], skip: 0 });
 }
 
 /**
@@ -167,6 +167,8 @@ export async function upgrade(socket: net.Socket, secrets: TlsSecrets, options: 
 export interface Handover {
   prefix: Buffer;
   plaintext: Buffer[];
+  /** Application bytes at the front of `prefix`'s records that the user already read through node:tls. */
+  skip?: number;
 }
 
 /** `upgrade()` with hand-over state. @internal */
@@ -275,6 +277,15 @@ async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: N
     if (rx === null) rx = opener;
   }
 
+  // Plaintext node:tls already gave the user is not delivered again.
+  let skip = handover.skip ?? 0;
+  for (let i = 0; skip > 0 && i < early.length; i++) {
+    const rec = early[i]!;
+    if (rec.type !== b.constants.RECORD_APPLICATION_DATA) continue;
+    const n = Math.min(skip, rec.data.length);
+    early[i] = { type: rec.type, data: rec.data.subarray(n) };
+    skip -= n;
+  }
   // Without rx keys reads are raw bytes, so what node:net had buffered comes first as-is.
   if (!s.rx && buffered.length > 0) early.push({ type: b.constants.RECORD_APPLICATION_DATA, data: buffered });
 

@@ -3,6 +3,7 @@
 // worst-case timings, and randomized chunking and delays at the switch.
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
+import * as net from 'node:net';
 import * as tls from 'node:tls';
 import * as ktls from '../../lib/index.js';
 import { requireKtls } from '../helpers/kernel.js';
@@ -234,5 +235,67 @@ t.test('randomized: chunking and delays at the switch never lose or duplicate a 
     if (ok) passed++;
   }
   t.comment(`randomized hand-over: ${passed} of ${runs} runs passed with every byte intact`);
+  noServerErrors(t);
+});
+
+t.test('TLS 1.3: a ktls client that waits for its ticket resumes, in the kernel', async (t) => {
+  await requireKtls(t);
+  const server = await greetingTlsServer(serverOpts('TLSv1.3', 'aes-128-gcm'), Buffer.from('hi'));
+  const first = await ktls.connect({ ...clientOpts('TLSv1.3', 'aes-128-gcm', portOf(server)), ktls: { waitForTicket: 5000 } });
+  const session = first.getSession();
+  t.ok(session, 'the ticket arrived before the switch: getSession() has it');
+  t.equal(first.kernel, true);
+  const got1 = readAll(first);
+  first.end('one');
+  t.equal((await got1).toString(), 'hione');
+  const second = await ktls.connect({ ...clientOpts('TLSv1.3', 'aes-128-gcm', portOf(server)), session: session! });
+  t.equal(second.isSessionReused(), true, 'resumed with the ticket');
+  t.equal(second.kernel, true);
+  const got2 = readAll(second);
+  second.end('two');
+  t.equal((await got2).toString(), 'hitwo');
+  server.close();
+  noServerErrors(t);
+});
+
+t.test('createTLSSocket + upgradeTLSSocket: what the user read through node:tls is not delivered again', async (t) => {
+  await requireKtls(t);
+  for (const v of ['TLSv1.2', 'TLSv1.3'] as const) {
+    const first = randomBytes(50_000);
+    const second = randomBytes(70_000);
+    const server = tls.createServer(serverOpts(v, 'aes-256-gcm'), (s) => {
+      s.write(first);
+      s.once('data', () => s.end(second));
+    });
+    server.listen(0, '127.0.0.1');
+    await listening(server);
+    const raw = net.connect({ port: portOf(server), host: '127.0.0.1', allowHalfOpen: true });
+    await new Promise((resolve) => raw.once('connect', resolve));
+    const own = ktls.createTLSSocket(raw, { servername: 'localhost', ca: CERTS.ca, minVersion: v, maxVersion: v });
+    // Read part of the greeting through node:tls, then switch.
+    const seen: Buffer[] = [];
+    let n = 0;
+    await new Promise<void>((resolve) => {
+      const onData = (d: Buffer): void => {
+        seen.push(d);
+        if ((n += d.length) >= 20_000) {
+          own.off('data', onData);
+          own.pause();
+          resolve();
+        }
+      };
+      own.on('data', onData);
+    });
+    const sock = await ktls.upgradeTLSSocket(own);
+    t.equal(sock.kernel, true, `${v}: in the kernel`);
+    const rest = readAll(sock);
+    sock.write('go');
+    const all = Buffer.concat([...seen, await rest]);
+    t.equal(sha256(all), sha256(Buffer.concat([first, second])), `${v}: read ${n} B through node:tls, the rest through the kernel, nothing twice`);
+    server.close();
+  }
+  const plain = new tls.TLSSocket(new net.Socket());
+  await t.rejects(ktls.upgradeTLSSocket(plain), { code: 'ERR_KTLS_TLS_SOCKET' }, 'a TLSSocket not made by ktls is refused');
+  plain.destroy();
   noServerErrors(t);
 });
