@@ -59,7 +59,7 @@ async function handOver(t: tls.TLSSocket, tap: WireTap, raw: net.Socket, keylog:
   t.destroy();
   const fallback = opts.fallback ?? 'tls';
   try {
-    const sock = await upgradeWith(raw, secrets, { ...opts, fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix: Buffer.concat([...replay, prefix]), plaintext: [], skip: consumed() });
+    const sock = await upgradeWith(raw, secrets, { ...opts, fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix: Buffer.concat([...replay, prefix]), skip: consumed() });
     sock.attachTlsInfo(info);
     if (!sock.kernel && !warned) {
       warned = true;

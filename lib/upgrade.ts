@@ -155,18 +155,17 @@ function unsupported(rc: number): boolean {
  *   (with `errno`, `syscall`) for syscall failures. On any failure the `net.Socket` is left as it was.
  */
 export async function upgrade(socket: net.Socket, secrets: TlsSecrets, options: UpgradeOptions = {}): Promise<KtlsSocket> {
-  return upgradeWith(socket, secrets, options, { prefix: Buffer.alloc(0), plaintext: [], skip: 0 });
+  return upgradeWith(socket, secrets, options, { prefix: Buffer.alloc(0), skip: 0 });
 }
 
 /**
- * What a handshake layer hands over with the socket: wire bytes it read but did
- * not give to node:tls (they precede anything the socket still buffers), and
- * plaintext node:tls decrypted that nobody has read yet.
+ * What a handshake layer hands over with the socket: wire bytes to open before
+ * anything the socket still buffers, and how much of their application data
+ * the user already read through node:tls.
  * @internal
  */
 export interface Handover {
   prefix: Buffer;
-  plaintext: Buffer[];
   /** Application bytes at the front of `prefix`'s records that the user already read through node:tls. */
   skip?: number;
 }
@@ -209,7 +208,7 @@ async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: N
   let tx: RecordPaths['tx'] = null;
   let rx: RecordPaths['rx'] = null;
   let txStart: RecordPaths['txStart'];
-  const early: OpenedRecord[] = handover.plaintext.map((data) => ({ type: b.constants.RECORD_APPLICATION_DATA, data }));
+  const early: OpenedRecord[] = [];
   const giveBack = (err: unknown): never => {
     handle.close(); // our duplicate only; libuv's fd keeps the connection
     restore(Buffer.concat(raw));

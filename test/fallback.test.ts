@@ -34,3 +34,17 @@ t.test("fallback: 'userspace' works on this kernel whether or not it has kTLS", 
   t.equal((await readAll(a)).length, 0, 'close_notify answered');
   t.same(a.getSequenceNumbers(), { tx: 2n, rx: 1n }, 'data record + close_notify sent, close_notify received');
 });
+
+t.test('a seal failure reaches the write callback and destroys the socket with its code', async (t) => {
+  const [c, s] = await loopbackPair();
+  const keys = sessionKeys('TLSv1.3', 'aes-128-gcm', { ab: (1n << 64n) - 1n });
+  const [a, b] = await Promise.all([ktls.upgrade(c, keys.a, { kernel: false }), ktls.upgrade(s, keys.b, { kernel: false })]);
+  b.resume();
+  const err = new Promise<Error & { code?: string }>((resolve) => a.once('error', resolve));
+  const results: Array<string | null> = [];
+  a.write('the last sequence number', (e) => results.push(e ? ((e as Error & { code?: string }).code ?? 'error') : null));
+  a.write('one too many', (e) => results.push(e ? ((e as Error & { code?: string }).code ?? 'error') : null));
+  t.equal((await err).code, 'ERR_KTLS_SEQ_EXHAUSTED');
+  t.same(results, [null, 'ERR_KTLS_SEQ_EXHAUSTED'], 'the record at 2^64-1 went out, the next one failed');
+  b.destroy();
+});

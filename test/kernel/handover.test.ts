@@ -51,3 +51,30 @@ t.test('many records buffered before the upgrade survive a reader that applies b
   raw.end(Buffer.concat(sealer.seal(k.RECORD_ALERT, Buffer.from([1, 0]))));
   t.equal((await readAll(sock)).toString(), Buffer.concat(parts).toString(), 'all 20 records, in order');
 });
+
+t.test("after the peer's FIN the kernel refuses TLS: ENOTCONN with fallback 'error', userspace with 'userspace'", async (t) => {
+  await requireKtls(t);
+  const k = constants();
+  for (const fallback of ['error', 'userspace'] as const) {
+    const [raw, peer] = await loopbackPair();
+    const keys = sessionKeys('TLSv1.3', 'aes-128-gcm');
+    const sealer = new ktls.RecordSealer('TLSv1.3', 'aes-128-gcm', keys.ab);
+    peer.pause();
+    raw.end(Buffer.concat([...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('last words')), ...sealer.seal(k.RECORD_ALERT, Buffer.from([1, 0]))]));
+    await sleep(50); // the FIN is in: the socket is in CLOSE_WAIT
+    if (fallback === 'error') {
+      await t.rejects(ktls.upgrade(peer, keys.b, { fallback }), { code: 'ENOTCONN', syscall: 'setsockopt(TCP_ULP)' });
+      t.equal(peer.destroyed, false, 'the net.Socket is left as it was');
+      t.equal(peer.isPaused(), true, 'still paused, as we left it');
+      const all = readAll(peer);
+      peer.resume();
+      t.equal((await all).length, 5 + 10 + 1 + 16 + 5 + 2 + 1 + 16, 'its bytes are all still readable');
+    } else {
+      const sock = await ktls.upgrade(peer, keys.b, { fallback, allowHalfOpen: true });
+      t.equal(sock.kernel, false, 'served in userspace');
+      t.equal((await readAll(sock)).toString(), 'last words');
+      sock.destroy();
+    }
+    raw.destroy();
+  }
+});
