@@ -127,7 +127,11 @@ export async function runInUml(command, { kernel = '6.1', cwd = process.cwd(), m
   fs.writeFileSync(initPath, init.join('\n') + '\n', { mode: 0o755 });
 
   const args = [`mem=${mem}`, 'root=/dev/root', 'rootfstype=hostfs', 'rootflags=/', 'rw', `init=${initPath}`, 'con=null', 'con0=fd:0,fd:1', 'quiet', 'loglevel=1'];
-  const child = spawn(info.linux, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, TMPDIR: work } });
+  // Two cores: one guest at a time. flock(1) queues concurrent runs (other
+  // terminals, parallel scripts) on a lock file instead of letting them compete.
+  const lock = path.join(cacheDir(), 'run.lock');
+  const [bin, argv] = fs.existsSync('/usr/bin/flock') ? ['/usr/bin/flock', [lock, info.linux, ...args]] : [info.linux, args];
+  const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, TMPDIR: work } });
   let state = 'boot';
   let bootLog = '';
   let pending = '';
