@@ -49,6 +49,32 @@ export interface NativeConstants {
   readonly AF_INET6: number;
   readonly SHUT_WR: number;
   readonly SHUT_RDWR: number;
+  readonly SPLICE_F_MOVE: number;
+  readonly SPLICE_F_NONBLOCK: number;
+  readonly SPLICE_F_MORE: number;
+  readonly TCP_CORK: number;
+  readonly TCP_INFO: number;
+  readonly TCP_FASTOPEN: number;
+  readonly TCP_FASTOPEN_CONNECT: number;
+  readonly TCPI_OPT_SYN_DATA: number;
+  readonly EINPROGRESS: number;
+}
+
+/** `getsockopt(TCP_INFO)` fields the addon reads; counters a kernel does not fill are -1. */
+export interface NativeTcpInfo {
+  readonly state: number;
+  readonly options: number;
+  readonly rtt: number;
+  readonly sndMss: number;
+  readonly sndCwnd: number;
+  readonly totalRetrans: number;
+  readonly bytesAcked: number;
+  readonly bytesReceived: number;
+  readonly segsOut: number;
+  readonly segsIn: number;
+  readonly dataSegsIn: number;
+  readonly dataSegsOut: number;
+  readonly bytesSent: number;
 }
 
 /** The native socket handle: owns one fd; every method is one syscall returning bytes or -errno. */
@@ -72,7 +98,19 @@ export interface Binding {
   getUlp(fd: number): string | number;
   setKeys(fd: number, direction: number, version: number, cipher: number, key: Buffer, nonce: Buffer, seq: Buffer): number;
   getSeq(fd: number, direction: number): bigint | number;
-  adopt(fd: number): number;
+  adopt(fd: number, nonBlocking?: number): number;
+  setRecordSize(fd: number, size: number): number;
+  getRecordSize(fd: number): number;
+  sendfile(outFd: number, inFd: number, offset: number, count: number): number;
+  splice(inFd: number, outFd: number, count: number, flags: number): number;
+  pipe(nonBlocking: number, size: number): [number, number] | number;
+  ready(fd: number, events: number): number;
+  fdKind(fd: number): number;
+  readFd(fd: number, buf: Buffer, offset: number, length: number): number;
+  writeFd(fd: number, buf: Buffer, offset: number, length: number): number;
+  tcpInfo(fd: number): NativeTcpInfo | number;
+  fastOpenSocket(family: number): number;
+  connectFd(fd: number, address: string, port: number): number;
   closeFd(fd: number): number;
   getsockoptInt(fd: number, level: number, name: number): number;
   setsockoptInt(fd: number, level: number, name: number, value: number): number;

@@ -39,6 +39,8 @@ export interface Capabilities {
   rxExpectNoPad: boolean;
   /** `TLS_TX_MAX_PAYLOAD_LEN` accepted on a TX socket. */
   txMaxPayloadLen: boolean;
+  /** TLS 1.3 rekey (KeyUpdate): a second `TLS_TX` on the same socket is accepted (Linux 6.14+). */
+  rekey: boolean;
   /** `/proc/net/tls_stat` counters, when the file exists. */
   stats: Record<string, number> | null;
 }
@@ -99,7 +101,7 @@ function keys(b: Binding, fd: number, dir: number, version: TlsVersion, cipher: 
  */
 export async function probe(): Promise<Capabilities> {
   const { release } = await import('node:os');
-  const caps: Capabilities = { kernelRelease: release(), ulp: false, ciphers: [], txZerocopyRo: false, rxExpectNoPad: false, txMaxPayloadLen: false, stats: await tlsStats() };
+  const caps: Capabilities = { kernelRelease: release(), ulp: false, ciphers: [], txZerocopyRo: false, rxExpectNoPad: false, txMaxPayloadLen: false, rekey: false, stats: await tlsStats() };
   const { binding: b, error } = loadBinding();
   if (!b) {
     caps.ulpError = error?.message ?? 'addon not loaded';
@@ -123,10 +125,12 @@ export async function probe(): Promise<Capabilities> {
         if (tx < 0 || rx < 0) r.error = errnoName(tx < 0 ? tx : rx);
         if (tx === 0 && cipher === 'aes-128-gcm') {
           caps.txZerocopyRo ||= b.setsockoptInt(a, k.SOL_TLS, k.TLS_TX_ZEROCOPY_RO, 1) === 0;
-          caps.txMaxPayloadLen ||= b.setsockoptInt(a, k.SOL_TLS, k.TLS_TX_MAX_PAYLOAD_LEN, 4096) === 0;
+          caps.txMaxPayloadLen ||= b.setRecordSize(a, 4096) === 0;
         }
         if (rx === 0 && version === 'TLSv1.3' && cipher === 'aes-128-gcm') {
           caps.rxExpectNoPad ||= b.setsockoptInt(z, k.SOL_TLS, k.TLS_RX_EXPECT_NO_PAD, 1) === 0;
+          // TLS 1.3 KeyUpdate: kernels with rekey accept a second TLS_TX; older ones answer EBUSY.
+          if (tx === 0) caps.rekey ||= keys(b, a, k.TLS_TX, version, cipher) === 0;
         }
         return r;
       });

@@ -6,12 +6,13 @@
  */
 import { Duplex, type DuplexOptions } from 'node:stream';
 import * as os from 'node:os';
-import { POLL_READABLE, POLL_WRITABLE, type Binding, type NativeHandle } from './binding.js';
+import { POLL_READABLE, POLL_WRITABLE, type Binding, type NativeHandle, type NativeTcpInfo } from './binding.js';
 import { cipherSpec, constants, type CipherName, type TlsVersion } from './constants.js';
-import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError } from './errors.js';
+import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError, invalidArgType, invalidArgValue } from './errors.js';
 import type { OpenedRecord, RecordOpener, RecordSealer } from './record.js';
 import type * as tls from 'node:tls';
 import type { TlsInfo } from './handshake.js';
+import { FdWatcher, SendFileOp, SpliceFromOp, consume, type FileSource, type TxContext, type WriteOp } from './zerocopy.js';
 
 const E = os.constants.errno;
 const SLAB = 256 * 1024;
@@ -68,7 +69,53 @@ interface WriteEntry {
   bufs: Buffer[];
   started?: boolean;
   type: number; // 0: application data
+  op?: WriteOp;
   cb: (err?: Error | null) => void;
+}
+
+/** State of a running {@link KtlsSocket.spliceTo} under kernel RX. */
+interface SpliceReader {
+  target: number;
+  remaining: number;
+  sent: number;
+  held: Buffer[];
+  pipe: [number, number] | null;
+  inPipe: number;
+  watcher: FdWatcher;
+  waitSocket: boolean;
+  resolve: (n: number) => void;
+  reject: (e: Error) => void;
+}
+
+/** Smallest record size limit RFC 8449 allows. */
+const MIN_RECORD_SIZE = 64;
+
+/** `TCP_INFO` as {@link KtlsSocket.getTcpInfo} reports it. */
+export interface TcpInfo extends NativeTcpInfo {
+  /** The SYN carried data (TCP Fast Open), sent or received. */
+  readonly synData: boolean;
+}
+
+/** Options of {@link KtlsSocket.sendFile}. */
+export interface SendFileOptions {
+  /** First byte of the file to send (default 0). */
+  offset?: number;
+  /** Bytes to send (default: to the end of the file). */
+  length?: number;
+}
+
+/** Options of {@link KtlsSocket.spliceFrom} and {@link KtlsSocket.spliceTo}. */
+export interface SpliceOptions {
+  /** Stop after this many bytes (default: until end of input). */
+  length?: number;
+}
+
+/** A zero-length chunk stands in for a WriteOp in the Writable queue, so ops keep their place among writes. */
+const opMarkers = new WeakMap<Buffer, WriteOp>();
+
+function checkLength(name: string, v: number | undefined): void {
+  if (v === undefined) return;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalidArgValue(`Expected a non-negative integer for ${name} but received ${String(v)}`);
 }
 
 /**
@@ -108,6 +155,13 @@ export class KtlsSocket extends Duplex {
   #kernelPlainSent = 0;
   #finalSeq: SequenceNumbers | undefined;
   #tls: TlsInfo | undefined;
+  #reader: SpliceReader | null = null;
+  #opResults = new Map<WriteOp, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+  #txCtx: TxContext | undefined;
+  #opWaiting = false;
+  #uncorkPending = false;
+  #tcpCorked = false;
+  #maxRecordSize: number | undefined;
 
   /** @internal Use `ktls.upgrade()`. */
   constructor(paths: RecordPaths, options: KtlsSocketOptions = {}) {
@@ -244,6 +298,75 @@ export class KtlsSocket extends Duplex {
     return this;
   }
 
+  /**
+   * Holds writes back, as `Writable#cork()`, and also sets `TCP_CORK` so that
+   * what is written until the matching {@link KtlsSocket.uncork} (headers, a
+   * {@link KtlsSocket.sendFile}) leaves as full segments, not one per write.
+   */
+  override cork(): void {
+    super.cork();
+    if (this.writableCorked === 1 && !this.#tcpCorked) this.#setTcpCork(true);
+  }
+
+  /** Releases {@link KtlsSocket.cork}; `TCP_CORK` is cleared once everything written under it has gone to the kernel. */
+  override uncork(): void {
+    super.uncork();
+    if (this.writableCorked === 0 && this.#tcpCorked) {
+      this.#uncorkPending = true;
+      if (this.#queue.length === 0) this.#setTcpCork(false);
+    }
+  }
+
+  #setTcpCork(on: boolean): void {
+    this.#uncorkPending = false;
+    if (this.destroyed || this.fd < 0) return;
+    const k = constants();
+    const rc = this.#p.binding.setsockoptInt(this.fd, k.SOL_TCP, k.TCP_CORK, on ? 1 : 0);
+    if (rc < 0) return void this.destroy(new KtlsSystemError(rc, 'setsockopt(TCP_CORK)'));
+    this.#tcpCorked = on;
+  }
+
+  /**
+   * Largest plaintext per record this socket sends (RFC 8449's record size
+   * limit; OpenSSL's `split_send_fragment`). Under kernel TX it is
+   * `TLS_TX_MAX_PAYLOAD_LEN`, which older kernels lack: setting it there throws
+   * `ERR_KTLS_UNSUPPORTED`. The userspace record layer always honours it.
+   */
+  get maxRecordSize(): number {
+    if (this.#maxRecordSize !== undefined) return this.#maxRecordSize;
+    return constants().MAX_PLAINTEXT;
+  }
+
+  set maxRecordSize(size: number) {
+    this.setMaxRecordSize(size);
+  }
+
+  /** Sets {@link KtlsSocket.maxRecordSize}; returns this. */
+  setMaxRecordSize(size: number): this {
+    const max = constants().MAX_PLAINTEXT;
+    if (typeof size !== 'number' || !Number.isInteger(size) || size < MIN_RECORD_SIZE || size > max)
+      throw invalidArgValue(`Expected an integer from ${MIN_RECORD_SIZE} to ${max} for maxRecordSize but received ${String(size)}`);
+    if (this.#p.tx === 'kernel') {
+      const rc = this.#p.binding.setRecordSize(this.fd, size);
+      if (rc === -E.ENOPROTOOPT) {
+        throw Object.assign(new KtlsError('ERR_KTLS_UNSUPPORTED', 'this kernel has no TLS_TX_MAX_PAYLOAD_LEN (record size limit); it always sends records of up to 16384 bytes'), {
+          errno: rc,
+          syscall: 'setsockopt(TLS_TX_MAX_PAYLOAD_LEN)',
+        });
+      }
+      if (rc < 0) throw new KtlsSystemError(rc, 'setsockopt(TLS_TX_MAX_PAYLOAD_LEN)');
+    }
+    this.#maxRecordSize = size;
+    return this;
+  }
+
+  /** `TCP_INFO` of the connection: segment and byte counters, RTT, Fast Open flags (`synData`). */
+  getTcpInfo(): TcpInfo {
+    const info = this.#p.binding.tcpInfo(this.fd);
+    if (typeof info === 'number') throw new KtlsSystemError(info, 'getsockopt(TCP_INFO)');
+    return { ...info, synData: (info.options & constants().TCPI_OPT_SYN_DATA) !== 0 };
+  }
+
   /** Lets the process exit while this socket is open. */
   unref(): this {
     this.#p.handle.unref();
@@ -258,6 +381,7 @@ export class KtlsSocket extends Duplex {
 
   override _read(): void {
     this.#wantRead = true;
+    if (this.#reader) return; // spliceTo() owns the socket's input until it settles
     const early = this.#p.early;
     while (early.length > 0) {
       if (!this.#deliver(early[0]!.type, early.shift()!.data)) return;
@@ -267,6 +391,7 @@ export class KtlsSocket extends Duplex {
 
   #readLoop(): void {
     const rx = this.#p.rx;
+    if (this.#reader) return this.#spliceStep();
     while (this.#wantRead && !this.destroyed && !this.#readEnded) {
       if (rx !== 'kernel' && rx !== null) {
         const rec = this.#openNext(rx);
@@ -396,7 +521,8 @@ export class KtlsSocket extends Duplex {
 
   #setPoll(): void {
     if (this.destroyed) return;
-    const events = (this.#wantRead && !this.#readEnded ? POLL_READABLE : 0) | (this.#queue.length > 0 ? POLL_WRITABLE : 0);
+    const wantRead = this.#reader ? this.#reader.waitSocket : this.#wantRead;
+    const events = (wantRead && !this.#readEnded ? POLL_READABLE : 0) | (this.#queue.length > 0 && !this.#opWaiting ? POLL_WRITABLE : 0);
     if (events === this.#pollEvents) return;
     const rc = this.#p.handle.poll(events);
     if (rc < 0) {
@@ -407,15 +533,345 @@ export class KtlsSocket extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.#enqueue([chunk], 0, cb);
+    const op = chunk.length === 0 ? opMarkers.get(chunk) : undefined;
+    if (op) this.#enqueueOp(op, cb);
+    else this.#enqueue([chunk], 0, cb);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    this.#enqueue(
-      chunks.map((c) => c.chunk),
-      0,
-      cb,
-    );
+    // Split the batch at op markers; the callback runs once the last part is done.
+    let parts = 0;
+    let failed = false;
+    let all = false;
+    const partDone = (err?: Error | null): void => {
+      if (failed) return;
+      if (err) {
+        failed = true;
+        return cb(err);
+      }
+      if (--parts === 0 && all) cb(null);
+    };
+    let run: Buffer[] = [];
+    const flush = (): void => {
+      if (run.length === 0) return;
+      parts++;
+      this.#enqueue(run, 0, partDone);
+      run = [];
+    };
+    for (const { chunk } of chunks) {
+      const op = chunk.length === 0 ? opMarkers.get(chunk) : undefined;
+      if (!op) {
+        run.push(chunk);
+        continue;
+      }
+      flush();
+      parts++;
+      this.#enqueueOp(op, partDone);
+    }
+    flush();
+    all = true;
+    if (parts === 0) cb(null);
+  }
+
+  /**
+   * Sends (part of) a file. Under kernel TX the bytes go file → socket with
+   * sendfile(2) and never enter JavaScript; with the userspace record layer they
+   * are read and sealed here. Ordered with `write()` calls before and after it.
+   * Resolves with the bytes sent; rejects (with `bytesSent`) if the file cannot
+   * be read or the socket is destroyed first. A file that cannot be opened
+   * rejects before any byte is sent and leaves the connection usable.
+   */
+  sendFile(file: FileSource, options: SendFileOptions = {}): Promise<number> {
+    if (typeof file !== 'string' && typeof file !== 'number' && (typeof file !== 'object' || file === null || typeof file.fd !== 'number'))
+      throw invalidArgType(`Expected a path, an fd or a FileHandle for file but received ${typeof file}`);
+    checkLength('options.offset', options.offset);
+    checkLength('options.length', options.length);
+    return this.#startOp(new SendFileOp(file, options.offset ?? 0, options.length));
+  }
+
+  /**
+   * Moves bytes from a readable fd (a pipe directly; a socket through an
+   * internal pipe) into this socket with splice(2) until EOF or `length`.
+   * Ordered with `write()`s like {@link KtlsSocket.sendFile}. Does not close `fd`.
+   */
+  spliceFrom(fd: number, options: SpliceOptions = {}): Promise<number> {
+    if (!Number.isInteger(fd) || fd < 0) throw invalidArgType(`Expected a file descriptor for fd but received ${String(fd)}`);
+    checkLength('options.length', options.length);
+    return this.#startOp(new SpliceFromOp(fd, options.length));
+  }
+
+  /**
+   * Moves decrypted application data out of this socket into `fd` (a pipe
+   * directly with splice(2); a file or socket through an internal pipe) until
+   * `length` bytes, the peer's close_notify, or EOF. Data already buffered in
+   * the stream goes first. The readable side stays paused afterwards. Control
+   * records met on the way are handled as reads are: close_notify ends the
+   * stream, alerts destroy it, handshake records become `'handshake'` events.
+   * Does not close `fd`.
+   */
+  spliceTo(fd: number, options: SpliceOptions = {}): Promise<number> {
+    if (!Number.isInteger(fd) || fd < 0) throw invalidArgType(`Expected a file descriptor for fd but received ${String(fd)}`);
+    checkLength('options.length', options.length);
+    if (this.#reader) throw new KtlsError('ERR_KTLS_BUSY', 'a spliceTo() is already running on this socket');
+    const remaining = options.length ?? Number.POSITIVE_INFINITY;
+    return new Promise((resolve, reject) => {
+      if (this.destroyed) return reject(new KtlsError('ERR_STREAM_DESTROYED', 'the socket is destroyed'));
+      const kind = this.#p.binding.fdKind(fd);
+      if (kind < 0) return reject(new KtlsSystemError(kind, 'fstat'));
+      this.pause();
+      const early = this.#p.early.splice(0);
+      for (const rec of early) this.#deliver(rec.type, rec.data);
+      const reader: SpliceReader = { target: fd, remaining, sent: 0, held: [], pipe: null, inPipe: 0, watcher: new FdWatcher(this.#p.binding, fd), waitSocket: false, resolve, reject };
+      this.#reader = reader;
+      // What the stream already holds was read before this call: it goes first.
+      while (this.readableLength > 0 && reader.remaining > 0) {
+        const chunk = this.read() as Buffer | null;
+        if (chunk === null) break;
+        const take = Math.min(chunk.length, reader.remaining);
+        if (take < chunk.length) this.unshift(chunk.subarray(take));
+        reader.held.push(chunk.subarray(0, take));
+        reader.remaining -= take;
+      }
+      if (this.#p.rx !== 'kernel' || kind !== 1 || reader.held.length > 0) {
+        const p = this.#p.binding.pipe(1, 0);
+        if (typeof p === 'number') return this.#settleReader(new KtlsSystemError(p, 'pipe2'));
+        reader.pipe = p;
+      }
+      this.#spliceStep();
+    });
+  }
+
+  #settleReader(err: Error | null): void {
+    const r = this.#reader;
+    if (!r) return;
+    this.#reader = null;
+    r.watcher.close();
+    if (r.pipe) for (const fd of r.pipe) this.#p.binding.closeFd(fd);
+    if (err) r.reject(Object.assign(err, { bytesSent: r.sent }));
+    else r.resolve(r.sent);
+    if (!this.destroyed) this.#setPoll();
+  }
+
+  /** One pass of spliceTo(): drains held data and the internal pipe into the target, then pulls from the socket. */
+  #spliceStep(): void {
+    const r = this.#reader;
+    if (!r) return;
+    const b = this.#p.binding;
+    const k = constants();
+    const flags = k.SPLICE_F_MOVE | k.SPLICE_F_NONBLOCK;
+    const waitTarget = (): void => {
+      r.waitSocket = false;
+      this.#setPoll();
+      r.watcher.once(POLL_WRITABLE, () => this.#spliceStep());
+    };
+    try {
+      for (;;) {
+        if (this.destroyed) return;
+        if (r.pipe && r.inPipe > 0) {
+          const n = b.splice(r.pipe[0], r.target, r.inPipe, flags);
+          if (n === -E.EAGAIN || n === -E.EINTR) return waitTarget();
+          if (n < 0) throw new KtlsSystemError(n, 'splice');
+          r.inPipe -= n;
+          r.sent += n;
+          continue;
+        }
+        if (r.pipe && r.held.length > 0) {
+          // Held plaintext goes through our own non-blocking pipe: the target may be a blocking fd.
+          const head = r.held[0]!;
+          const n = b.writeFd(r.pipe[1], head, 0, head.length);
+          if (n < 0 && n !== -E.EAGAIN && n !== -E.EINTR) throw new KtlsSystemError(n, 'write');
+          if (n > 0) {
+            r.inPipe += n;
+            consume(r.held, n);
+          }
+          continue;
+        }
+        if (r.remaining === 0 || this.#readEnded) return this.#settleReader(null);
+        const want = Math.min(r.remaining, 1 << 20);
+        r.waitSocket = false;
+        let n: number;
+        if (this.#p.rx === 'kernel') {
+          n = b.splice(this.fd, r.pipe ? r.pipe[1] : r.target, want, flags);
+        } else {
+          const pulled = this.#pullUserspace(r, want);
+          if (pulled === 'again') continue;
+          n = pulled;
+        }
+        if (n === -E.EAGAIN || n === -E.EINTR) {
+          // Either the socket has no complete record or the target pipe is full.
+          if (!r.pipe) {
+            const t = b.ready(r.target, POLL_WRITABLE);
+            if (t >= 0 && (t & POLL_WRITABLE) === 0) return waitTarget();
+          }
+          r.waitSocket = true;
+          return this.#setPoll();
+        }
+        if (n === -E.EINVAL || n === -E.EIO || n === 0) {
+          // splice(2) stops at a record that is not application data (and moves
+          // nothing for an empty one): read that record the ordinary way.
+          if (!this.#readOneRecord(r)) return;
+          continue;
+        }
+        if (n < 0) return this.#readError(n);
+        this.#bytesRead += n;
+        r.remaining -= n;
+        if (r.pipe) r.inPipe += n;
+        else r.sent += n;
+      }
+    } catch (err) {
+      this.#settleReader(err as Error);
+    }
+  }
+
+  /** Userspace RX for spliceTo(): opens records into `held`. Returns what a splice would: bytes, 0 at a control record, or -errno. */
+  #pullUserspace(r: SpliceReader, want: number): number | 'again' {
+    const opener = this.#p.rx;
+    if (opener === 'kernel' || opener === null) return 0;
+    const rec = this.#openNext(opener);
+    if (rec === undefined) return -E.EBADMSG;
+    if (rec === null) {
+      if (this.#slab.length - this.#slabOff < 32 * 1024) {
+        this.#slab = Buffer.allocUnsafe(SLAB);
+        this.#slabOff = 0;
+      }
+      const n = this.#p.handle.recv(this.#slab, this.#slabOff, this.#slab.length - this.#slabOff);
+      if (n < 0) return n;
+      if (n === 0) return 0;
+      opener.push(this.#slab.subarray(this.#slabOff, this.#slabOff + n));
+      this.#slabOff += n;
+      return this.#pullUserspace(r, want);
+    }
+    if (rec.type !== constants().RECORD_APPLICATION_DATA || rec.data.length === 0) {
+      this.#p.early.unshift(rec);
+      return 0;
+    }
+    const take = Math.min(want, rec.data.length);
+    if (take < rec.data.length) this.#p.early.unshift({ type: rec.type, data: rec.data.subarray(take) });
+    r.held.push(rec.data.subarray(0, take));
+    this.#bytesRead += take;
+    r.remaining -= take;
+    return 'again';
+  }
+
+  /** Reads one record with recvmsg (a control record, an empty record, or EOF) during spliceTo(). False: stop. */
+  #readOneRecord(r: SpliceReader): boolean {
+    const early = this.#p.early.shift();
+    let type: number;
+    let data: Buffer;
+    if (early) {
+      ({ type, data } = early);
+    } else {
+      if (this.#slab.length - this.#slabOff < 32 * 1024) {
+        this.#slab = Buffer.allocUnsafe(SLAB);
+        this.#slabOff = 0;
+      }
+      const n = this.#p.handle.recv(this.#slab, this.#slabOff, Math.min(this.#slab.length - this.#slabOff, r.remaining === Infinity ? SLAB : Math.max(r.remaining, 2)));
+      if (n === -E.EAGAIN || n === -E.EINTR) return true;
+      if (n < 0) {
+        this.#readError(n);
+        return false;
+      }
+      if (n === 0) {
+        this.#eof();
+        return !this.destroyed;
+      }
+      type = this.#p.rx === 'kernel' ? this.#p.out[0] || constants().RECORD_APPLICATION_DATA : constants().RECORD_APPLICATION_DATA;
+      data = this.#slab.subarray(this.#slabOff, this.#slabOff + n);
+      this.#slabOff += n;
+    }
+    if (type === constants().RECORD_APPLICATION_DATA) {
+      this.#bytesRead += data.length;
+      const take = Math.min(data.length, r.remaining);
+      if (take < data.length) this.unshift(data.subarray(take));
+      if (take > 0) r.held.push(data.subarray(0, take));
+      r.remaining -= take;
+      return true;
+    }
+    this.#deliver(type, data);
+    return !this.destroyed;
+  }
+
+  #startOp(op: WriteOp): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (this.destroyed || this.writableEnded) {
+        reject(new KtlsError(this.destroyed ? 'ERR_STREAM_DESTROYED' : 'ERR_STREAM_WRITE_AFTER_END', 'the socket is no longer writable'));
+        return;
+      }
+      const marker = Buffer.alloc(0);
+      opMarkers.set(marker, op);
+      this.#opResults.set(op, { resolve, reject });
+      this.write(marker);
+    });
+  }
+
+  #enqueueOp(op: WriteOp, cb: (err?: Error | null) => void): void {
+    if (this.#p.tx === null) {
+      this.#settleOp(op, new KtlsError('ERR_KTLS_NO_TX_KEYS', 'this socket was upgraded without tx keys and cannot send'));
+      cb(null);
+      return;
+    }
+    this.#queue.push({ bufs: [], type: 0, op, cb });
+    if (this.#queue.length === 1) this.#writeLoop();
+  }
+
+  /** Resolves or rejects an op's promise once; failures carry `bytesSent`. */
+  #settleOp(op: WriteOp, err: Error | null): void {
+    const r = this.#opResults.get(op);
+    this.#opResults.delete(op);
+    op.release();
+    if (!r) return;
+    if (err) {
+      Object.assign(err, { bytesSent: op.sent });
+      r.reject(err);
+    } else {
+      r.resolve(op.sent);
+    }
+  }
+
+  #txContext(): TxContext {
+    const tx = this.#p.tx;
+    const size = (): number | undefined => this.#maxRecordSize;
+    return (this.#txCtx ??= {
+      binding: this.#p.binding,
+      handle: this.#p.handle,
+      sealer: tx !== 'kernel' && tx !== null ? tx : null,
+      get maxRecordSize() {
+        return size();
+      },
+      accepted: (n) => {
+        this.#kernelPlainSent += n;
+      },
+      wake: () => {
+        if (!this.destroyed) this.#writeLoop();
+      },
+    });
+  }
+
+  /** Runs the op at the head of the queue; returns false when the loop must stop. */
+  #runOp(entry: WriteEntry & { op: WriteOp }): boolean {
+    const op = entry.op;
+    const before = op.sent;
+    let state: 'done' | 'blocked' | 'pending';
+    try {
+      state = op.step(this.#txContext());
+    } catch (err) {
+      this.#queue.shift();
+      this.#bytesWritten += op.sent - before;
+      this.#settleOp(op, err as Error);
+      // Bytes already on the wire make the stream unusable; otherwise the connection goes on.
+      if (op.sent > 0) this.destroy(err as Error);
+      else entry.cb(null);
+      return !this.destroyed;
+    }
+    this.#bytesWritten += op.sent - before;
+    if (state !== 'done') {
+      this.#opWaiting = state === 'pending';
+      return false;
+    }
+    this.#queue.shift();
+    this.#settleOp(op, null);
+    entry.cb(null);
+    return true;
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -466,7 +922,7 @@ export class KtlsSocket extends Duplex {
     if (tx !== 'kernel') {
       const k = constants();
       try {
-        bufs = tx.seal(type === 0 ? k.RECORD_APPLICATION_DATA : type, bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs));
+        bufs = tx.seal(type === 0 ? k.RECORD_APPLICATION_DATA : type, bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs), this.#maxRecordSize);
       } catch (err) {
         cb(err as Error); // e.g. ERR_KTLS_SEQ_EXHAUSTED
         return;
@@ -481,8 +937,13 @@ export class KtlsSocket extends Duplex {
   }
 
   #writeLoop(): void {
+    this.#opWaiting = false;
     while (this.#queue.length > 0 && !this.destroyed) {
       const entry = this.#queue[0]!;
+      if (entry.op) {
+        if (this.#runOp(entry as WriteEntry & { op: WriteOp })) continue;
+        break;
+      }
       const batch = entry.bufs.length > MAX_IOV ? entry.bufs.slice(0, MAX_IOV) : entry.bufs;
       const n = this.#p.handle.send(batch, entry.type);
       if (n === -E.EAGAIN || n === -E.EINTR) break;
@@ -493,28 +954,23 @@ export class KtlsSocket extends Duplex {
       }
       if (this.#p.tx === 'kernel') this.#kernelPlainSent += n;
       entry.started = true;
-      let left = n;
-      while (left > 0 && entry.bufs.length > 0) {
-        const head = entry.bufs[0]!;
-        if (head.length <= left) {
-          left -= head.length;
-          entry.bufs.shift();
-        } else {
-          entry.bufs[0] = head.subarray(left);
-          left = 0;
-        }
-      }
-      while (entry.bufs.length > 0 && entry.bufs[0]!.length === 0) entry.bufs.shift();
+      consume(entry.bufs, n);
       if (entry.bufs.length === 0) {
         this.#queue.shift();
         entry.cb(null);
       }
     }
+    if (this.#queue.length === 0 && this.#uncorkPending) this.#setTcpCork(false);
     this.#setPoll();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    for (const entry of this.#queue.splice(0)) entry.cb(err ?? new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before the write completed'));
+    if (this.#reader) this.#settleReader(new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before spliceTo() completed', { cause: err ?? undefined }));
+    for (const entry of this.#queue.splice(0)) {
+      const e = err ?? new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before the write completed');
+      if (entry.op) this.#settleOp(entry.op, new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before the transfer completed', { cause: e }));
+      entry.cb(e);
+    }
     try {
       this.#finalSeq = this.getSequenceNumbers();
     } catch {

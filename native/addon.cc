@@ -6,6 +6,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ktls::InitKtls(env, exports);
   ktls::InitSocket(env, exports);
+  ktls::InitZeroCopy(env, exports);
   return exports;
 }
 

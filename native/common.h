@@ -28,5 +28,6 @@ inline Napi::Number Result(Napi::Env env, long rc) {
 
 void InitKtls(Napi::Env env, Napi::Object exports);
 void InitSocket(Napi::Env env, Napi::Object exports);
+void InitZeroCopy(Napi::Env env, Napi::Object exports);  // after InitKtls: extends its constants
 
 }  // namespace ktls

@@ -161,6 +161,20 @@ Napi::Value GetSeq(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, value);
 }
 
+// setRecordSize(fd, n) / getRecordSize(fd): TLS_TX_MAX_PAYLOAD_LEN takes a u16;
+// kernels without it answer ENOPROTOOPT, which lib/ reports as ERR_KTLS_UNSUPPORTED.
+Napi::Value SetRecordSize(const Napi::CallbackInfo& info) {
+  uint16_t value = static_cast<uint16_t>(ArgInt(info, 1));
+  return Result(info.Env(), setsockopt(ArgInt(info, 0), SOL_TLS, TLS_TX_MAX_PAYLOAD_LEN, &value, sizeof(value)));
+}
+
+Napi::Value GetRecordSize(const Napi::CallbackInfo& info) {
+  uint16_t value = 0;
+  socklen_t len = sizeof(value);
+  if (getsockopt(ArgInt(info, 0), SOL_TLS, TLS_TX_MAX_PAYLOAD_LEN, &value, &len) < 0) return Result(info.Env(), -1);
+  return Napi::Number::New(info.Env(), value);
+}
+
 void Set(Napi::Object o, const char* name, double v) { o.Set(name, Napi::Number::New(o.Env(), v)); }
 
 void CipherConstants(Napi::Object o, const char* name, int id, int key, int salt, int iv, int tag, int seq) {
@@ -181,6 +195,8 @@ void InitKtls(Napi::Env env, Napi::Object exports) {
   exports.Set("getUlp", Napi::Function::New(env, GetUlp, "getUlp"));
   exports.Set("setKeys", Napi::Function::New(env, SetKeys, "setKeys"));
   exports.Set("getSeq", Napi::Function::New(env, GetSeq, "getSeq"));
+  exports.Set("setRecordSize", Napi::Function::New(env, SetRecordSize, "setRecordSize"));
+  exports.Set("getRecordSize", Napi::Function::New(env, GetRecordSize, "getRecordSize"));
 
   Napi::Object k = Napi::Object::New(env);
   Set(k, "SOL_TLS", SOL_TLS);

@@ -2,6 +2,7 @@
 // Lifecycle Open -> Closed; close() is idempotent; the poll handle is freed in
 // its close callback; an env cleanup hook closes whatever is still open.
 #include "common.h"
+#include "tcpinfo.h"
 
 #include <fcntl.h>
 #include <linux/sockios.h>
@@ -224,12 +225,15 @@ class Handle : public Napi::ObjectWrap<Handle> {
   Napi::Reference<Napi::Int32Array> out_;
 };
 
-// adopt(fd) -> new fd | -errno: a close-on-exec, non-blocking duplicate that the
-// Handle will own, so the original (libuv's) can be closed without ending the connection.
+// adopt(fd, nonBlocking = 1) -> new fd | -errno: a close-on-exec duplicate that
+// the Handle will own, so the original (libuv's) can be closed without ending the
+// connection. nonBlocking 0 leaves the shared file status flags as they are.
 Napi::Value Adopt(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
+  bool nonblock = info.Length() < 2 || ArgInt(info, 1) != 0;
   int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dup < 0) return Result(info.Env(), -1);
+  if (!nonblock) return Napi::Number::New(info.Env(), dup);
   int flags = fcntl(dup, F_GETFL);
   if (flags < 0 || fcntl(dup, F_SETFL, flags | O_NONBLOCK) < 0) {
     int err = errno;
@@ -264,23 +268,12 @@ Napi::Value PeerConnected(const Napi::CallbackInfo& info) {
 // tcpEntered(fd) -> bytes that have entered TCP's send path since the connection
 // began (acked + still queued), or -errno. kTLS can hold sealed records in its own
 // list after sendmsg returns; lib/ compares this with what it expects before FIN.
-// glibc's tcp_info stops before the 64-bit counters that <linux/tcp.h> (which
-// clashes with glibc's header) appends; these follow it in the kernel's layout.
-struct TcpInfoWithBytes {
-  tcp_info base;
-  uint64_t pacing_rate;
-  uint64_t max_pacing_rate;
-  uint64_t bytes_acked;
-};
-static_assert(sizeof(tcp_info) == 104, "glibc tcp_info ends at tcpi_total_retrans");
-static_assert(offsetof(TcpInfoWithBytes, bytes_acked) == 120, "tcpi_bytes_acked offset");
-
 Napi::Value TcpEntered(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
-  TcpInfoWithBytes ti{};
+  TcpInfoFull ti{};
   socklen_t len = sizeof(ti);
   if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len) < 0) return Result(info.Env(), -1);
-  if (len < sizeof(ti)) return Napi::Number::New(info.Env(), -EOPNOTSUPP);  // kernels before 4.1
+  if (len < offsetof(TcpInfoFull, bytes_received)) return Napi::Number::New(info.Env(), -EOPNOTSUPP);  // kernels before 4.1
   uint64_t acked = ti.bytes_acked;
   int outq = 0;
   if (ioctl(fd, SIOCOUTQ, &outq) < 0) return Result(info.Env(), -1);
