@@ -70,6 +70,8 @@ interface WriteEntry {
   started?: boolean;
   type: number; // 0: application data
   op?: WriteOp;
+  counted?: number;
+  seal?: boolean; // userspace: plaintext still to be sealed
   cb: (err?: Error | null) => void;
 }
 
@@ -847,23 +849,29 @@ export class KtlsSocket extends Duplex {
     });
   }
 
+  /** Adds what an op has sent since last counted (userspace ops make progress in I/O callbacks). */
+  #countOp(entry: WriteEntry & { op: WriteOp }): void {
+    this.#bytesWritten += entry.op.sent - (entry.counted ?? 0);
+    entry.counted = entry.op.sent;
+  }
+
   /** Runs the op at the head of the queue; returns false when the loop must stop. */
   #runOp(entry: WriteEntry & { op: WriteOp }): boolean {
     const op = entry.op;
-    const before = op.sent;
+    entry.started = true; // a userspace op may be mid-record from here on
     let state: 'done' | 'blocked' | 'pending';
     try {
       state = op.step(this.#txContext());
     } catch (err) {
       this.#queue.shift();
-      this.#bytesWritten += op.sent - before;
+      this.#countOp(entry);
       this.#settleOp(op, err as Error);
       // Bytes already on the wire make the stream unusable; otherwise the connection goes on.
       if (op.sent > 0) this.destroy(err as Error);
       else entry.cb(null);
       return !this.destroyed;
     }
-    this.#bytesWritten += op.sent - before;
+    this.#countOp(entry);
     if (state !== 'done') {
       this.#opWaiting = state === 'pending';
       return false;
@@ -918,22 +926,26 @@ export class KtlsSocket extends Duplex {
       cb(new KtlsError('ERR_KTLS_NO_TX_KEYS', 'this socket was upgraded without tx keys and cannot send'));
       return;
     }
-    const plain = bufs.reduce((n, b) => n + b.length, 0);
-    if (tx !== 'kernel') {
-      const k = constants();
-      try {
-        bufs = tx.seal(type === 0 ? k.RECORD_APPLICATION_DATA : type, bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs), this.#maxRecordSize);
-      } catch (err) {
-        cb(err as Error); // e.g. ERR_KTLS_SEQ_EXHAUSTED
-        return;
-      }
-      if (type === 0) this.#bytesWritten += plain;
-      type = 0;
-    } else if (type === 0) {
-      this.#bytesWritten += plain;
-    }
-    this.#queue.push({ bufs, type, cb });
+    if (type === 0) this.#bytesWritten += bufs.reduce((n, b) => n + b.length, 0);
+    // Userspace records are sealed when they reach the head of the queue, so
+    // sequence numbers follow wire order even when ops (sendFile) sit in between.
+    this.#queue.push({ bufs, type, cb, seal: tx !== 'kernel' });
     if (this.#queue.length === 1) this.#writeLoop();
+  }
+
+  /** Seals a userspace entry's plaintext in place; false (entry failed and removed) on error. */
+  #sealHead(entry: WriteEntry, sealer: RecordSealer): boolean {
+    const k = constants();
+    try {
+      entry.bufs = sealer.seal(entry.type === 0 ? k.RECORD_APPLICATION_DATA : entry.type, entry.bufs.length === 1 ? entry.bufs[0]! : Buffer.concat(entry.bufs), this.#maxRecordSize);
+    } catch (err) {
+      this.#queue.shift();
+      entry.cb(err as Error); // e.g. ERR_KTLS_SEQ_EXHAUSTED
+      return false;
+    }
+    entry.type = 0;
+    entry.seal = false;
+    return true;
   }
 
   #writeLoop(): void {
@@ -944,6 +956,8 @@ export class KtlsSocket extends Duplex {
         if (this.#runOp(entry as WriteEntry & { op: WriteOp })) continue;
         break;
       }
+      const tx = this.#p.tx;
+      if (entry.seal && tx !== 'kernel' && tx !== null && !this.#sealHead(entry, tx)) continue;
       const batch = entry.bufs.length > MAX_IOV ? entry.bufs.slice(0, MAX_IOV) : entry.bufs;
       const n = this.#p.handle.send(batch, entry.type);
       if (n === -E.EAGAIN || n === -E.EINTR) break;

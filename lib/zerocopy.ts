@@ -118,6 +118,7 @@ export class SendFileOp implements WriteOp {
   #fd = -1;
   #ownsFd = false;
   #opening = false;
+  #ready = false; // opened and sized
   #remaining = 0;
   #error: Error | null = null;
   #sealed: Buffer[] = [];
@@ -132,7 +133,7 @@ export class SendFileOp implements WriteOp {
 
   step(ctx: TxContext): StepResult {
     if (this.#error) throw this.#error;
-    if (this.#fd < 0) {
+    if (!this.#ready) {
       if (!this.#opening) this.#open(ctx);
       return 'pending';
     }
@@ -156,6 +157,7 @@ export class SendFileOp implements WriteOp {
         else if (this.#length !== undefined && this.#offset + this.#length > st.size)
           this.#error = new KtlsError('ERR_OUT_OF_RANGE', `offset ${this.#offset} + length ${this.#length} is past the end of the file (${st.size} bytes)`);
         else this.#remaining = this.#length ?? st.size - this.#offset;
+        this.#ready = true;
         ctx.wake();
       });
     };
