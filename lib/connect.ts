@@ -8,8 +8,11 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { deriveSecrets, tlsInfo, WireTap } from './handshake.js';
-import { KtlsError } from './errors.js';
+import { deriveSecrets, tlsInfo, WireTap, type HandshakeTcp } from './handshake.js';
+import * as dns from 'node:dns/promises';
+import { loadBinding } from './binding.js';
+import { KtlsError, KtlsSystemError, errnoName, invalidArgValue } from './errors.js';
+import { tcpInfo } from './tcp.js';
 import type { KtlsSocket, KtlsSocketOptions } from './socket.js';
 import { upgradeWith } from './upgrade.js';
 
@@ -29,21 +32,72 @@ export interface KtlsHandoverOptions extends KtlsSocketOptions {
    * Default 0: switch at once; tickets then arrive as `'handshake'` events.
    */
   waitForTicket?: number;
+  /**
+   * Gather each handshake flight node:tls writes (ServerHello … Finished) into
+   * one write, so it leaves in as few TCP segments as the MSS allows. Default true.
+   */
+  coalesce?: boolean;
 }
 
 /** `tls.connect` options plus `ktls`. */
 export interface KtlsConnectOptions extends tls.ConnectionOptions {
+  /**
+   * TCP Fast Open: connect with `TCP_FASTOPEN_CONNECT`, so once the kernel has
+   * the server's cookie the ClientHello rides in the SYN. Where the kernel or
+   * the path refuses, the connection is an ordinary one. Ignored with `socket`.
+   */
+  fastOpen?: boolean;
   /** ktls-specific options. */
   ktls?: KtlsHandoverOptions;
 }
 
 /** `tls.createServer` options plus `ktls`. */
 export interface KtlsServerOptions extends tls.TlsOptions {
+  /**
+   * TCP Fast Open queue length for the listening socket (`TCP_FASTOPEN`):
+   * clients with a cookie may send their ClientHello in the SYN. The kernel
+   * must allow it (`net.ipv4.tcp_fastopen` bit 2); a refusal is a `KTLS_FASTOPEN` warning.
+   */
+  fastOpen?: number;
   /** ktls-specific options. */
   ktls?: KtlsHandoverOptions;
 }
 
 let warned = false;
+
+/** TCP segment counters of a connection, for handshake statistics. */
+function tcpCounters(raw: net.Socket): HandshakeTcp | undefined {
+  try {
+    const i = tcpInfo(raw);
+    return { segmentsOut: i.segsOut, segmentsIn: i.segsIn, dataSegmentsOut: i.dataSegsOut };
+  } catch {
+    return undefined; // no addon, or the socket is gone: statistics only
+  }
+}
+
+/** Connects with TCP_FASTOPEN_CONNECT; undefined when this kernel or platform cannot. */
+async function fastOpenConnect(host: string, port: number): Promise<net.Socket | undefined> {
+  const b = loadBinding().binding;
+  if (!b) return undefined;
+  const { address, family } = await dns.lookup(host);
+  const fd = b.fastOpenSocket(family === 6 ? b.constants.AF_INET6 : b.constants.AF_INET);
+  if (fd < 0) return undefined;
+  const rc = b.connectFd(fd, address, port);
+  if (rc < 0 && rc !== -b.constants.EINPROGRESS) {
+    b.closeFd(fd);
+    throw new KtlsSystemError(rc, 'connect', `${address}:${port}`);
+  }
+  // With a cookie the SYN waits for the first write (the ClientHello); libuv
+  // retries that write until the connection is up either way.
+  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+}
+
+function enableFastOpen(server: net.Server, queue: number): void {
+  const b = loadBinding().binding;
+  const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  const rc = b && typeof fd === 'number' ? b.setsockoptInt(fd, b.constants.SOL_TCP, b.constants.TCP_FASTOPEN, queue) : -1;
+  if (rc < 0) process.emitWarning(`TCP Fast Open could not be enabled on the listening socket (${rc === -1 ? 'no addon' : errnoName(rc)})`, { code: 'KTLS_FASTOPEN' });
+}
 
 /** Moves a finished node:tls handshake onto the kernel. */
 async function handOver(t: tls.TLSSocket, tap: WireTap, raw: net.Socket, keylog: Buffer[], isServer: boolean, opts: KtlsHandoverOptions = {}, sessions: Buffer[] = [], consumed: () => number = () => 0): Promise<KtlsSocket> {
@@ -55,6 +109,7 @@ async function handOver(t: tls.TLSSocket, tap: WireTap, raw: net.Socket, keylog:
   await nextTurn();
   const { secrets, replay } = deriveSecrets(t, keylog, tap, isServer);
   const info = tlsInfo(t);
+  info.handshakeTcp = tcpCounters(raw);
   tap.markSwitched();
   t.destroy();
   const fallback = opts.fallback ?? 'tls';
@@ -78,15 +133,16 @@ async function handOver(t: tls.TLSSocket, tap: WireTap, raw: net.Socket, keylog:
  */
 export function connect(options: KtlsConnectOptions, listener?: (socket: KtlsSocket) => void): Promise<KtlsSocket> {
   const done = (async () => {
-    const { ktls: opts, ...tlsOptions } = options;
+    const { ktls: opts, fastOpen, ...tlsOptions } = options;
     let raw = tlsOptions.socket as net.Socket | undefined;
+    if (!raw && fastOpen) raw = await fastOpenConnect(tlsOptions.host ?? 'localhost', tlsOptions.port ?? 443);
     if (!raw) {
       // Half-open: a peer's early FIN must not make node:net end or destroy the socket we are about to take.
       raw = net.connect({ ...(tlsOptions as net.NetConnectOpts), allowHalfOpen: true });
       const r = raw;
       await new Promise<void>((resolve, reject) => r.once('connect', resolve).once('error', reject));
     }
-    const tap = new WireTap(raw);
+    const tap = new WireTap(raw, opts?.coalesce ?? true);
     const keylog: Buffer[] = [];
     const t = tls.connect({ ...tlsOptions, socket: tap as unknown as net.Socket });
     t.on('keylog', (line: Buffer) => keylog.push(line));
@@ -137,7 +193,7 @@ export class KtlsServer extends EventEmitter {
   /** See {@link createServer}. */
   constructor(options: KtlsServerOptions = {}, listener?: (socket: KtlsSocket) => void) {
     super();
-    const { ktls: opts, ...tlsOptions } = options;
+    const { ktls: opts, fastOpen, ...tlsOptions } = options;
     this.tlsServer = new tls.Server(tlsOptions);
     this.tlsServer.on('keylog', (line: Buffer, t: tls.TLSSocket) => {
       const list = this.#keylogs.get(t) ?? [];
@@ -163,11 +219,16 @@ export class KtlsServer extends EventEmitter {
     });
     this.tlsServer.on('tlsClientError', (err: Error, t: tls.TLSSocket) => this.emit('tlsClientError', err, t));
     this.netServer = net.createServer({ allowHalfOpen: true }, (raw) => {
-      const tap = new WireTap(raw);
+      const tap = new WireTap(raw, opts?.coalesce ?? true);
       this.#raws.set(tap, raw);
       raw.on('error', () => tap.destroy());
       this.tlsServer.emit('connection', tap);
     });
+    if (fastOpen !== undefined) {
+      if (!Number.isInteger(fastOpen) || fastOpen < 0) throw invalidArgValue(`Expected a non-negative integer for options.fastOpen but received ${String(fastOpen)}`);
+      // Before 'listening' reaches the user, so no connection is accepted without it.
+      this.netServer.prependListener('listening', () => enableFastOpen(this.netServer, fastOpen));
+    }
     for (const ev of ['listening', 'close', 'error']) this.netServer.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
     const passThrough = new Set(['newSession', 'resumeSession', 'OCSPRequest', 'keylog']);
     this.on('newListener', (ev: string | symbol) => {
@@ -178,6 +239,7 @@ export class KtlsServer extends EventEmitter {
 
   /** Starts listening, with the arguments of `net.Server#listen`. */
   listen(port?: number, host?: string, backlog?: number, listeningListener?: () => void): this;
+  listen(port?: number, host?: string, listeningListener?: () => void): this;
   listen(options: net.ListenOptions, listeningListener?: () => void): this;
   listen(port?: number, listeningListener?: () => void): this;
   listen(...args: unknown[]): this {
@@ -220,7 +282,7 @@ const own = new WeakMap<tls.TLSSocket, OwnTlsSocket>();
  * A TLSSocket made directly on a net.Socket cannot be switched: see the README.
  */
 export function createTLSSocket(socket: net.Socket, options: tls.ConnectionOptions & tls.TLSSocketOptions = {}): tls.TLSSocket {
-  const tap = new WireTap(socket);
+  const tap = new WireTap(socket, true);
   const t = options.isServer ? new tls.TLSSocket(tap as unknown as net.Socket, options) : tls.connect({ ...options, socket: tap as unknown as net.Socket });
   const state: OwnTlsSocket = { tap, raw: socket, keylog: [], sessions: [], isServer: options.isServer === true, pushed: 0 };
   t.on('keylog', (line: Buffer) => state.keylog.push(line));

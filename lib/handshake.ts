@@ -48,6 +48,8 @@ export class WireTap extends Duplex {
   #out: Buffer = Buffer.alloc(0);
   #held = false;
   #switched = false;
+  #coalesce: boolean;
+  #corked = false;
   #onData = (chunk: Buffer): void => {
     this.#in = this.#in.length ? Buffer.concat([this.#in, chunk]) : chunk;
     this.#feed();
@@ -59,9 +61,15 @@ export class WireTap extends Duplex {
     if (!this.#held) this.destroy(err);
   };
 
-  constructor(raw: net.Socket) {
+  /**
+   * `coalesce` (default): each flight node:tls writes in one turn goes out in one
+   * write, as few segments as the MSS allows. false: one write per record with
+   * Nagle off, a segment per record (a baseline for tests and benchmarks).
+   */
+  constructor(raw: net.Socket, coalesce = true) {
     super({ allowHalfOpen: true });
     this.#raw = raw;
+    this.#coalesce = coalesce;
     raw.on('data', this.#onData).on('end', this.#onEnd).on('error', this.#onError);
   }
 
@@ -82,6 +90,8 @@ export class WireTap extends Duplex {
    */
   hold(): Buffer {
     this.#held = true;
+    this.#uncork();
+    if (!this.#coalesce && this.#out.length > 0) this.#raw.write(this.#out);
     this.#raw.pause();
     this.#raw.off('data', this.#onData).off('end', this.#onEnd).off('error', this.#onError);
     const back: Buffer[] = [];
@@ -95,6 +105,12 @@ export class WireTap extends Duplex {
     this.removeAllListeners('data');
     this.pause();
     return Buffer.concat([...back, this.#in]);
+  }
+
+  #uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#raw.uncork();
   }
 
   /** After this, anything node:tls writes is counted, not sent. */
@@ -116,6 +132,20 @@ export class WireTap extends Duplex {
     const { records, rest } = frame(this.#out);
     this.#out = Buffer.from(rest);
     this.sent.push(...records.map((r) => Buffer.from(r)));
+    if (!this.#coalesce) {
+      // One write per record, no Nagle: the record-per-segment baseline to measure against.
+      this.#raw.setNoDelay(true);
+      for (const r of records) this.#raw.write(r);
+      cb();
+      return;
+    }
+    // node:tls hands over a flight in one or several writes in one turn; corked,
+    // node:net sends them as one writev, so the flight fills segments.
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#raw.cork();
+      setImmediate(() => this.#uncork());
+    }
     // Acknowledge at once: node:net queues it, and node:tls must never keep output back from us.
     this.#raw.write(chunk);
     cb();
@@ -131,8 +161,20 @@ export class WireTap extends Duplex {
   }
 }
 
+/** TCP_INFO counters of a connection at the switch to kTLS. */
+export interface HandshakeTcp {
+  /** Segments sent (SYN/SYN-ACK and pure ACKs included). */
+  segmentsOut: number;
+  /** Segments received. */
+  segmentsIn: number;
+  /** Segments sent that carried data: the handshake flights. */
+  dataSegmentsOut: number;
+}
+
 /** What node:tls knew about the session, kept for the KtlsSocket. */
 export interface TlsInfo {
+  /** TCP segments each way up to the switch (from `TCP_INFO`), when the kernel reports them. */
+  handshakeTcp?: HandshakeTcp;
   /** Negotiated ALPN protocol, or false. */
   alpnProtocol: string | false | null;
   /** SNI server name (server side: what the client asked for). */

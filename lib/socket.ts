@@ -11,7 +11,7 @@ import { cipherSpec, constants, type CipherName, type TlsVersion } from './const
 import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError, invalidArgType, invalidArgValue } from './errors.js';
 import type { OpenedRecord, RecordOpener, RecordSealer } from './record.js';
 import type * as tls from 'node:tls';
-import type { TlsInfo } from './handshake.js';
+import type { HandshakeTcp, TlsInfo } from './handshake.js';
 import { FdWatcher, SendFileOp, SpliceFromOp, consume, type FileSource, type TxContext, type WriteOp } from './zerocopy.js';
 
 const E = os.constants.errno;
@@ -28,6 +28,12 @@ export interface KtlsSocketOptions {
    * because an attacker can cut a connection short.
    */
   allowTruncation?: boolean;
+  /**
+   * Largest plaintext per record sent (64..16384); see {@link KtlsSocket.maxRecordSize}.
+   * Under kernel TX it needs `TLS_TX_MAX_PAYLOAD_LEN`: `ERR_KTLS_UNSUPPORTED` (and
+   * the connection closed) on kernels without it.
+   */
+  maxRecordSize?: number;
   /** Readable/writable high-water mark in bytes. */
   highWaterMark?: number;
 }
@@ -202,6 +208,11 @@ export class KtlsSocket extends Duplex {
   /** @internal Called by the handshake hand-over with what node:tls knew. */
   attachTlsInfo(info: TlsInfo): void {
     this.#tls = info;
+  }
+
+  /** TCP segments sent and received on this connection up to the switch to kTLS (handshake included). */
+  get handshakeTcp(): HandshakeTcp | undefined {
+    return this.#tls?.handshakeTcp;
   }
 
   /** ALPN protocol negotiated by the node:tls handshake (false if none; undefined after a bare `upgrade()`). */

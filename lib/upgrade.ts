@@ -8,8 +8,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as tls from 'node:tls';
 import { loadBinding, POLL_READABLE, type Binding, type NativeHandle } from './binding.js';
-import { versionNumber, cipherSpec } from './constants.js';
-import { KtlsError, KtlsSystemError, KtlsUnavailableError, invalidArgType } from './errors.js';
+import { versionNumber, cipherSpec, constants } from './constants.js';
+import { KtlsError, KtlsSystemError, KtlsUnavailableError, invalidArgType, invalidArgValue } from './errors.js';
 import { RecordOpener, RecordSealer, type OpenedRecord } from './record.js';
 import { normalizeSecrets, seqBytes, wipeDirection, type NormalizedDirection, type NormalizedSecrets, type TlsSecrets } from './secrets.js';
 import { KtlsSocket, type KtlsSocketOptions, type RecordPaths } from './socket.js';
@@ -170,6 +170,13 @@ export interface Handover {
   skip?: number;
 }
 
+function checkRecordSize(size: number | undefined): void {
+  if (size === undefined) return;
+  const max = constants().MAX_PLAINTEXT;
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < 64 || size > max)
+    throw invalidArgValue(`Expected an integer from 64 to ${max} for options.maxRecordSize but received ${String(size)}`);
+}
+
 /** `upgrade()` with hand-over state. @internal */
 export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, options: UpgradeOptions, handover: Handover): Promise<KtlsSocket> {
   const { binding: b, error } = loadBinding();
@@ -178,6 +185,7 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
   const s = normalizeSecrets(secrets);
   const fallback = options.fallback ?? 'error';
   if (fallback !== 'error' && fallback !== 'userspace') throw invalidArgType(`Expected options.fallback to be 'error' or 'userspace' but received ${String(fallback)}`);
+  checkRecordSize(options.maxRecordSize);
   try {
     checkTcp(b, uv.fd);
     // Let anything node:net still has queued reach the kernel before records start.
@@ -297,5 +305,14 @@ async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: N
   socket.destroy();
   const ktls = new KtlsSocket(paths, options);
   holder.value = ktls;
+  if (options.maxRecordSize !== undefined) {
+    try {
+      ktls.setMaxRecordSize(options.maxRecordSize);
+    } catch (err) {
+      // The connection is already ours (keys installed): it cannot be handed back.
+      ktls.destroy();
+      throw err;
+    }
+  }
   return ktls;
 }
