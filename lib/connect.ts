@@ -107,14 +107,14 @@ async function handOver(t: tls.TLSSocket, tap: WireTap, raw: net.Socket, keylog:
   t.disableRenegotiation();
   await nextTurn();
   await nextTurn();
-  const { secrets, replay } = deriveSecrets(t, keylog, tap, isServer);
+  const { secrets, replay, trafficSecrets } = deriveSecrets(t, keylog, tap, isServer);
   const info = tlsInfo(t);
   info.handshakeTcp = tcpCounters(raw);
   tap.markSwitched();
   t.destroy();
   const fallback = opts.fallback ?? 'tls';
   try {
-    const sock = await upgradeWith(raw, secrets, { ...opts, fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix: Buffer.concat([...replay, prefix]), skip: consumed() });
+    const sock = await upgradeWith(raw, secrets, { ...opts, ...(trafficSecrets ? { trafficSecrets } : {}), fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix: Buffer.concat([...replay, prefix]), skip: consumed() });
     sock.attachTlsInfo(info);
     if (!sock.kernel && !warned) {
       warned = true;
@@ -124,6 +124,8 @@ async function handOver(t: tls.TLSSocket, tap: WireTap, raw: net.Socket, keylog:
     return sock;
   } finally {
     secrets.wipe();
+    trafficSecrets?.tx.fill(0);
+    trafficSecrets?.rx.fill(0);
   }
 }
 

@@ -253,6 +253,8 @@ function applicationRun(version: TlsVersion, cipher: CipherName, keys: { key: Bu
 /** Secrets for the kernel, and the received records to open again after the switch. @internal */
 export interface Derived {
   secrets: Secrets;
+  /** TLS 1.3: the application traffic secrets, kept for KeyUpdate. */
+  trafficSecrets?: { tx: Buffer; rx: Buffer };
   /**
    * Application records node:tls was fed after the handshake. node:tls may
    * still hold their plaintext inside OpenSSL, and nobody has read it, so they
@@ -298,7 +300,10 @@ export function deriveSecrets(tlsSocket: tls.TLSSocket, keylog: Buffer[], tap: W
   const tx = { key: ours.key, iv: Buffer.from(ours.iv), seq: txSeq };
   // TLS 1.2 GCM/CCM: the explicit nonce we send starts at the sequence number, as OpenSSL's does.
   if (protocol === 'TLSv1.2' && suite.cipher !== 'chacha20-poly1305') tx.iv.writeBigUInt64BE(txSeq, 4);
-  return { secrets: new Secrets({ version: protocol, cipher: suite.cipher, tx, rx: { key: theirs.key, iv: theirs.iv, seq: rxSeq } }), replay };
+  const secrets = new Secrets({ version: protocol, cipher: suite.cipher, tx, rx: { key: theirs.key, iv: theirs.iv, seq: rxSeq } });
+  if (protocol !== 'TLSv1.3') return { secrets, replay };
+  const [cs, ss] = [log.get('CLIENT_TRAFFIC_SECRET_0')!.secret, log.get('SERVER_TRAFFIC_SECRET_0')!.secret];
+  return { secrets, replay, trafficSecrets: { tx: Buffer.from(isServer ? ss : cs), rx: Buffer.from(isServer ? cs : ss) } };
 }
 
 /** Snapshot of what node:tls exposes about the session. @internal */

@@ -85,6 +85,15 @@ class Protection {
     this.#wiped = true;
   }
 
+  /** Replaces the key and iv (same sizes) and the sequence number: TLS 1.3 KeyUpdate. */
+  rekey(keys: DirectionKeys): void {
+    if (keys.key.length !== this.#key.length || keys.iv.length !== this.#iv.length) throw invalidArgValue('Expected new keys of the same sizes');
+    this.#key.set(keys.key);
+    this.#iv.set(keys.iv);
+    this.seq = keys.seq;
+    this.#wiped = false;
+  }
+
   /** Throws once wiped: sealing under an all-zero key would send readable data. */
   check(): void {
     if (this.#wiped) throw new KtlsError('ERR_KTLS_WIPED', 'the keys of this record layer have been wiped');
@@ -155,6 +164,12 @@ export class RecordSealer {
   /** Sequence number of the next record (2^64 once the last one has been used). */
   get seq(): bigint {
     return this.#p.seq;
+  }
+
+  /** Switches to new keys from sequence `keys.seq` (TLS 1.3 KeyUpdate); the copies are taken. */
+  rekey(keys: DirectionKeys): void {
+    this.#p.rekey(keys);
+    this.#explicit = this.#p.initialExplicit();
   }
 
   /**
@@ -228,6 +243,11 @@ export class RecordOpener {
   /** Sequence number of the next record to open. */
   get seq(): bigint {
     return this.#p.seq;
+  }
+
+  /** Switches to new keys from sequence `keys.seq` (TLS 1.3 KeyUpdate) for the records after the current one. */
+  rekey(keys: DirectionKeys): void {
+    this.#p.rekey(keys);
   }
 
   /** Appends raw wire bytes, in any chunking; they are copied. */

@@ -12,6 +12,7 @@ import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError, invalidArgType, inva
 import type { OpenedRecord, RecordOpener, RecordSealer } from './record.js';
 import type * as tls from 'node:tls';
 import type { HandshakeTcp, TlsInfo } from './handshake.js';
+import { KeySchedule, KeyUpdateOp, installKernelKeys, keyUpdatesIn, rekeyUserspace } from './keyupdate.js';
 import { FdWatcher, SendFileOp, SpliceFromOp, consume, type FileSource, type TxContext, type WriteOp } from './zerocopy.js';
 
 const E = os.constants.errno;
@@ -59,6 +60,8 @@ export interface RecordPaths {
   rx: 'kernel' | RecordOpener | null;
   /** Records taken off the wire before the switch, already opened, delivered first. */
   early: OpenedRecord[];
+  /** TLS 1.3 application traffic secrets, for following KeyUpdates (copied, then wiped by the caller). */
+  trafficSecrets?: { tx?: Buffer | undefined; rx?: Buffer | undefined };
   /** For kernel TX: bytes that had entered TCP, and the TX seq, when the keys were installed. */
   txStart?: { entered: number; seq: bigint };
   remote: { address?: string; port?: number; family?: string };
@@ -164,6 +167,7 @@ export class KtlsSocket extends Duplex {
   #finalSeq: SequenceNumbers | undefined;
   #tls: TlsInfo | undefined;
   #reader: SpliceReader | null = null;
+  #schedule: KeySchedule | null = null;
   #opResults = new Map<WriteOp, { resolve: (n: number) => void; reject: (e: Error) => void }>();
   #txCtx: TxContext | undefined;
   #opWaiting = false;
@@ -177,6 +181,7 @@ export class KtlsSocket extends Duplex {
     if (options.highWaterMark !== undefined) duplexOptions.highWaterMark = options.highWaterMark;
     super(duplexOptions);
     this.#p = paths;
+    if (paths.version === 'TLSv1.3') this.#schedule = new KeySchedule(paths.cipher, paths.trafficSecrets ?? {});
     this.#allowTruncation = options.allowTruncation ?? false;
     this.version = paths.version;
     this.cipher = paths.cipher;
@@ -475,10 +480,46 @@ export class KtlsSocket extends Duplex {
       }
       case k.RECORD_HANDSHAKE:
         this.emit('handshake', data);
+        if (this.version === 'TLSv1.3') for (const request of keyUpdatesIn(data)) if (!this.#peerKeyUpdate(request === 1)) return false;
         return true;
       default:
         return this.#fatal(ALERT.unexpected_message, new KtlsError('ERR_KTLS_UNEXPECTED_RECORD', `unexpected record of content type ${type}`));
     }
+  }
+
+  /** The peer moved to its next keys: follow on RX, and answer a request with our own KeyUpdate. */
+  #peerKeyUpdate(requested: boolean): boolean {
+    const rx = this.#p.rx;
+    try {
+      const keys = this.#schedule!.next('rx');
+      if (rx === 'kernel') installKernelKeys(this.#p, this.fd, 'rx', this.cipher, keys);
+      else if (rx !== null) rekeyUserspace(rx, keys);
+    } catch (err) {
+      // Reading on would stall (EKEYEXPIRED) or fail every record: end the connection, naming why.
+      this.destroy(err as Error);
+      return false;
+    }
+    this.emit('keyUpdate', { direction: 'rx', requested });
+    if (requested && this.#p.tx !== null && !this.writableEnded) {
+      this.#startOp(new KeyUpdateOp(this.#schedule!, this.cipher, false)).then(
+        () => this.emit('keyUpdate', { direction: 'tx', requested: false }),
+        (err: Error) => this.destroy(err),
+      );
+    }
+    return true;
+  }
+
+  /**
+   * Initiates a TLS 1.3 KeyUpdate: sends the message after everything written
+   * so far, then seals with the next keys (kernel rekey needs Linux 6.14+;
+   * `ERR_KTLS_REKEY_UNSUPPORTED` before). `requestPeer` asks the peer to update
+   * its keys too. Resolves once the new TX keys are in place.
+   */
+  updateKeys(options: { requestPeer?: boolean } = {}): Promise<void> {
+    if (this.version !== 'TLSv1.3') return Promise.reject(new KtlsError('ERR_KTLS_UNSUPPORTED', 'KeyUpdate exists in TLS 1.3 only'));
+    return this.#startOp(new KeyUpdateOp(this.#schedule!, this.cipher, options.requestPeer === true)).then(() => {
+      this.emit('keyUpdate', { direction: 'tx', requested: options.requestPeer === true });
+    });
   }
 
   #endReadable(): void {
@@ -878,7 +919,7 @@ export class KtlsSocket extends Duplex {
       this.#countOp(entry);
       this.#settleOp(op, err as Error);
       // Bytes already on the wire make the stream unusable; otherwise the connection goes on.
-      if (op.sent > 0) this.destroy(err as Error);
+      if (op.sent > 0 || op.committed) this.destroy(err as Error);
       else entry.cb(null);
       return !this.destroyed;
     }
@@ -1001,6 +1042,7 @@ export class KtlsSocket extends Duplex {
     } catch {
       // The kernel no longer answers (e.g. after EBADMSG); there is nothing to keep.
     }
+    this.#schedule?.wipe();
     const rc = this.#p.handle.close();
     for (const side of [this.#p.tx, this.#p.rx]) if (side !== null && side !== 'kernel') side.wipe();
     cb(err ?? (rc < 0 ? new KtlsSystemError(rc, 'close') : null));

@@ -29,6 +29,12 @@ export interface UpgradeOptions extends KtlsSocketOptions {
    * userspace even where kTLS works (for comparisons and debugging). Default true.
    */
   kernel?: boolean;
+  /**
+   * TLS 1.3 only: the current application traffic secrets (client/server
+   * `*_TRAFFIC_SECRET_N`, hash-length Buffers), so the socket can follow and
+   * initiate KeyUpdates. They are copied and kept in private fields until the socket closes.
+   */
+  trafficSecrets?: { tx?: Buffer; rx?: Buffer };
 }
 
 /** The libuv TCP handle inside a `net.Socket` (not public API; checked at run time). */
@@ -186,6 +192,13 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
   const fallback = options.fallback ?? 'error';
   if (fallback !== 'error' && fallback !== 'userspace') throw invalidArgType(`Expected options.fallback to be 'error' or 'userspace' but received ${String(fallback)}`);
   checkRecordSize(options.maxRecordSize);
+  for (const dir of ['tx', 'rx'] as const) {
+    const v: unknown = options.trafficSecrets?.[dir];
+    if (v === undefined) continue;
+    if (s.version !== 'TLSv1.3') throw invalidArgValue('options.trafficSecrets is for TLS 1.3 (KeyUpdate) only');
+    const size = s.cipher === 'aes-256-gcm' ? 48 : 32;
+    if (!Buffer.isBuffer(v) || v.length !== size) throw invalidArgValue(`Expected a ${size}-byte Buffer for options.trafficSecrets.${dir} but received ${Buffer.isBuffer(v) ? `${v.length} bytes` : typeof v}`);
+  }
   try {
     checkTcp(b, uv.fd);
     // Let anything node:net still has queued reach the kernel before records start.
@@ -198,7 +211,7 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
   }
 }
 
-async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: NormalizedSecrets, fallback: 'error' | 'userspace' | 'never', options: KtlsSocketOptions, handover: Handover): Promise<KtlsSocket> {
+async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: NormalizedSecrets, fallback: 'error' | 'userspace' | 'never', options: UpgradeOptions, handover: Handover): Promise<KtlsSocket> {
   const q = quiesce(socket, uv);
   const buffered = handover.prefix.length > 0 ? Buffer.concat([handover.prefix, q.buffered]) : q.buffered;
   const restore = q.restore;
@@ -298,6 +311,7 @@ async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: N
 
   const paths: RecordPaths = {
     binding: b, handle, out, version: s.version, cipher: s.cipher, tx, rx, early, ...(txStart ? { txStart } : {}),
+    ...(options.trafficSecrets ? { trafficSecrets: options.trafficSecrets } : {}),
     remote: { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily },
     local: { address: socket.localAddress, port: socket.localPort },
   };

@@ -39,6 +39,8 @@ export type StepResult = 'done' | 'blocked' | 'pending';
 export interface WriteOp {
   /** Application bytes this op has handed to the socket so far. */
   readonly sent: number;
+  /** Something of it reached the wire even with `sent` 0 (a control record): a failure now ends the connection. */
+  readonly committed?: boolean;
   /** Makes as much progress as possible without blocking; throws a KtlsError on failure. */
   step(ctx: TxContext): StepResult;
   /** Releases files, pipes and watchers; called once, whatever the outcome. */
