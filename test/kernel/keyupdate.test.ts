@@ -1,6 +1,10 @@
 // TLS 1.3 KeyUpdate under kernel TLS: rekey where the kernel has it (6.14+), a typed error where it does not.
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import * as ktls from '../../lib/index.js';
+import { CERTS, FIXTURES } from '../helpers/tls.js';
 import { tlsStats } from '../../lib/probe.js';
 import { requireKtls } from '../helpers/kernel.js';
 import { rekeyablePair } from '../helpers/keyupdate.js';
@@ -8,6 +12,7 @@ import { errorOf, readBytes, sha256 } from '../helpers/pair.js';
 
 t.test('KeyUpdate both ways between two kTLS sockets', async (t) => {
   const caps = await requireKtls(t);
+  t.comment(`this kernel ${caps.rekey ? 'has' : 'lacks'} kTLS rekey`);
   for (const cipher of ['aes-128-gcm', 'aes-256-gcm', 'chacha20-poly1305'] as const) {
     const [a, b] = await rekeyablePair(cipher);
     t.equal(a.kernel && b.kernel, true, `${cipher}: both ends in the kernel`);
@@ -40,4 +45,43 @@ t.test('KeyUpdate both ways between two kTLS sockets', async (t) => {
     a.destroy();
     b.destroy();
   }
+});
+
+t.test('openssl s_server sends KeyUpdate (K: update requested) to a ktls client', async (t) => {
+  const caps = await requireKtls(t);
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const server = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-tls1_3', '-naccept', '1', '-cert', path.join(FIXTURES, 'server.pem'), '-key', path.join(FIXTURES, 'server.key')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.teardown(() => server.kill());
+  let serverOut = '';
+  server.stdout.on('data', (d: Buffer) => (serverOut += d.toString()));
+  let sock: ktls.KtlsSocket | undefined;
+  for (let i = 0; i < 100 && !sock; i++) {
+    sock = await ktls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca }).catch(async () => {
+      await new Promise((r) => setTimeout(r, 100));
+      return undefined;
+    });
+  }
+  t.equal(sock?.kernel, true, 'client socket in the kernel');
+  const s = sock!;
+  const updates: string[] = [];
+  s.on('keyUpdate', (e: { direction: string; requested: boolean }) => updates.push(`${e.direction} ${e.requested}`));
+  let received = '';
+  s.on('data', (d: Buffer) => (received += d.toString())); // reading is what meets the KeyUpdate record
+  const waitFor = async (what: () => boolean): Promise<void> => {
+    for (let i = 0; i < 200 && !what(); i++) await new Promise((r) => setTimeout(r, 50));
+  };
+  server.stdin.write('K\n'); // s_server: send a KeyUpdate requesting ours
+  if (!caps.rekey) {
+    t.match(await errorOf(s), { code: 'ERR_KTLS_REKEY_UNSUPPORTED', syscall: 'setsockopt(TLS_RX)' }, 'a typed error naming the missing rekey, not a stall');
+    return;
+  }
+  await waitFor(() => updates.length === 2);
+  t.same(updates, ['rx true', 'tx false'], 'followed the server and answered with our own KeyUpdate');
+  server.stdin.write('hello\n');
+  await waitFor(() => received.includes('hello\n'));
+  t.equal(received, 'hello\n', 'data under the server\'s next key');
+  s.write('ping-after-update\n');
+  await waitFor(() => serverOut.includes('ping-after-update'));
+  t.match(serverOut, 'ping-after-update', 'OpenSSL opened our records under our next key');
+  s.destroy();
 });
