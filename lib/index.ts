@@ -16,6 +16,7 @@ export { RecordSealer, RecordOpener, type OpenedRecord, type DirectionKeys } fro
 export { KtlsError, KtlsUnavailableError, KtlsSystemError, KtlsAlertError } from './errors.js';
 export { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from './constants.js';
 export { connect, createServer, createTLSSocket, upgradeTLSSocket, KtlsServer, type KtlsConnectOptions, type KtlsServerOptions, type KtlsHandoverOptions } from './connect.js';
+export { createHttpsServer, sendFile, parseRange, contentTypeOf, CONTENT_TYPES, KtlsHttpsServer, type KtlsHttpsServerOptions, type HttpSendFileOptions, type HttpSendFileResult, type ParsedRange } from './http.js';
 export { pipe, tcpInfo, proxy, spliceEcho, type ProxyResult } from './tcp.js';
 export type { TcpInfo, SendFileOptions, SpliceOptions } from './socket.js';
 export type { FileSource } from './zerocopy.js';

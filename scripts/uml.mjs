@@ -3,11 +3,12 @@
 // where the host kernel does not. The host filesystem is the guest's root, so
 // the checkout, node and node_modules are simply there.
 //
-//   node scripts/uml.mjs [--kernel 6.1] [--mem 1536M] [--timeout 600] -- <command...>
+//   node scripts/uml.mjs [--kernel 6.1|6.12|7.2|all] [--mem 1536M] [--timeout 600] -- <command...>
 //
-// Exit status and output are the command's. The package and the kernel's
-// modules are downloaded once (apt-get download, no system install) into
-// .cache/uml/ (or $KTLS_UML_CACHE).
+// Exit status and output are the command's (with `--kernel all`, the first
+// failing one's). The package and the kernel's modules are downloaded once
+// (apt-get download, no system install) into .cache/uml/<suite>/ (or
+// $KTLS_UML_CACHE/<suite>/).
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -18,9 +19,12 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const START = '@@ktls-uml-start@@';
 const END = '@@ktls-uml-end@@';
 
-// Kernel name -> Debian suite. Only the host's own suite runs with the host's
-// glibc; newer suites need a newer loader (see shared/docs/kernel-under-test.md).
-const KERNELS = { '6.1': 'bookworm' };
+// Kernel name -> Debian suite. A suite other than the host's comes from a
+// private apt configuration and runs on its own glibc (patchelf'd loader), see
+// shared/docs/kernel-under-test.md. sid moves: the name is what it was when
+// added; the label always reports the version actually booted.
+const KERNELS = { '6.1': 'bookworm', '6.12': 'trixie', '7.2': 'sid' };
+export const KERNEL_NAMES = Object.keys(KERNELS);
 
 /** Where the downloaded packages live. */
 export function cacheDir() {
@@ -50,44 +54,162 @@ function download(dir, names) {
 }
 
 /**
+ * The Debian mirror the machine itself uses for `suite` ({ uri, signedBy }),
+ * from /etc/apt's one-line or deb822 sources; mirrors differ between machines
+ * (and may be proxies), so none is hard-coded.
+ */
+function hostMirror(suite) {
+  const d = '/etc/apt/sources.list.d';
+  const files = ['/etc/apt/sources.list', ...(fs.existsSync(d) ? fs.readdirSync(d).map((f) => path.join(d, f)) : [])];
+  const keyPath = (v) => (v && v.startsWith('/') ? v : undefined);
+  for (const file of files) {
+    let text;
+    try { text = fs.readFileSync(file, 'utf8'); } catch { continue; }
+    if (file.endsWith('.sources')) {
+      for (const stanza of text.split(/\n\s*\n/)) {
+        const f = {};
+        let key;
+        for (const line of stanza.split('\n')) {
+          if (line.startsWith('#')) continue;
+          const m = /^([\w-]+):\s*(.*)$/.exec(line);
+          if (m) f[(key = m[1].toLowerCase())] = m[2].trim();
+          else if (key && /^\s/.test(line)) f[key] += `\n${line.trim()}`;
+        }
+        const words = (k) => (f[k] ?? '').split(/\s+/);
+        if (f.enabled === 'no' || !words('types').includes('deb') || !words('suites').includes(suite) || !f.uris) continue;
+        return { uri: words('uris')[0], signedBy: keyPath(f['signed-by']) };
+      }
+    } else if (file.endsWith('.list') || file === '/etc/apt/sources.list') {
+      for (const line of text.split('\n')) {
+        const m = /^\s*deb\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)/.exec(line);
+        if (m && m[3] === suite) return { uri: m[2], signedBy: keyPath(/signed-by=(\S+)/.exec(m[1] ?? '')?.[1]) };
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * `apt-get download`s `names` from Debian `suite` into `dir` through an apt
+ * configuration of its own under `aptDir`, leaving the system's lists,
+ * caches and sources untouched.
+ */
+function downloadFromSuite(dir, aptDir, suite, names) {
+  const host = hostSuite();
+  const mirror = host && hostMirror(host);
+  if (!mirror) throw new Error(`no Debian mirror for ${host ?? 'this host'} in /etc/apt; one is needed to fetch Debian ${suite}'s user-mode-linux`);
+  fs.mkdirSync(path.join(aptDir, 'lists', 'partial'), { recursive: true });
+  fs.mkdirSync(path.join(aptDir, 'cache', 'archives', 'partial'), { recursive: true });
+  const list = path.join(aptDir, 'sources.list');
+  fs.writeFileSync(list, `deb ${mirror.signedBy ? `[signed-by=${mirror.signedBy}] ` : ''}${mirror.uri} ${suite} main\n`);
+  const opts = [
+    `Dir::Etc::SourceList=${list}`,
+    'Dir::Etc::SourceParts=/dev/null',
+    `Dir::State::Lists=${path.join(aptDir, 'lists')}`,
+    `Dir::Cache=${path.join(aptDir, 'cache')}`,
+  ].flatMap((o) => ['-o', o]);
+  const apt = (args, cwd) => {
+    const r = spawnSync('apt-get', [...opts, ...args], { cwd, encoding: 'utf8' });
+    if (r.error) throw new Error(`cannot run apt-get (${r.error.message}); a Debian host with apt is needed to fetch user-mode-linux`);
+    if (r.status !== 0) throw new Error(`apt-get ${args.join(' ')} (Debian ${suite} from ${mirror.uri}) failed: ${r.stderr.trim()}`);
+  };
+  apt(['update', '-qq'], aptDir);
+  apt(['download', ...names.map((n) => `${n}/${suite}`)], dir);
+}
+
+const unpack = (debs, into) => {
+  for (const deb of fs.readdirSync(debs).filter((f) => f.endsWith('.deb'))) execFileSync('dpkg-deb', ['-x', path.join(debs, deb), into]);
+};
+const firstExisting = (base, rels) => rels.map((r) => path.join(base, r)).find((p) => fs.existsSync(p));
+
+/**
  * Makes sure the UML kernel for `kernel` is unpacked, and returns what is
  * needed to boot it: the binary, the kernel version, and the modprobe wrapper.
  */
 export function prepare(kernel = '6.1') {
   const suite = KERNELS[kernel];
-  if (!suite) throw new Error(`unknown UML kernel ${kernel}; available: ${Object.keys(KERNELS).join(', ')}`);
-  if (hostSuite() !== suite) throw new Error(`UML kernel ${kernel} is Debian ${suite}'s; this host is ${hostSuite() ?? 'not Debian'}`);
+  if (!suite) throw new Error(`unknown UML kernel ${kernel}; available: ${KERNEL_NAMES.join(', ')}`);
+  const host = hostSuite();
+  if (!host) throw new Error('the UML kernels are fetched with apt from Debian; this host is not Debian');
   const dir = path.join(cacheDir(), suite);
-  const ready = path.join(dir, 'ready.json');
-  if (fs.existsSync(ready)) return JSON.parse(fs.readFileSync(ready, 'utf8'));
+  const ready = () => {
+    try {
+      const info = JSON.parse(fs.readFileSync(path.join(dir, 'ready.json'), 'utf8'));
+      return fs.existsSync(info.linux) ? info : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const done = ready();
+  if (done) return done;
 
-  fs.rmSync(dir, { recursive: true, force: true });
-  const debs = path.join(dir, 'debs');
+  // Built under a private name and renamed into place when complete, so
+  // concurrent first runs never see (or remove) each other's half-made tree.
+  // Everything inside refers to the final paths.
+  const part = `${dir}.part${process.pid}`;
+  const at = (p) => path.join(dir, path.relative(part, p));
+  fs.rmSync(part, { recursive: true, force: true });
+  const debs = path.join(part, 'debs');
+  const tools = path.join(part, 'tools');
+  const tree = path.join(part, 'tree');
   fs.mkdirSync(debs, { recursive: true });
-  download(debs, ['user-mode-linux', 'kmod']);
-  const tree = path.join(dir, 'tree');
-  for (const deb of fs.readdirSync(debs).filter((f) => f.endsWith('.deb'))) {
-    execFileSync('dpkg-deb', ['-x', path.join(debs, deb), tree]);
+  try {
+    // The module loader runs inside the guest on the host's own glibc, so it
+    // is always the host suite's kmod; that one reads xz and zstd modules too.
+    const own = suite === host;
+    download(debs, own ? ['kmod'] : ['kmod', 'patchelf']);
+    unpack(debs, tools);
+    const suiteDebs = path.join(part, 'suite-debs');
+    fs.mkdirSync(suiteDebs);
+    if (own) download(suiteDebs, ['user-mode-linux']);
+    else downloadFromSuite(suiteDebs, path.join(part, 'apt'), suite, ['user-mode-linux', 'libc6']);
+    unpack(suiteDebs, tree);
+    const linux = path.join(tree, 'usr', 'bin', 'linux.uml');
+    const modules = path.join(tree, 'usr', 'lib', 'uml', 'modules');
+    const [version] = fs.existsSync(modules) ? fs.readdirSync(modules) : [];
+    if (!version || !fs.existsSync(linux)) throw new Error(`unexpected user-mode-linux package layout in ${tree}`);
+    if (!version.startsWith(`${kernel}.`)) process.stderr.write(`[uml] note: Debian ${suite}'s user-mode-linux is now ${version}, not ${kernel}.x\n`);
+
+    if (!own) {
+      // Another suite's UML binary may need a newer glibc than the host's. It
+      // cannot be started through that suite's ld.so (UML re-executes
+      // /proc/self/exe), so the binary itself is pointed at it.
+      const libdir = firstExisting(tree, ['usr/lib/x86_64-linux-gnu', 'lib/x86_64-linux-gnu']);
+      const ldso = libdir && fs.readdirSync(libdir).find((f) => /^ld-linux.*\.so\.\d+$/.test(f));
+      if (!ldso) throw new Error(`no dynamic loader in Debian ${suite}'s libc6 under ${tree}`);
+      const patchelf = firstExisting(tools, ['usr/bin/patchelf', 'bin/patchelf']);
+      if (!patchelf) throw new Error('the patchelf package has no usr/bin/patchelf');
+      execFileSync(patchelf, ['--set-interpreter', at(path.join(libdir, ldso)), '--set-rpath', at(libdir), linux]);
+    }
+
+    // The kernel runs /proc/sys/kernel/modprobe to load the crypto modules it
+    // wants when keys are installed; without a working loader TLS_TX fails ENOENT.
+    const modroot = path.join(part, 'modroot');
+    fs.mkdirSync(path.join(modroot, 'lib', 'modules'), { recursive: true });
+    fs.mkdirSync(path.join(modroot, 'bin'), { recursive: true });
+    fs.symlinkSync(at(path.join(modules, version)), path.join(modroot, 'lib', 'modules', version));
+    const kmod = firstExisting(tools, ['bin/kmod', 'usr/bin/kmod']);
+    if (!kmod) throw new Error('the kmod package has no kmod binary');
+    // kmod picks its personality from argv[0].
+    fs.symlinkSync(at(kmod), path.join(modroot, 'bin', 'modprobe'));
+    const modprobe = path.join(part, 'modprobe.sh');
+    fs.writeFileSync(modprobe, `#!/bin/sh\nexec ${at(path.join(modroot, 'bin', 'modprobe'))} -d ${at(modroot)} "$@"\n`, { mode: 0o755 });
+
+    // The packages and lists are not needed once unpacked.
+    for (const d of ['debs', 'suite-debs', 'apt']) fs.rmSync(path.join(part, d), { recursive: true, force: true });
+    const info = { kernel, suite, version, linux: at(linux), modprobe: at(modprobe) };
+    fs.writeFileSync(path.join(part, 'ready.json'), JSON.stringify(info, null, 2));
+    if (!ready()) fs.rmSync(dir, { recursive: true, force: true });
+    try {
+      fs.renameSync(part, dir);
+    } catch (err) {
+      // Another run finished first; use its tree.
+      if (!ready()) throw err;
+    }
+    return ready() ?? info;
+  } finally {
+    fs.rmSync(part, { recursive: true, force: true });
   }
-  const linux = path.join(tree, 'usr', 'bin', 'linux.uml');
-  const modules = path.join(tree, 'usr', 'lib', 'uml', 'modules');
-  const [version] = fs.readdirSync(modules);
-  if (!version || !fs.existsSync(linux)) throw new Error(`unexpected user-mode-linux package layout in ${tree}`);
-
-  // The kernel runs /proc/sys/kernel/modprobe to load the crypto modules it
-  // wants when keys are installed; without a working loader TLS_TX fails ENOENT.
-  const modroot = path.join(dir, 'modroot');
-  fs.mkdirSync(path.join(modroot, 'lib', 'modules'), { recursive: true });
-  fs.mkdirSync(path.join(modroot, 'bin'), { recursive: true });
-  fs.symlinkSync(path.join(modules, version), path.join(modroot, 'lib', 'modules', version));
-  // kmod picks its personality from argv[0].
-  fs.symlinkSync(path.join(tree, 'bin', 'kmod'), path.join(modroot, 'bin', 'modprobe'));
-  const modprobe = path.join(dir, 'modprobe.sh');
-  fs.writeFileSync(modprobe, `#!/bin/sh\nexec ${path.join(modroot, 'bin', 'modprobe')} -d ${modroot} "$@"\n`, { mode: 0o755 });
-
-  const info = { kernel, suite, version, linux, modprobe };
-  fs.writeFileSync(ready, JSON.stringify(info, null, 2));
-  return info;
 }
 
 const quote = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
@@ -174,17 +296,29 @@ async function main(argv) {
   const sep = argv.indexOf('--');
   const flags = sep >= 0 ? argv.slice(0, sep) : argv;
   const command = sep >= 0 ? argv.slice(sep + 1) : [];
+  let prepareOnly = false;
   for (let i = 0; i < flags.length; i++) {
+    if (flags[i] === '--prepare') { prepareOnly = true; continue; }
     const [k, v = flags[++i]] = flags[i].includes('=') ? flags[i].split('=') : [flags[i]];
     if (k === '--kernel') opts.kernel = v;
     else if (k === '--mem') opts.mem = v;
     else if (k === '--timeout') opts.timeout = Number(v);
-    else if (k === '--prepare') { console.log(JSON.stringify(prepare(opts.kernel), null, 2)); return 0; }
-    else { console.error(`usage: uml.mjs [--kernel 6.1] [--mem 1536M] [--timeout s] [--prepare] -- command...`); return 2; }
+    else { console.error(`usage: uml.mjs [--kernel ${KERNEL_NAMES.join('|')}|all] [--mem 1536M] [--timeout s] [--prepare] -- command...`); return 2; }
+  }
+  const kernels = opts.kernel === 'all' ? KERNEL_NAMES : [opts.kernel];
+  if (prepareOnly) {
+    for (const kernel of kernels) console.log(JSON.stringify(prepare(kernel), null, 2));
+    return 0;
   }
   if (command.length === 0) command.push('sh', '-c', 'uname -r; cat /proc/sys/net/ipv4/tcp_available_ulp');
-  const { status } = await runInUml(command, opts);
-  return status;
+  let failed = 0;
+  for (const kernel of kernels) {
+    if (kernels.length > 1) process.stderr.write(`[uml] === kernel ${kernel} (Debian ${KERNELS[kernel]}) ===\n`);
+    const { status, kernelLabel } = await runInUml(command, { ...opts, kernel });
+    if (kernels.length > 1) process.stderr.write(`[uml] ${kernelLabel}: exit ${status}\n`);
+    if (status !== 0 && !failed) failed = status;
+  }
+  return failed;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
