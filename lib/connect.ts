@@ -37,6 +37,8 @@ export interface KtlsHandoverOptions extends KtlsSocketOptions {
    * one write, so it leaves in as few TCP segments as the MSS allows. Default true.
    */
   coalesce?: boolean;
+  /** `false`: keep records in userspace even where the kernel has kTLS (comparisons, debugging). */
+  kernel?: boolean;
 }
 
 /** `tls.connect` options plus `ktls`. */

@@ -150,6 +150,8 @@ export class KtlsSocket extends Duplex {
   readonly localAddress: string | undefined;
   /** Local port. */
   readonly localPort: number | undefined;
+  /** Always true, as on `tls.TLSSocket`: frameworks read it for `req.protocol`/`req.secure`. */
+  readonly encrypted = true;
 
   #p: RecordPaths;
   #allowTruncation: boolean;
@@ -978,10 +980,12 @@ export class KtlsSocket extends Duplex {
       cb(new KtlsError('ERR_KTLS_NO_TX_KEYS', 'this socket was upgraded without tx keys and cannot send'));
       return;
     }
-    if (type === 0) this.#bytesWritten += bufs.reduce((n, b) => n + b.length, 0);
+    const plain = bufs.reduce((n, b) => n + b.length, 0);
+    this.#bytesWritten += type === 0 ? plain : 0;
     // Userspace records are sealed when they reach the head of the queue, so
     // sequence numbers follow wire order even when ops (sendFile) sit in between.
-    this.#queue.push({ bufs, type, cb, seal: tx !== 'kernel' });
+    // An empty write is no record at all (the kernel sends nothing for it either).
+    this.#queue.push({ bufs, type, cb, seal: tx !== 'kernel' && (type !== 0 || plain > 0) });
     if (this.#queue.length === 1) this.#writeLoop();
   }
 
