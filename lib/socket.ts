@@ -731,6 +731,13 @@ export class KtlsSocket extends Duplex {
           r.sent += n;
           continue;
         }
+        if (r.held.length > 0 && !r.pipe) {
+          // Plaintext read by recvmsg (next to an empty or control record) must
+          // queue behind what was spliced: from here on everything goes through our pipe.
+          const p = b.pipe(1, 0);
+          if (typeof p === 'number') throw new KtlsSystemError(p, 'pipe2');
+          r.pipe = p;
+        }
         if (r.pipe && r.held.length > 0) {
           // Held plaintext goes through our own non-blocking pipe: the target may be a blocking fd.
           const head = r.held[0]!;
