@@ -30,6 +30,7 @@ t.test("ktls server and ktls client work on this kernel, in the kernel where it 
     sock.write(payload);
     t.equal(sha256(await got), sha256(payload), 'echo intact');
     const ended = readAll(sock);
+    sock.resume(); // readBytes left it paused
     sock.end();
     await ended;
   }
