@@ -39,6 +39,12 @@ export interface KtlsHandoverOptions extends KtlsSocketOptions {
   coalesce?: boolean;
   /** `false`: keep records in userspace even where the kernel has kTLS (comparisons, debugging). */
   kernel?: boolean;
+  /**
+   * `TCP_NODELAY` from the first byte (default true): a Finished and the first
+   * record after it, or a small request and its response, are not held back by
+   * Nagle's algorithm waiting for an ACK (a delayed ACK costs up to 40 ms).
+   */
+  noDelay?: boolean;
 }
 
 /** `tls.connect` options plus `ktls`. */
@@ -146,6 +152,7 @@ export function connect(options: KtlsConnectOptions, listener?: (socket: KtlsSoc
       const r = raw;
       await new Promise<void>((resolve, reject) => r.once('connect', resolve).once('error', reject));
     }
+    raw.setNoDelay(opts?.noDelay ?? true);
     const tap = new WireTap(raw, opts?.coalesce ?? true);
     const keylog: Buffer[] = [];
     const t = tls.connect({ ...tlsOptions, socket: tap as unknown as net.Socket });
@@ -223,6 +230,7 @@ export class KtlsServer extends EventEmitter {
     });
     this.tlsServer.on('tlsClientError', (err: Error, t: tls.TLSSocket) => this.emit('tlsClientError', err, t));
     this.netServer = net.createServer({ allowHalfOpen: true }, (raw) => {
+      raw.setNoDelay(opts?.noDelay ?? true);
       const tap = new WireTap(raw, opts?.coalesce ?? true);
       this.#raws.set(tap, raw);
       raw.on('error', () => tap.destroy());
