@@ -53,6 +53,9 @@ export interface NativeConstants {
   readonly SPLICE_F_NONBLOCK: number;
   readonly SPLICE_F_MORE: number;
   readonly TCP_CORK: number;
+  readonly SO_KEEPALIVE: number;
+  readonly SO_SNDBUF: number;
+  readonly TCP_KEEPIDLE: number;
   readonly TCP_INFO: number;
   readonly TCP_FASTOPEN: number;
   readonly TCP_FASTOPEN_CONNECT: number;

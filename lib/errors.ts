@@ -73,12 +73,17 @@ export class KtlsAlertError extends KtlsError {
 
 /** `errno` name for a negative errno, e.g. -2 -> `ENOENT`. */
 export function errnoName(errno: number): string {
+  // libuv's table lacks some Linux errnos kTLS uses (EBADMSG, EKEYEXPIRED); os.constants has them.
+  const own = ERRNO_NAMES.get(-errno);
+  if (own) return own;
   try {
     return util.getSystemErrorName(errno);
   } catch {
     return `E${-errno}`;
   }
 }
+
+const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
 
 function describe(errno: number): string {
   const entry = util.getSystemErrorMap().get(errno);

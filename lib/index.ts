@@ -20,3 +20,4 @@ export { createHttpsServer, sendFile, parseRange, contentTypeOf, CONTENT_TYPES, 
 export { pipe, tcpInfo, proxy, spliceEcho, type ProxyResult } from './tcp.js';
 export type { TcpInfo, SendFileOptions, SpliceOptions } from './socket.js';
 export type { FileSource } from './zerocopy.js';
+export { runVerify, exitCodeOf, SUITE as VERIFY_SUITE, GROUPS as VERIFY_GROUPS, type VerifyOptions, type VerifyReport, type VerifyEvent, type CellSummary, type CheckResult, type GroupName } from './verify/runner.js';

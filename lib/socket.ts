@@ -4,14 +4,13 @@
  * one syscall per call; this file decides when to retry, wait, end or destroy.
  * @packageDocumentation
  */
-import { Duplex, type DuplexOptions } from 'node:stream';
+import type { DuplexOptions } from 'node:stream';
 import * as os from 'node:os';
 import { POLL_READABLE, POLL_WRITABLE, type Binding, type NativeHandle, type NativeTcpInfo } from './binding.js';
 import { cipherSpec, constants, type CipherName, type TlsVersion } from './constants.js';
 import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError, invalidArgType, invalidArgValue } from './errors.js';
 import type { OpenedRecord, RecordOpener, RecordSealer } from './record.js';
-import type * as tls from 'node:tls';
-import type { HandshakeTcp, TlsInfo } from './handshake.js';
+import { KtlsSocketBase } from './socket-base.js';
 import { KeySchedule, KeyUpdateOp, installKernelKeys, keyUpdatesIn, rekeyUserspace } from './keyupdate.js';
 import { FdWatcher, SendFileOp, SpliceFromOp, consume, type FileSource, type TxContext, type WriteOp } from './zerocopy.js';
 
@@ -135,7 +134,7 @@ function checkLength(name: string, v: number | undefined): void {
  * ends the readable side; a fatal alert destroys the socket with
  * {@link KtlsAlertError}; handshake records are emitted as `'handshake'` events.
  */
-export class KtlsSocket extends Duplex {
+export class KtlsSocket extends KtlsSocketBase {
   /** Negotiated TLS version. */
   readonly version: TlsVersion;
   /** Negotiated cipher. */
@@ -150,8 +149,6 @@ export class KtlsSocket extends Duplex {
   readonly localAddress: string | undefined;
   /** Local port. */
   readonly localPort: number | undefined;
-  /** Always true, as on `tls.TLSSocket`: frameworks read it for `req.protocol`/`req.secure`. */
-  readonly encrypted = true;
 
   #p: RecordPaths;
   #allowTruncation: boolean;
@@ -167,7 +164,6 @@ export class KtlsSocket extends Duplex {
   #fatalSent = false;
   #kernelPlainSent = 0;
   #finalSeq: SequenceNumbers | undefined;
-  #tls: TlsInfo | undefined;
   #reader: SpliceReader | null = null;
   #schedule: KeySchedule | null = null;
   #opResults = new Map<WriteOp, { resolve: (n: number) => void; reject: (e: Error) => void }>();
@@ -210,61 +206,6 @@ export class KtlsSocket extends Duplex {
       const s = socket.value;
       if (s) s.#onPoll(status, events);
     };
-  }
-
-  /** @internal Called by the handshake hand-over with what node:tls knew. */
-  attachTlsInfo(info: TlsInfo): void {
-    this.#tls = info;
-  }
-
-  /** TCP segments sent and received on this connection up to the switch to kTLS (handshake included). */
-  get handshakeTcp(): HandshakeTcp | undefined {
-    return this.#tls?.handshakeTcp;
-  }
-
-  /** ALPN protocol negotiated by the node:tls handshake (false if none; undefined after a bare `upgrade()`). */
-  get alpnProtocol(): string | false | null | undefined {
-    return this.#tls?.alpnProtocol;
-  }
-
-  /** SNI server name of the handshake, as `tls.TLSSocket#servername`. */
-  get servername(): string | false | null | undefined {
-    return this.#tls?.servername;
-  }
-
-  /** Whether the peer's certificate was verified during the handshake. */
-  get authorized(): boolean {
-    return this.#tls?.authorized ?? false;
-  }
-
-  /** Why the peer's certificate was not verified, if it was not. */
-  get authorizationError(): Error | null {
-    return this.#tls?.authorizationError ?? null;
-  }
-
-  /** The peer certificate (with its chain) as `tls.TLSSocket#getPeerCertificate(true)` returned it at the switch. */
-  getPeerCertificate(): tls.DetailedPeerCertificate | Record<string, never> {
-    return this.#tls?.peerCertificate ?? {};
-  }
-
-  /** The TLS session (for `tls.connect({ session })`), or undefined. Updated by later `'session'` events. */
-  getSession(): Buffer | undefined {
-    return this.#tls?.session;
-  }
-
-  /** Whether the handshake resumed a session. */
-  isSessionReused(): boolean {
-    return this.#tls?.sessionReused ?? false;
-  }
-
-  /** The negotiated protocol, as `tls.TLSSocket#getProtocol()`. */
-  getProtocol(): string | null {
-    return this.#tls?.protocol ?? this.version;
-  }
-
-  /** The negotiated cipher suite, as `tls.TLSSocket#getCipher()`. */
-  getCipher(): tls.CipherNameAndProtocol | undefined {
-    return this.#tls?.cipher;
   }
 
   /** True when the kernel seals and opens every record; false when any direction uses the userspace fallback. */
@@ -464,6 +405,7 @@ export class KtlsSocket extends Duplex {
     switch (type) {
       case k.RECORD_APPLICATION_DATA:
         this.#bytesRead += data.length;
+        this.activity();
         if (data.length === 0) return true;
         if (!this.push(data)) this.#wantRead = false;
         return this.#wantRead;
@@ -912,6 +854,7 @@ export class KtlsSocket extends Duplex {
 
   /** Adds what an op has sent since last counted (userspace ops make progress in I/O callbacks). */
   #countOp(entry: WriteEntry & { op: WriteOp }): void {
+    if (entry.op.sent !== entry.counted) this.activity();
     this.#bytesWritten += entry.op.sent - (entry.counted ?? 0);
     entry.counted = entry.op.sent;
   }
@@ -1030,6 +973,7 @@ export class KtlsSocket extends Duplex {
         continue;
       }
       if (this.#p.tx === 'kernel') this.#kernelPlainSent += n;
+      if (n > 0) this.activity();
       entry.started = true;
       consume(entry.bufs, n);
       if (entry.bufs.length === 0) {
@@ -1042,7 +986,8 @@ export class KtlsSocket extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (this.#reader) this.#settleReader(new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before spliceTo() completed', { cause: err ?? undefined }));
+    // The reason the socket died (an alert, a bad record) is the reason spliceTo() failed.
+    if (this.#reader) this.#settleReader(err ?? new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before spliceTo() completed'));
     for (const entry of this.#queue.splice(0)) {
       const e = err ?? new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before the write completed');
       if (entry.op) this.#settleOp(entry.op, new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before the transfer completed', { cause: e }));

@@ -184,6 +184,9 @@ void InitZeroCopy(Napi::Env env, Napi::Object exports) {
   Set(k, "SPLICE_F_NONBLOCK", SPLICE_F_NONBLOCK);
   Set(k, "SPLICE_F_MORE", SPLICE_F_MORE);
   Set(k, "TCP_CORK", TCP_CORK);
+  Set(k, "SO_KEEPALIVE", SO_KEEPALIVE);
+  Set(k, "SO_SNDBUF", SO_SNDBUF);
+  Set(k, "TCP_KEEPIDLE", TCP_KEEPIDLE);
   Set(k, "TCP_INFO", TCP_INFO);
   Set(k, "TCP_FASTOPEN", TCP_FASTOPEN);
   Set(k, "TCP_FASTOPEN_CONNECT", TCP_FASTOPEN_CONNECT);
