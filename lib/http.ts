@@ -17,78 +17,6 @@ import { KtlsError, invalidArgType, invalidArgValue } from './errors.js';
 import { KtlsSocket } from './socket.js';
 
 // ---------------------------------------------------------------------------
-// What http.Server uses from a socket that a KtlsSocket may not have yet.
-// ---------------------------------------------------------------------------
-
-/** The `KtlsSocket#sendFile` of docs/zero-copy-api.md, checked at run time. */
-interface FileSender {
-  sendFile(file: string | number | fs.promises.FileHandle, options?: { offset?: number; length?: number }): Promise<number>;
-}
-
-/** `net.Socket`-like members `http.Server` and frameworks call on a connection. */
-interface HttpSocketMembers {
-  setTimeout?: (msecs: number, callback?: () => void) => unknown;
-  setKeepAlive?: (enable?: boolean, initialDelay?: number) => unknown;
-  encrypted?: boolean;
-}
-
-function canSendFile(socket: unknown): socket is KtlsSocket & FileSender {
-  return socket instanceof KtlsSocket && typeof (socket as Partial<FileSender>).sendFile === 'function';
-}
-
-const idleTimers = new WeakMap<KtlsSocket, NodeJS.Timeout>();
-
-/**
- * `net.Socket#setTimeout` for a KtlsSocket that lacks one: emits `'timeout'`
- * once the socket has been idle (no byte read or accepted for writing) for
- * `msecs`. Activity is sampled when the timer fires, so the event comes between
- * `msecs` and `2 * msecs` after the last activity. `0` disables it.
- */
-function setIdleTimeout(this: KtlsSocket, msecs: number, callback?: () => void): KtlsSocket {
-  if (typeof msecs !== 'number' || !Number.isFinite(msecs) || msecs < 0) throw invalidArgValue(`Expected msecs to be a finite number >= 0 but received ${String(msecs)}`);
-  clearTimeout(idleTimers.get(this));
-  idleTimers.delete(this);
-  if (msecs === 0) {
-    if (callback) this.removeListener('timeout', callback);
-    return this;
-  }
-  if (callback) this.once('timeout', callback);
-  let seen = this.bytesRead + this.bytesWritten;
-  const arm = (): void => {
-    const timer = setTimeout(() => {
-      idleTimers.delete(this);
-      if (this.destroyed) return;
-      const now = this.bytesRead + this.bytesWritten;
-      if (now !== seen) {
-        seen = now;
-        arm();
-      } else {
-        this.emit('timeout');
-      }
-    }, msecs);
-    timer.unref();
-    idleTimers.set(this, timer);
-  };
-  arm();
-  return this;
-}
-
-/**
- * Gives a KtlsSocket what `http.Server` (and `req.protocol` in express/fastify)
- * reads from a `net.Socket`/`tls.TLSSocket` where it does not have it yet:
- * `encrypted` and `setTimeout` (keep-alive and request timeouts). Members the
- * socket already has are left alone.
- */
-function adaptForHttp(socket: KtlsSocket): void {
-  const s = socket as KtlsSocket & HttpSocketMembers;
-  if (!('encrypted' in s)) Object.defineProperty(s, 'encrypted', { value: true, enumerable: true });
-  if (typeof s.setTimeout !== 'function') {
-    Object.defineProperty(s, 'setTimeout', { value: setIdleTimeout, writable: true, configurable: true });
-    s.once('close', () => clearTimeout(idleTimers.get(socket)));
-  }
-}
-
-// ---------------------------------------------------------------------------
 // createHttpsServer
 // ---------------------------------------------------------------------------
 
@@ -162,11 +90,9 @@ export class KtlsHttpsServer extends EventEmitter {
   }
 
   #onConnection(socket: KtlsSocket): void {
-    adaptForHttp(socket);
     try {
       socket.setNoDelay(this.#noDelay);
-      const ka = (socket as KtlsSocket & HttpSocketMembers).setKeepAlive;
-      if (this.#keepAlive && typeof ka === 'function') ka.call(socket, this.#keepAlive.enable, this.#keepAlive.delay);
+      if (this.#keepAlive) socket.setKeepAlive(this.#keepAlive.enable, this.#keepAlive.delay);
     } catch {
       // The connection is already gone (setsockopt on a closed fd); http sees 'close'.
     }
@@ -491,7 +417,7 @@ export async function sendFile(res: http.ServerResponse, file: string, options: 
     }
 
     const socket = res.socket;
-    const kernelPath = via !== 'stream' && canSendFile(socket) && (via === 'sendfile' || socket.kernelDirections.tx) && untouched(res) && !res.chunkedEncoding;
+    const kernelPath = via !== 'stream' && socket instanceof KtlsSocket && (via === 'sendfile' || socket.kernelDirections.tx) && untouched(res) && !res.chunkedEncoding;
     if (kernelPath) {
       // flushHeaders() puts the head into the socket's write queue and sendFile
       // queues the body behind it (corked: they leave together, TCP_CORK under
