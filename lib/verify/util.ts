@@ -277,6 +277,19 @@ export function openAll(opener: RecordOpener): Array<{ type: number; data: Buffe
   return out;
 }
 
+/** Reads records off `raw` and opens them until `total` plaintext bytes have come; returns every record. */
+export async function readRecords(raw: Readable, opener: RecordOpener, total: number): Promise<Array<{ type: number; data: Buffer }>> {
+  const records: Array<{ type: number; data: Buffer }> = [];
+  for (let got = 0; got < total; ) {
+    opener.push(await readBytes(raw, Math.max(opener.needed(), 5)));
+    for (const r of openAll(opener)) {
+      records.push(r);
+      got += r.data.length;
+    }
+  }
+  return records;
+}
+
 /**
  * A {@link RawEnd} with the ULP and both directions' keys installed, facing a
  * plain peer: `sealer` makes records for it, `opener` opens what it sends.

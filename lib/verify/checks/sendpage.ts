@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { constants } from '../../constants.js';
 import { pipe } from '../../tcp.js';
 import type { Check, CheckContext, CheckGroup } from '../types.js';
-import { kernelPair, openAll, readAll, readBytes, wirePair } from '../util.js';
+import { kernelPair, readAll, readRecords, wirePair } from '../util.js';
 
 const MiB = 1024 * 1024;
 const SIZES = [1, 4096, 16384, 16385, MiB];
@@ -119,16 +119,10 @@ const checks: Check[] = [
       const data = randomBytes(3 * 16384 + 5);
       const n = await sock.sendFile(tempFile(ctx, data));
       ctx.equal(n, data.length, 'sendFile result');
-      const plain: Buffer[] = [];
-      const sizes: number[] = [];
-      while (Buffer.concat(plain).length < data.length) {
-        opener.push(await readBytes(raw, Math.max(opener.needed(), 5)));
-        for (const r of openAll(opener)) {
-          ctx.equal(r.type, k.RECORD_APPLICATION_DATA, 'record type');
-          plain.push(r.data);
-          sizes.push(r.data.length);
-        }
-      }
+      const records = await readRecords(raw, opener, data.length);
+      for (const r of records) ctx.equal(r.type, k.RECORD_APPLICATION_DATA, 'record type');
+      const plain = records.map((r) => r.data);
+      const sizes = plain.map((p) => p.length);
       ctx.observe('recordSizes', sizes.join(','));
       ctx.bytes(Buffer.concat(plain), data, 'plaintext of the records');
       ctx.ok(sizes.every((s) => s > 0 && s <= 16384), `records hold 1..16384 bytes (${sizes.join(',')})`);
@@ -167,11 +161,7 @@ const checks: Check[] = [
       const p = feeder(ctx);
       p.feed(data);
       ctx.equal(await sock.spliceFrom(p.readFd), data.length, 'spliceFrom result');
-      const plain: Buffer[] = [];
-      while (Buffer.concat(plain).length < data.length) {
-        opener.push(await readBytes(raw, Math.max(opener.needed(), 5)));
-        for (const r of openAll(opener)) plain.push(r.data);
-      }
+      const plain = (await readRecords(raw, opener, data.length)).map((r) => r.data);
       ctx.bytes(Buffer.concat(plain), data, 'plaintext of the records');
       ctx.equal(sock.getSequenceNumbers().tx, opener.seq, 'kernel TX seq matches the records opened');
     },

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from '../../constants.js';
 import { RecordSealer } from '../../record.js';
 import type { Check, CheckGroup } from '../types.js';
-import { E, kernelPair, openAll, rawKtls, rc, readAll, readBytes, sleep, wirePair } from '../util.js';
+import { E, kernelPair, openAll, rawKtls, rc, readAll, readBytes, readRecords, sleep, wirePair } from '../util.js';
 
 
 /** Sends `size` bytes each way at once over a kernel pair and compares every byte. */
@@ -207,16 +207,10 @@ const checks: Check[] = [
       ctx.equal(sock.maxRecordSize, 4096, 'maxRecordSize reads back');
       const payload = randomBytes(10_000);
       sock.write(payload);
-      const plain: Buffer[] = [];
-      const sizes: number[] = [];
-      while (sizes.reduce((a, b) => a + b, 0) < payload.length) {
-        opener.push(await readBytes(raw, Math.max(opener.needed(), 5)));
-        for (const r of openAll(opener)) {
-          ctx.equal(r.type, k.RECORD_APPLICATION_DATA, 'record type');
-          plain.push(r.data);
-          sizes.push(r.data.length);
-        }
-      }
+      const records = await readRecords(raw, opener, payload.length);
+      for (const r of records) ctx.equal(r.type, k.RECORD_APPLICATION_DATA, 'record type');
+      const plain = records.map((r) => r.data);
+      const sizes = plain.map((p) => p.length);
       ctx.observe('recordSizes', sizes.join(','));
       ctx.ok(sizes.every((n) => n <= 4096), `records of at most 4096 bytes (${sizes.join(',')})`);
       ctx.bytes(Buffer.concat(plain), payload, 'plaintext');
