@@ -12,11 +12,12 @@ import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError, invalidArgType, inva
 import type { OpenedRecord, RecordOpener, RecordSealer } from './record.js';
 import { KtlsSocketBase } from './socket-base.js';
 import { KeySchedule, KeyUpdateOp, installKernelKeys, keyUpdatesIn, rekeyUserspace } from './keyupdate.js';
-import { FdWatcher, SendFileOp, SpliceFromOp, consume, type FileSource, type TxContext, type WriteOp } from './zerocopy.js';
+import { SpliceOut, type RxHost } from './splice-read.js';
+import { WriteQueue } from './write-queue.js';
+import { SendFileOp, SpliceFromOp, type FileSource, type WriteOp } from './zerocopy.js';
 
 const E = os.constants.errno;
 const SLAB = 256 * 1024;
-const MAX_IOV = 1024;
 
 /** Options of a {@link KtlsSocket}. */
 export interface KtlsSocketOptions {
@@ -73,30 +74,6 @@ function recordOverhead(version: TlsVersion, cipher: CipherName): number {
   return 5 + spec.tagSize + (version === 'TLSv1.3' ? 1 : spec.saltSize > 0 ? spec.ivSize : 0);
 }
 
-interface WriteEntry {
-  bufs: Buffer[];
-  started?: boolean;
-  type: number; // 0: application data
-  op?: WriteOp;
-  counted?: number;
-  seal?: boolean; // userspace: plaintext still to be sealed
-  cb: (err?: Error | null) => void;
-}
-
-/** State of a running {@link KtlsSocket.spliceTo} under kernel RX. */
-interface SpliceReader {
-  target: number;
-  remaining: number;
-  sent: number;
-  held: Buffer[];
-  pipe: [number, number] | null;
-  inPipe: number;
-  watcher: FdWatcher;
-  waitSocket: boolean;
-  resolve: (n: number) => void;
-  reject: (e: Error) => void;
-}
-
 /** Smallest record size limit RFC 8449 allows. */
 const MIN_RECORD_SIZE = 64;
 
@@ -119,9 +96,6 @@ export interface SpliceOptions {
   /** Stop after this many bytes (default: until end of input). */
   length?: number;
 }
-
-/** A zero-length chunk stands in for a WriteOp in the Writable queue, so ops keep their place among writes. */
-const opMarkers = new WeakMap<Buffer, WriteOp>();
 
 function checkLength(name: string, v: number | undefined): void {
   if (v === undefined) return;
@@ -153,22 +127,17 @@ export class KtlsSocket extends KtlsSocketBase {
   #p: RecordPaths;
   #allowTruncation: boolean;
   #bytesRead = 0;
-  #bytesWritten = 0;
   #slab = Buffer.allocUnsafe(SLAB);
   #slabOff = 0;
   #wantRead = false;
-  #queue: WriteEntry[] = [];
+  #queue: WriteQueue;
   #pollEvents = 0;
   #closeNotifyReceived = false;
   #readEnded = false;
   #fatalSent = false;
-  #kernelPlainSent = 0;
   #finalSeq: SequenceNumbers | undefined;
-  #reader: SpliceReader | null = null;
+  #reader: SpliceOut | null = null;
   #schedule: KeySchedule | null = null;
-  #opResults = new Map<WriteOp, { resolve: (n: number) => void; reject: (e: Error) => void }>();
-  #txCtx: TxContext | undefined;
-  #opWaiting = false;
   #uncorkPending = false;
   #tcpCorked = false;
   #maxRecordSize: number | undefined;
@@ -188,6 +157,24 @@ export class KtlsSocket extends KtlsSocketBase {
     this.remoteFamily = paths.remote.family;
     this.localAddress = paths.local.address;
     this.localPort = paths.local.port;
+    const self = this;
+    this.#queue = new WriteQueue({
+      binding: paths.binding,
+      handle: paths.handle,
+      tx: paths.tx,
+      get destroyed() {
+        return self.destroyed;
+      },
+      get maxRecordSize() {
+        return self.#maxRecordSize;
+      },
+      destroy: (err) => void this.destroy(err),
+      activity: () => this.activity(),
+      passDone: () => {
+        if (this.#queue.length === 0 && this.#uncorkPending) this.#setTcpCork(false);
+        this.#setPoll();
+      },
+    });
   }
 
   #onPoll(status: number, events: number): void {
@@ -196,7 +183,7 @@ export class KtlsSocket extends KtlsSocketBase {
       this.destroy(new KtlsSystemError(status, 'epoll_wait'));
       return;
     }
-    if (events & POLL_WRITABLE) this.#writeLoop();
+    if (events & POLL_WRITABLE) this.#queue.run();
     if (events & POLL_READABLE && !this.destroyed) this.#readLoop();
   }
 
@@ -225,7 +212,7 @@ export class KtlsSocket extends KtlsSocketBase {
 
   /** Application bytes the kernel (or the record layer) has accepted for sending. */
   get bytesWritten(): number {
-    return this.#bytesWritten;
+    return this.#queue.bytesWritten;
   }
 
   /** The underlying fd (owned by this socket; -1 once closed). */
@@ -352,7 +339,7 @@ export class KtlsSocket extends KtlsSocketBase {
 
   #readLoop(): void {
     const rx = this.#p.rx;
-    if (this.#reader) return this.#spliceStep();
+    if (this.#reader) return this.#reader.step();
     while (this.#wantRead && !this.destroyed && !this.#readEnded) {
       if (rx !== 'kernel' && rx !== null) {
         const rec = this.#openNext(rx);
@@ -362,28 +349,15 @@ export class KtlsSocket extends KtlsSocketBase {
           continue;
         }
       }
-      if (this.#slab.length - this.#slabOff < 32 * 1024) {
-        this.#slab = Buffer.allocUnsafe(SLAB);
-        this.#slabOff = 0;
+      const got = this.#recvChunk(SLAB);
+      if (got === 'pushed') continue;
+      if (typeof got !== 'number') {
+        this.#deliver(got.type, got.data);
+        continue;
       }
-      const n = this.#p.handle.recv(this.#slab, this.#slabOff, this.#slab.length - this.#slabOff);
-      if (n === -E.EAGAIN || n === -E.EINTR) {
-        this.#setPoll();
-        return;
-      }
-      if (n < 0) {
-        this.#readError(n);
-        return;
-      }
-      if (n === 0) {
-        this.#eof();
-        return;
-      }
-      const data = this.#slab.subarray(this.#slabOff, this.#slabOff + n);
-      this.#slabOff += n;
-      if (rx === 'kernel') this.#deliver(this.#p.out[0] || constants().RECORD_APPLICATION_DATA, data);
-      else if (rx === null) this.#deliver(constants().RECORD_APPLICATION_DATA, data);
-      else rx.push(data);
+      if (got === -E.EAGAIN || got === -E.EINTR) return this.#setPoll();
+      if (got < 0) return this.#readError(got);
+      return this.#eof();
     }
     this.#setPoll();
   }
@@ -500,10 +474,8 @@ export class KtlsSocket extends KtlsSocketBase {
       this.#fatalSent = true;
       const body = Buffer.from([2, alert]);
       // Anything still queued is abandoned: a fatal alert ends the connection.
-      const head = this.#queue[0];
       // A userspace record half-sent at the head of the queue would swallow the alert's bytes.
-      const midRecord = this.#p.tx !== 'kernel' && head !== undefined && head.started;
-      if (!midRecord) {
+      if (!this.#queue.midRecord) {
         try {
           const wire = this.#p.tx === 'kernel' ? [body] : this.#p.tx.seal(constants().RECORD_ALERT, body);
           const rc = this.#p.handle.send(wire, this.#p.tx === 'kernel' ? constants().RECORD_ALERT : 0);
@@ -520,7 +492,7 @@ export class KtlsSocket extends KtlsSocketBase {
   #setPoll(): void {
     if (this.destroyed) return;
     const wantRead = this.#reader ? this.#reader.waitSocket : this.#wantRead;
-    const events = (wantRead && !this.#readEnded ? POLL_READABLE : 0) | (this.#queue.length > 0 && !this.#opWaiting ? POLL_WRITABLE : 0);
+    const events = (wantRead && !this.#readEnded ? POLL_READABLE : 0) | (this.#queue.length > 0 && !this.#queue.opWaiting ? POLL_WRITABLE : 0);
     if (events === this.#pollEvents) return;
     const rc = this.#p.handle.poll(events);
     if (rc < 0) {
@@ -531,44 +503,14 @@ export class KtlsSocket extends KtlsSocketBase {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    const op = chunk.length === 0 ? opMarkers.get(chunk) : undefined;
-    if (op) this.#enqueueOp(op, cb);
-    else this.#enqueue([chunk], 0, cb);
+    this.#queue.enqueueChunks([chunk], cb);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    // Split the batch at op markers; the callback runs once the last part is done.
-    let parts = 0;
-    let failed = false;
-    let all = false;
-    const partDone = (err?: Error | null): void => {
-      if (failed) return;
-      if (err) {
-        failed = true;
-        return cb(err);
-      }
-      if (--parts === 0 && all) cb(null);
-    };
-    let run: Buffer[] = [];
-    const flush = (): void => {
-      if (run.length === 0) return;
-      parts++;
-      this.#enqueue(run, 0, partDone);
-      run = [];
-    };
-    for (const { chunk } of chunks) {
-      const op = chunk.length === 0 ? opMarkers.get(chunk) : undefined;
-      if (!op) {
-        run.push(chunk);
-        continue;
-      }
-      flush();
-      parts++;
-      this.#enqueueOp(op, partDone);
-    }
-    flush();
-    all = true;
-    if (parts === 0) cb(null);
+    this.#queue.enqueueChunks(
+      chunks.map((c) => c.chunk),
+      cb,
+    );
   }
 
   /**
@@ -611,279 +553,102 @@ export class KtlsSocket extends KtlsSocketBase {
     if (!Number.isInteger(fd) || fd < 0) throw invalidArgType(`Expected a file descriptor for fd but received ${String(fd)}`);
     checkLength('options.length', options.length);
     if (this.#reader) throw new KtlsError('ERR_KTLS_BUSY', 'a spliceTo() is already running on this socket');
-    const remaining = options.length ?? Number.POSITIVE_INFINITY;
+    let remaining = options.length ?? Number.POSITIVE_INFINITY;
     return new Promise((resolve, reject) => {
       if (this.destroyed) return reject(new KtlsError('ERR_STREAM_DESTROYED', 'the socket is destroyed'));
       const kind = this.#p.binding.fdKind(fd);
       if (kind < 0) return reject(new KtlsSystemError(kind, 'fstat'));
       this.pause();
-      const early = this.#p.early.splice(0);
-      for (const rec of early) this.#deliver(rec.type, rec.data);
-      const reader: SpliceReader = { target: fd, remaining, sent: 0, held: [], pipe: null, inPipe: 0, watcher: new FdWatcher(this.#p.binding, fd), waitSocket: false, resolve, reject };
-      this.#reader = reader;
+      for (const rec of this.#p.early.splice(0)) this.#deliver(rec.type, rec.data);
+      const done = (err: Error | null, sent: number): void => {
+        this.#reader = null;
+        if (err) reject(Object.assign(err, { bytesSent: sent }));
+        else resolve(sent);
+        if (!this.destroyed) this.#setPoll();
+      };
       // What the stream already holds was read before this call: it goes first.
-      while (this.readableLength > 0 && reader.remaining > 0) {
+      const held: Buffer[] = [];
+      while (this.readableLength > 0 && remaining > 0) {
         const chunk = this.read() as Buffer | null;
         if (chunk === null) break;
-        const take = Math.min(chunk.length, reader.remaining);
+        const take = Math.min(chunk.length, remaining);
         if (take < chunk.length) this.unshift(chunk.subarray(take));
-        reader.held.push(chunk.subarray(0, take));
-        reader.remaining -= take;
+        held.push(chunk.subarray(0, take));
+        remaining -= take;
       }
-      if (this.#p.rx !== 'kernel' || kind !== 1 || reader.held.length > 0) {
-        const p = this.#p.binding.pipe(1, 0);
-        if (typeof p === 'number') return this.#settleReader(new KtlsSystemError(p, 'pipe2'));
-        reader.pipe = p;
+      try {
+        this.#reader = new SpliceOut(this.#rxHost(), fd, remaining, held, kind === 1, done);
+      } catch (err) {
+        return reject(err as Error);
       }
-      this.#spliceStep();
+      this.#reader.step();
     });
   }
 
-  #settleReader(err: Error | null): void {
-    const r = this.#reader;
-    if (!r) return;
-    this.#reader = null;
-    r.watcher.close();
-    if (r.pipe) for (const fd of r.pipe) this.#p.binding.closeFd(fd);
-    if (err) r.reject(Object.assign(err, { bytesSent: r.sent }));
-    else r.resolve(r.sent);
-    if (!this.destroyed) this.#setPoll();
-  }
-
-  /** One pass of spliceTo(): drains held data and the internal pipe into the target, then pulls from the socket. */
-  #spliceStep(): void {
-    const r = this.#reader;
-    if (!r) return;
-    const b = this.#p.binding;
-    const k = constants();
-    const flags = k.SPLICE_F_MOVE | k.SPLICE_F_NONBLOCK;
-    const waitTarget = (): void => {
-      r.waitSocket = false;
-      this.#setPoll();
-      r.watcher.once(POLL_WRITABLE, () => this.#spliceStep());
-    };
-    try {
-      for (;;) {
-        if (this.destroyed) return;
-        if (r.pipe && r.inPipe > 0) {
-          const n = b.splice(r.pipe[0], r.target, r.inPipe, flags);
-          if (n === -E.EAGAIN || n === -E.EINTR) return waitTarget();
-          if (n < 0) throw new KtlsSystemError(n, 'splice');
-          r.inPipe -= n;
-          r.sent += n;
-          continue;
-        }
-        if (r.held.length > 0 && !r.pipe) {
-          // Plaintext read by recvmsg (next to an empty or control record) must
-          // queue behind what was spliced: from here on everything goes through our pipe.
-          const p = b.pipe(1, 0);
-          if (typeof p === 'number') throw new KtlsSystemError(p, 'pipe2');
-          r.pipe = p;
-        }
-        if (r.pipe && r.held.length > 0) {
-          // Held plaintext goes through our own non-blocking pipe: the target may be a blocking fd.
-          const head = r.held[0]!;
-          const n = b.writeFd(r.pipe[1], head, 0, head.length);
-          if (n < 0 && n !== -E.EAGAIN && n !== -E.EINTR) throw new KtlsSystemError(n, 'write');
-          if (n > 0) {
-            r.inPipe += n;
-            consume(r.held, n);
-          }
-          continue;
-        }
-        if (r.remaining === 0 || this.#readEnded) return this.#settleReader(null);
-        const want = Math.min(r.remaining, 1 << 20);
-        r.waitSocket = false;
-        let n: number;
-        if (this.#p.rx === 'kernel') {
-          n = b.splice(this.fd, r.pipe ? r.pipe[1] : r.target, want, flags);
-        } else {
-          const pulled = this.#pullUserspace(r, want);
-          if (pulled === 'again') continue;
-          n = pulled;
-        }
-        if (n === -E.EAGAIN || n === -E.EINTR) {
-          // Either the socket has no complete record or the target pipe is full.
-          if (!r.pipe) {
-            const t = b.ready(r.target, POLL_WRITABLE);
-            if (t >= 0 && (t & POLL_WRITABLE) === 0) return waitTarget();
-          }
-          r.waitSocket = true;
-          return this.#setPoll();
-        }
-        if (n === -E.EINVAL || n === -E.EIO || n === 0) {
-          // splice(2) stops at a record that is not application data (and moves
-          // nothing for an empty one): read that record the ordinary way.
-          if (!this.#readOneRecord(r)) return;
-          continue;
-        }
-        if (n < 0) return this.#readError(n);
+  /** The socket as spliceTo() sees it. */
+  #rxHost(): RxHost {
+    const self = this;
+    return {
+      binding: this.#p.binding,
+      kernelRx: this.#p.rx === 'kernel',
+      get fd() {
+        return self.fd;
+      },
+      get destroyed() {
+        return self.destroyed;
+      },
+      get readEnded() {
+        return self.#readEnded;
+      },
+      nextRecord: () => {
+        const early = this.#p.early.shift();
+        if (early) return early;
+        const rx = this.#p.rx;
+        return rx === 'kernel' || rx === null ? null : this.#openNext(rx);
+      },
+      recvOnce: (max) => this.#recvChunk(max),
+      deliver: (type, data) => void this.#deliver(type, data),
+      unshift: (data) => void this.unshift(data),
+      readError: (errno) => this.#readError(errno),
+      eof: () => this.#eof(),
+      countRead: (n) => {
         this.#bytesRead += n;
-        r.remaining -= n;
-        if (r.pipe) r.inPipe += n;
-        else r.sent += n;
-      }
-    } catch (err) {
-      this.#settleReader(err as Error);
-    }
+        this.activity();
+      },
+      updatePoll: () => this.#setPoll(),
+    };
   }
 
-  /** Userspace RX for spliceTo(): opens records into `held`. Returns what a splice would: bytes, 0 at a control record, or -errno. */
-  #pullUserspace(r: SpliceReader, want: number): number | 'again' {
-    const opener = this.#p.rx;
-    if (opener === 'kernel' || opener === null) return 0;
-    const rec = this.#openNext(opener);
-    if (rec === undefined) return -E.EBADMSG;
-    if (rec === null) {
-      if (this.#slab.length - this.#slabOff < 32 * 1024) {
-        this.#slab = Buffer.allocUnsafe(SLAB);
-        this.#slabOff = 0;
-      }
-      const n = this.#p.handle.recv(this.#slab, this.#slabOff, this.#slab.length - this.#slabOff);
-      if (n < 0) return n;
-      if (n === 0) return 0;
-      opener.push(this.#slab.subarray(this.#slabOff, this.#slabOff + n));
-      this.#slabOff += n;
-      return this.#pullUserspace(r, want);
+  /**
+   * One recvmsg into the slab: under kernel RX a record's plaintext with its
+   * type; in userspace the raw bytes go to the opener (`'pushed'`); without RX
+   * keys raw bytes as application data. 0 at EOF, -errno on failure.
+   */
+  #recvChunk(max: number): OpenedRecord | 'pushed' | number {
+    if (this.#slab.length - this.#slabOff < 32 * 1024) {
+      this.#slab = Buffer.allocUnsafe(SLAB);
+      this.#slabOff = 0;
     }
-    if (rec.type !== constants().RECORD_APPLICATION_DATA || rec.data.length === 0) {
-      this.#p.early.unshift(rec);
-      return 0;
-    }
-    const take = Math.min(want, rec.data.length);
-    if (take < rec.data.length) this.#p.early.unshift({ type: rec.type, data: rec.data.subarray(take) });
-    r.held.push(rec.data.subarray(0, take));
-    this.#bytesRead += take;
-    r.remaining -= take;
-    return 'again';
-  }
-
-  /** Reads one record with recvmsg (a control record, an empty record, or EOF) during spliceTo(). False: stop. */
-  #readOneRecord(r: SpliceReader): boolean {
-    const early = this.#p.early.shift();
-    let type: number;
-    let data: Buffer;
-    if (early) {
-      ({ type, data } = early);
-    } else {
-      if (this.#slab.length - this.#slabOff < 32 * 1024) {
-        this.#slab = Buffer.allocUnsafe(SLAB);
-        this.#slabOff = 0;
-      }
-      const n = this.#p.handle.recv(this.#slab, this.#slabOff, Math.min(this.#slab.length - this.#slabOff, r.remaining === Infinity ? SLAB : Math.max(r.remaining, 2)));
-      if (n === -E.EAGAIN || n === -E.EINTR) return true;
-      if (n < 0) {
-        this.#readError(n);
-        return false;
-      }
-      if (n === 0) {
-        this.#eof();
-        return !this.destroyed;
-      }
-      type = this.#p.rx === 'kernel' ? this.#p.out[0] || constants().RECORD_APPLICATION_DATA : constants().RECORD_APPLICATION_DATA;
-      data = this.#slab.subarray(this.#slabOff, this.#slabOff + n);
-      this.#slabOff += n;
-    }
-    if (type === constants().RECORD_APPLICATION_DATA) {
-      this.#bytesRead += data.length;
-      const take = Math.min(data.length, r.remaining);
-      if (take < data.length) this.unshift(data.subarray(take));
-      if (take > 0) r.held.push(data.subarray(0, take));
-      r.remaining -= take;
-      return true;
-    }
-    this.#deliver(type, data);
-    return !this.destroyed;
+    const n = this.#p.handle.recv(this.#slab, this.#slabOff, Math.min(max, this.#slab.length - this.#slabOff));
+    if (n <= 0) return n;
+    const data = this.#slab.subarray(this.#slabOff, this.#slabOff + n);
+    this.#slabOff += n;
+    const rx = this.#p.rx;
+    const k = constants();
+    if (rx === 'kernel') return { type: this.#p.out[0] || k.RECORD_APPLICATION_DATA, data };
+    if (rx === null) return { type: k.RECORD_APPLICATION_DATA, data };
+    rx.push(data);
+    return 'pushed';
   }
 
   #startOp(op: WriteOp): Promise<number> {
-    return new Promise((resolve, reject) => {
-      if (this.destroyed || this.writableEnded) {
-        reject(new KtlsError(this.destroyed ? 'ERR_STREAM_DESTROYED' : 'ERR_STREAM_WRITE_AFTER_END', 'the socket is no longer writable'));
-        return;
-      }
-      const marker = Buffer.alloc(0);
-      opMarkers.set(marker, op);
-      this.#opResults.set(op, { resolve, reject });
-      this.write(marker);
-    });
-  }
-
-  #enqueueOp(op: WriteOp, cb: (err?: Error | null) => void): void {
-    if (this.#p.tx === null) {
-      this.#settleOp(op, new KtlsError('ERR_KTLS_NO_TX_KEYS', 'this socket was upgraded without tx keys and cannot send'));
-      cb(null);
-      return;
+    if (this.destroyed || this.writableEnded) {
+      op.release();
+      return Promise.reject(new KtlsError(this.destroyed ? 'ERR_STREAM_DESTROYED' : 'ERR_STREAM_WRITE_AFTER_END', 'the socket is no longer writable'));
     }
-    this.#queue.push({ bufs: [], type: 0, op, cb });
-    if (this.#queue.length === 1) this.#writeLoop();
-  }
-
-  /** Resolves or rejects an op's promise once; failures carry `bytesSent`. */
-  #settleOp(op: WriteOp, err: Error | null): void {
-    const r = this.#opResults.get(op);
-    this.#opResults.delete(op);
-    op.release();
-    if (!r) return;
-    if (err) {
-      Object.assign(err, { bytesSent: op.sent });
-      r.reject(err);
-    } else {
-      r.resolve(op.sent);
-    }
-  }
-
-  #txContext(): TxContext {
-    const tx = this.#p.tx;
-    const size = (): number | undefined => this.#maxRecordSize;
-    return (this.#txCtx ??= {
-      binding: this.#p.binding,
-      handle: this.#p.handle,
-      sealer: tx !== 'kernel' && tx !== null ? tx : null,
-      get maxRecordSize() {
-        return size();
-      },
-      accepted: (n) => {
-        this.#kernelPlainSent += n;
-      },
-      wake: () => {
-        if (!this.destroyed) this.#writeLoop();
-      },
-    });
-  }
-
-  /** Adds what an op has sent since last counted (userspace ops make progress in I/O callbacks). */
-  #countOp(entry: WriteEntry & { op: WriteOp }): void {
-    if (entry.op.sent !== entry.counted) this.activity();
-    this.#bytesWritten += entry.op.sent - (entry.counted ?? 0);
-    entry.counted = entry.op.sent;
-  }
-
-  /** Runs the op at the head of the queue; returns false when the loop must stop. */
-  #runOp(entry: WriteEntry & { op: WriteOp }): boolean {
-    const op = entry.op;
-    entry.started = true; // a userspace op may be mid-record from here on
-    let state: 'done' | 'blocked' | 'pending';
-    try {
-      state = op.step(this.#txContext());
-    } catch (err) {
-      this.#queue.shift();
-      this.#countOp(entry);
-      this.#settleOp(op, err as Error);
-      // Bytes already on the wire make the stream unusable; otherwise the connection goes on.
-      if (op.sent > 0 || op.committed) this.destroy(err as Error);
-      else entry.cb(null);
-      return !this.destroyed;
-    }
-    this.#countOp(entry);
-    if (state !== 'done') {
-      this.#opWaiting = state === 'pending';
-      return false;
-    }
-    this.#queue.shift();
-    this.#settleOp(op, null);
-    entry.cb(null);
-    return true;
+    const { marker, result } = this.#queue.track(op);
+    this.write(marker);
+    return result;
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -895,7 +660,7 @@ export class KtlsSocket extends KtlsSocketBase {
       return;
     }
     // close_notify goes out as its own record after all queued data, then FIN.
-    this.#enqueue([Buffer.from([1, ALERT.close_notify])], k.RECORD_ALERT, (err) => {
+    this.#queue.enqueue([Buffer.from([1, ALERT.close_notify])], k.RECORD_ALERT, (err) => {
       if (err) return cb(err);
       this.#whenFlushed(() => {
         if (this.destroyed) return cb(null);
@@ -919,80 +684,15 @@ export class KtlsSocket extends KtlsSocketBase {
     const entered = this.#p.binding.tcpEntered(this.fd);
     const seq = this.#p.binding.getSeq(this.fd, constants().TLS_TX);
     if (entered < 0 || typeof seq !== 'bigint') return done(); // cannot tell on this kernel: best effort
-    const expected = start.entered + this.#kernelPlainSent + Number(seq - start.seq) * recordOverhead(this.version, this.cipher);
+    const expected = start.entered + this.#queue.kernelPlainSent + Number(seq - start.seq) * recordOverhead(this.version, this.cipher);
     if (entered >= expected) return done();
     setTimeout(() => this.#whenFlushed(done, Math.min(delay * 2, 50), waited + delay), delay);
   }
 
-  #enqueue(bufs: Buffer[], type: number, cb: (err?: Error | null) => void): void {
-    const tx = this.#p.tx;
-    if (tx === null) {
-      cb(new KtlsError('ERR_KTLS_NO_TX_KEYS', 'this socket was upgraded without tx keys and cannot send'));
-      return;
-    }
-    const plain = bufs.reduce((n, b) => n + b.length, 0);
-    this.#bytesWritten += type === 0 ? plain : 0;
-    // Userspace records are sealed when they reach the head of the queue, so
-    // sequence numbers follow wire order even when ops (sendFile) sit in between.
-    // An empty write is no record at all (the kernel sends nothing for it either).
-    this.#queue.push({ bufs, type, cb, seal: tx !== 'kernel' && (type !== 0 || plain > 0) });
-    if (this.#queue.length === 1) this.#writeLoop();
-  }
-
-  /** Seals a userspace entry's plaintext in place; false (entry failed and removed) on error. */
-  #sealHead(entry: WriteEntry, sealer: RecordSealer): boolean {
-    const k = constants();
-    try {
-      entry.bufs = sealer.seal(entry.type === 0 ? k.RECORD_APPLICATION_DATA : entry.type, entry.bufs.length === 1 ? entry.bufs[0]! : Buffer.concat(entry.bufs), this.#maxRecordSize);
-    } catch (err) {
-      this.#queue.shift();
-      entry.cb(err as Error); // e.g. ERR_KTLS_SEQ_EXHAUSTED
-      return false;
-    }
-    entry.type = 0;
-    entry.seal = false;
-    return true;
-  }
-
-  #writeLoop(): void {
-    this.#opWaiting = false;
-    while (this.#queue.length > 0 && !this.destroyed) {
-      const entry = this.#queue[0]!;
-      if (entry.op) {
-        if (this.#runOp(entry as WriteEntry & { op: WriteOp })) continue;
-        break;
-      }
-      const tx = this.#p.tx;
-      if (entry.seal && tx !== 'kernel' && tx !== null && !this.#sealHead(entry, tx)) continue;
-      const batch = entry.bufs.length > MAX_IOV ? entry.bufs.slice(0, MAX_IOV) : entry.bufs;
-      const n = this.#p.handle.send(batch, entry.type);
-      if (n === -E.EAGAIN || n === -E.EINTR) break;
-      if (n < 0) {
-        this.#queue.shift();
-        entry.cb(new KtlsSystemError(n, 'sendmsg'));
-        continue;
-      }
-      if (this.#p.tx === 'kernel') this.#kernelPlainSent += n;
-      if (n > 0) this.activity();
-      entry.started = true;
-      consume(entry.bufs, n);
-      if (entry.bufs.length === 0) {
-        this.#queue.shift();
-        entry.cb(null);
-      }
-    }
-    if (this.#queue.length === 0 && this.#uncorkPending) this.#setTcpCork(false);
-    this.#setPoll();
-  }
-
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     // The reason the socket died (an alert, a bad record) is the reason spliceTo() failed.
-    if (this.#reader) this.#settleReader(err ?? new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before spliceTo() completed'));
-    for (const entry of this.#queue.splice(0)) {
-      const e = err ?? new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before the write completed');
-      if (entry.op) this.#settleOp(entry.op, new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before the transfer completed', { cause: e }));
-      entry.cb(e);
-    }
+    this.#reader?.settle(err ?? new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before spliceTo() completed'));
+    this.#queue.abandon(err);
     try {
       this.#finalSeq = this.getSequenceNumbers();
     } catch {
