@@ -5,7 +5,7 @@ import * as ktls from '../lib/index.js';
 import { loadBinding } from '../lib/binding.js';
 import { KtlsSocket, type RecordPaths } from '../lib/socket.js';
 
-/** The zero-copy API of docs/zero-copy-api.md, typed locally so the bench compiles before and after it lands. */
+/** The zero-copy part of KtlsSocket, typed locally with optional members: a contender whose method is missing reports "not available". */
 export interface ZeroCopySocket {
   sendFile?(file: string | number, options?: { offset?: number; length?: number }): Promise<number>;
   spliceTo?(fd: number, options?: { length?: number }): Promise<number>;
@@ -13,7 +13,7 @@ export interface ZeroCopySocket {
   getTcpInfo?(): TcpInfoLike;
 }
 
-/** The TCP_INFO fields the bench reads (names as in docs/zero-copy-api.md; tolerant of either spelling). */
+/** The TCP_INFO fields the bench reads (KtlsSocket#getTcpInfo names; tolerant of the kernel spelling too). */
 export interface TcpInfoLike {
   segsOut?: number;
   segsIn?: number;
