@@ -137,6 +137,7 @@ export class KtlsSocket extends KtlsSocketBase {
   #fatalSent = false;
   #finalSeq: SequenceNumbers | undefined;
   #reader: SpliceOut | null = null;
+  #shortRead = false;
   #schedule: KeySchedule | null = null;
   #uncorkPending = false;
   #tcpCorked = false;
@@ -340,6 +341,7 @@ export class KtlsSocket extends KtlsSocketBase {
   #readLoop(): void {
     const rx = this.#p.rx;
     if (this.#reader) return this.#reader.step();
+    let drained = false;
     while (this.#wantRead && !this.destroyed && !this.#readEnded) {
       if (rx !== 'kernel' && rx !== null) {
         const rec = this.#openNext(rx);
@@ -349,7 +351,11 @@ export class KtlsSocket extends KtlsSocketBase {
           continue;
         }
       }
+      // A short read drained the socket: wait for the next readiness instead of
+      // paying a recvmsg for EAGAIN (the poll is level-triggered, as libuv does it).
+      if (drained) break;
       const got = this.#recvChunk(SLAB);
+      drained = this.#shortRead;
       if (got === 'pushed') continue;
       if (typeof got !== 'number') {
         this.#deliver(got.type, got.data);
@@ -503,7 +509,8 @@ export class KtlsSocket extends KtlsSocketBase {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.#queue.enqueueChunks([chunk], cb);
+    if (chunk.length > 0) this.#queue.enqueue([chunk], 0, cb);
+    else this.#queue.enqueueChunks([chunk], cb); // maybe an op marker
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
@@ -629,7 +636,9 @@ export class KtlsSocket extends KtlsSocketBase {
       this.#slab = Buffer.allocUnsafe(SLAB);
       this.#slabOff = 0;
     }
-    const n = this.#p.handle.recv(this.#slab, this.#slabOff, Math.min(max, this.#slab.length - this.#slabOff));
+    const want = Math.min(max, this.#slab.length - this.#slabOff);
+    const n = this.#p.handle.recv(this.#slab, this.#slabOff, want);
+    this.#shortRead = n > 0 && n < want;
     if (n <= 0) return n;
     const data = this.#slab.subarray(this.#slabOff, this.#slabOff + n);
     this.#slabOff += n;
