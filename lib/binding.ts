@@ -61,6 +61,7 @@ export interface NativeConstants {
   readonly TCP_FASTOPEN_CONNECT: number;
   readonly TCPI_OPT_SYN_DATA: number;
   readonly EINPROGRESS: number;
+  readonly EKEYEXPIRED: number;
 }
 
 /** `getsockopt(TCP_INFO)` fields the addon reads; counters a kernel does not fill are -1. */

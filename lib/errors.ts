@@ -5,6 +5,7 @@
  */
 import * as os from 'node:os';
 import * as util from 'node:util';
+import { loadBinding } from './binding.js';
 
 /** Base class of every error this package throws. */
 export class KtlsError extends Error {
@@ -74,7 +75,7 @@ export class KtlsAlertError extends KtlsError {
 /** `errno` name for a negative errno, e.g. -2 -> `ENOENT`. */
 export function errnoName(errno: number): string {
   // libuv's table lacks some Linux errnos kTLS uses (EBADMSG, EKEYEXPIRED); os.constants has them.
-  const own = ERRNO_NAMES.get(-errno);
+  const own = ERRNO_NAMES.get(-errno) ?? (loadBinding().binding?.constants.EKEYEXPIRED === -errno ? 'EKEYEXPIRED' : undefined);
   if (own) return own;
   try {
     return util.getSystemErrorName(errno);

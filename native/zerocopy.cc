@@ -192,6 +192,8 @@ void InitZeroCopy(Napi::Env env, Napi::Object exports) {
   Set(k, "TCP_FASTOPEN_CONNECT", TCP_FASTOPEN_CONNECT);
   Set(k, "TCPI_OPT_SYN_DATA", TCPI_OPT_SYN_DATA);
   Set(k, "EINPROGRESS", EINPROGRESS);
+  // kTLS rekey answers EKEYEXPIRED, which node:os does not list.
+  Set(k, "EKEYEXPIRED", EKEYEXPIRED);
 }
 
 }  // namespace ktls

@@ -181,6 +181,18 @@ export function zeroCopySuite(t: Test, options: ktls.UpgradeOptions, expectKerne
     t.pass('close_notify ended the readable side');
   });
 
+  t.test('a second spliceTo while one runs is ERR_KTLS_BUSY; the first goes on', async (t) => {
+    const [a, b] = await upgradedPair('TLSv1.3', 'aes-128-gcm', options);
+    const [r, w] = ktls.pipe();
+    const piped = drainFd(r);
+    const first = b.spliceTo(w);
+    t.throws(() => b.spliceTo(w), { code: 'ERR_KTLS_BUSY' });
+    a.end('only once');
+    t.equal(await first, 9);
+    fs.closeSync(w);
+    t.equal((await piped).toString(), 'only once');
+  });
+
   t.test('spliceEcho returns what the peer sends', async (t) => {
     const [a, b] = await upgradedPair('TLSv1.2', 'aes-256-gcm', options);
     const data = randomBytes(333_333);
