@@ -4,21 +4,33 @@
 
 #include <napi.h>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 
 namespace ktls {
 
+// A TypeError/RangeError with a Node-style `code`, so callers can tell bad
+// arguments apart without parsing messages.
+inline Napi::Error ArgError(Napi::Env env, bool range, const char* message) {
+  Napi::Error e = range ? static_cast<Napi::Error>(Napi::RangeError::New(env, message))
+                        : static_cast<Napi::Error>(Napi::TypeError::New(env, message));
+  e.Set("code", Napi::String::New(env, range ? "ERR_OUT_OF_RANGE" : "ERR_INVALID_ARG_TYPE"));
+  return e;
+}
+
 // Argument checks are assertions: lib/ validates user input before calling us,
-// so a failure here is a bug in the TypeScript layer, reported as a TypeError.
+// so a failure here is a bug in the TypeScript layer. Still, no value may turn
+// into a different one (NaN into fd 0): anything but an int32 is refused.
 inline int32_t ArgInt(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsNumber())
-    throw Napi::TypeError::New(info.Env(), "ktls native: expected a number argument");
-  return info[i].As<Napi::Number>().Int32Value();
+  if (info.Length() <= i || !info[i].IsNumber()) throw ArgError(info.Env(), false, "ktls native: expected a number argument");
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= INT32_MIN && v <= INT32_MAX) || std::floor(v) != v)
+    throw ArgError(info.Env(), true, "ktls native: expected a 32-bit integer argument");
+  return static_cast<int32_t>(v);
 }
 
 inline Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsBuffer())
-    throw Napi::TypeError::New(info.Env(), "ktls native: expected a Buffer argument");
+  if (info.Length() <= i || !info[i].IsBuffer()) throw ArgError(info.Env(), false, "ktls native: expected a Buffer argument");
   return info[i].As<Napi::Buffer<uint8_t>>();
 }
 

@@ -102,7 +102,7 @@ Napi::Value SetKeys(const Napi::CallbackInfo& info) {
   auto nonce = ArgBuffer(info, 5);
   auto seq = ArgBuffer(info, 6);
   if (nonce.Length() != kNonceSize || seq.Length() != kSeqSize || (dir != TLS_TX && dir != TLS_RX))
-    throw Napi::TypeError::New(info.Env(), "ktls native: bad setKeys arguments");
+    throw ArgError(info.Env(), false, "ktls native: bad setKeys arguments");
 
   CryptoInfo ci;
   std::memset(&ci, 0, sizeof(ci));

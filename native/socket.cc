@@ -36,14 +36,22 @@ class Handle : public Napi::ObjectWrap<Handle> {
                         InstanceMethod<&Handle::Unref>("unref"), InstanceAccessor<&Handle::Fd>("fd")});
   }
 
-  // new Handle(fd, onPoll(status, events), out: Int32Array(1)) takes ownership of fd.
+  // new Handle(fd, onPoll(status, events), out: Int32Array(>= 1)) takes ownership of
+  // fd only once every argument has been checked: if it throws, the fd is still
+  // the caller's to close.
   explicit Handle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Handle>(info) {
-    fd_ = ArgInt(info, 0);
+    Napi::Env env = info.Env();
+    int fd = ArgInt(info, 0);
+    if (fd < 0) throw ArgError(env, true, "ktls native: new Handle(fd) needs an open fd");
     if (info.Length() < 3 || !info[1].IsFunction() || !info[2].IsTypedArray())
-      throw Napi::TypeError::New(info.Env(), "ktls native: new Handle(fd, onPoll, out)");
+      throw ArgError(env, false, "ktls native: new Handle(fd, onPoll, out)");
+    auto out = info[2].As<Napi::TypedArray>();
+    if (out.TypedArrayType() != napi_int32_array || out.ElementLength() < 1)
+      throw ArgError(env, false, "ktls native: out must be an Int32Array of at least one element");
     on_poll_ = Napi::Persistent(info[1].As<Napi::Function>());
-    out_ = Napi::Persistent(info[2].As<Napi::Int32Array>());
-    napi_add_env_cleanup_hook(info.Env(), &Handle::OnEnvCleanup, this);
+    out_ = Napi::Persistent(out.As<Napi::Int32Array>());
+    fd_ = fd;
+    napi_add_env_cleanup_hook(env, &Handle::OnEnvCleanup, this);
   }
 
   ~Handle() override { CloseNow(Env(), true); }
@@ -84,14 +92,21 @@ class Handle : public Napi::ObjectWrap<Handle> {
     return Napi::Number::New(env, rc);
   }
 
+  // status < 0: libuv saw EPOLLERR (it reports UV_EBADF whatever the socket's
+  // error) and has already stopped the poll. lib/ reads the real errno.
   static void OnPoll(uv_poll_t* poll, int status, int events) {
     auto* self = static_cast<Handle*>(poll->data);
     if (self == nullptr) return;
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
+    Napi::Object receiver = self->Value();
+    if (status < 0 && self->polling_) {
+      self->polling_ = false;
+      self->Napi::ObjectWrap<Handle>::Unref();
+    }
     int js_events = ((events & UV_READABLE) ? kReadable : 0) | ((events & UV_WRITABLE) ? kWritable : 0);
     try {
-      self->on_poll_.MakeCallback(self->Value(), {Napi::Number::New(env, status), Napi::Number::New(env, js_events)});
+      self->on_poll_.MakeCallback(receiver, {Napi::Number::New(env, status), Napi::Number::New(env, js_events)});
     } catch (const Napi::Error& e) {
       // A throwing JS callback must reach 'uncaughtException', never abort the process.
       napi_fatal_exception(env, e.Value());
@@ -102,11 +117,13 @@ class Handle : public Napi::ObjectWrap<Handle> {
   // the kernel gave none, i.e. the fd has no kTLS RX and the bytes are raw).
   Napi::Value Recv(const Napi::CallbackInfo& info) {
     auto buf = ArgBuffer(info, 0);
-    size_t offset = static_cast<size_t>(ArgInt(info, 1));
-    size_t length = static_cast<size_t>(ArgInt(info, 2));
+    int32_t off = ArgInt(info, 1);
+    int32_t len = ArgInt(info, 2);
     Napi::Env env = info.Env();
-    if (offset > buf.Length() || length > buf.Length() - offset)
-      throw Napi::RangeError::New(env, "ktls native: recv range outside the buffer");
+    if (off < 0 || len < 0 || static_cast<size_t>(off) > buf.Length() || static_cast<size_t>(len) > buf.Length() - off)
+      throw ArgError(env, true, "ktls native: recv range outside the buffer");
+    size_t offset = static_cast<size_t>(off);
+    size_t length = static_cast<size_t>(len);
     if (fd_ < 0) return Napi::Number::New(env, -EBADF);
 
     iovec iov{buf.Data() + offset, length};
@@ -132,16 +149,16 @@ class Handle : public Napi::ObjectWrap<Handle> {
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsArray())
-      throw Napi::TypeError::New(env, "ktls native: send(buffers, recordType)");
+      throw ArgError(env, false, "ktls native: send(buffers, recordType)");
     auto list = info[0].As<Napi::Array>();
     int type = ArgInt(info, 1);
-    if (list.Length() > kMaxIov) throw Napi::RangeError::New(env, "ktls native: too many buffers");
+    if (list.Length() > kMaxIov) throw ArgError(env, true, "ktls native: too many buffers");
     if (fd_ < 0) return Napi::Number::New(env, -EBADF);
 
     std::vector<iovec> iov(list.Length());
     for (uint32_t i = 0; i < list.Length(); i++) {
       Napi::Value v = list[i];
-      if (!v.IsBuffer()) throw Napi::TypeError::New(env, "ktls native: send expects Buffers");
+      if (!v.IsBuffer()) throw ArgError(env, false, "ktls native: send expects Buffers");
       auto b = v.As<Napi::Buffer<uint8_t>>();
       iov[i] = iovec{b.Data(), b.Length()};
     }
@@ -186,6 +203,9 @@ class Handle : public Napi::ObjectWrap<Handle> {
 
   Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
 
+  // Drops everything that ties the JS object to native state: the poll handle,
+  // the callback (it reaches back to the socket: a strong reference here would
+  // keep both alive forever), the out array and the cleanup hook.
   int CloseNow(Napi::Env env, bool finalizing) {
     if (fd_ < 0) return 0;
     if (poll_ != nullptr) {
@@ -199,6 +219,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
       polling_ = false;
       if (!finalizing) Napi::ObjectWrap<Handle>::Unref();
     }
+    on_poll_.Reset();
+    out_.Reset();
     napi_remove_env_cleanup_hook(env, &Handle::OnEnvCleanup, this);
     int rc = close(fd_) < 0 ? -errno : 0;
     fd_ = -1;

@@ -22,11 +22,10 @@ namespace {
 
 // Offsets and counts go past 2^31 (files larger than 2 GiB), so they travel as doubles.
 int64_t ArgInt64(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsNumber())
-    throw Napi::TypeError::New(info.Env(), "ktls native: expected a number argument");
+  if (info.Length() <= i || !info[i].IsNumber()) throw ArgError(info.Env(), false, "ktls native: expected a number argument");
   double v = info[i].As<Napi::Number>().DoubleValue();
   if (!(v >= 0 && v <= 9007199254740991.0) || std::floor(v) != v)
-    throw Napi::RangeError::New(info.Env(), "ktls native: expected a non-negative integer");
+    throw ArgError(info.Env(), true, "ktls native: expected a non-negative integer");
   return static_cast<int64_t>(v);
 }
 
@@ -90,10 +89,12 @@ Napi::Value FdKind(const Napi::CallbackInfo& info) {
 Napi::Value ReadWrite(const Napi::CallbackInfo& info, bool write_) {
   int fd = ArgInt(info, 0);
   auto buf = ArgBuffer(info, 1);
-  size_t offset = static_cast<size_t>(ArgInt(info, 2));
-  size_t length = static_cast<size_t>(ArgInt(info, 3));
-  if (offset > buf.Length() || length > buf.Length() - offset)
-    throw Napi::RangeError::New(info.Env(), "ktls native: range outside the buffer");
+  int32_t off = ArgInt(info, 2);
+  int32_t len = ArgInt(info, 3);
+  if (off < 0 || len < 0 || static_cast<size_t>(off) > buf.Length() || static_cast<size_t>(len) > buf.Length() - off)
+    throw ArgError(info.Env(), true, "ktls native: range outside the buffer");
+  size_t offset = static_cast<size_t>(off);
+  size_t length = static_cast<size_t>(len);
   ssize_t n = write_ ? write(fd, buf.Data() + offset, length) : read(fd, buf.Data() + offset, length);
   return Result(info.Env(), n);
 }
@@ -144,7 +145,7 @@ Napi::Value FastOpenSocket(const Napi::CallbackInfo& info) {
 // connectFd(fd, address, port) -> 0 | -errno (-EINPROGRESS while the handshake runs)
 Napi::Value ConnectFd(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
-  if (info.Length() < 2 || !info[1].IsString()) throw Napi::TypeError::New(info.Env(), "ktls native: connectFd(fd, address, port)");
+  if (info.Length() < 2 || !info[1].IsString()) throw ArgError(info.Env(), false, "ktls native: connectFd(fd, address, port)");
   std::string address = info[1].As<Napi::String>().Utf8Value();
   int port = ArgInt(info, 2);
   sockaddr_storage ss{};
