@@ -138,6 +138,7 @@ export class KtlsSocket extends KtlsSocketBase {
   #finalSeq: SequenceNumbers | undefined;
   #reader: SpliceOut | null = null;
   #shortRead = false;
+  #pollErrors = 0;
   #schedule: KeySchedule | null = null;
   #uncorkPending = false;
   #tcpCorked = false;
@@ -180,12 +181,33 @@ export class KtlsSocket extends KtlsSocketBase {
 
   #onPoll(status: number, events: number): void {
     if (this.destroyed) return;
-    if (status < 0) {
-      this.destroy(new KtlsSystemError(status, 'epoll_wait'));
-      return;
-    }
+    if (status < 0) return this.#pollError(status);
+    this.#pollErrors = 0;
     if (events & POLL_WRITABLE) this.#queue.run();
     if (events & POLL_READABLE && !this.destroyed) this.#readLoop();
+  }
+
+  /**
+   * EPOLLERR: libuv has stopped the poll and says EBADF whatever happened. The
+   * syscalls know the real errno: what arrived before the error is read first
+   * (as net.Socket does) and the read, or a queued write, then fails with it.
+   * Only if neither is pending does SO_ERROR say it.
+   */
+  #pollError(status: number): void {
+    this.#pollEvents = 0;
+    if (this.#reader) this.#reader.step();
+    else if (this.#wantRead && !this.#readEnded) this.#readLoop();
+    if (!this.destroyed && this.#queue.length > 0) this.#queue.run();
+    if (this.destroyed) return;
+    const k = constants();
+    const so = this.#p.binding.getsockoptInt(this.fd, k.SOL_SOCKET, k.SO_ERROR);
+    if (so !== 0) {
+      const errno = so > 0 ? -so : so;
+      return this.#queue.length > 0 && !this.#wantRead ? void this.destroy(new KtlsSystemError(errno, 'write')) : this.#readError(errno);
+    }
+    // The error was consumed on the way (or is gone): poll again, but never spin on a poll that keeps failing.
+    if (++this.#pollErrors > 8) return void this.destroy(new KtlsSystemError(status, 'epoll_wait'));
+    this.#setPoll();
   }
 
   /** @internal The handle's poll callback, for `upgrade()` to pass to the native constructor. */
@@ -470,7 +492,7 @@ export class KtlsSocket extends KtlsSocketBase {
     } else if (errno === -E.EMSGSIZE) {
       this.#fatal(ALERT.record_overflow, new KtlsAlertError(ALERT.record_overflow, true, 'record too large or malformed header (EMSGSIZE): fatal alert record_overflow'));
     } else {
-      this.destroy(new KtlsSystemError(errno, 'recvmsg'));
+      this.destroy(new KtlsSystemError(errno, 'read'));
     }
   }
 
@@ -483,6 +505,8 @@ export class KtlsSocket extends KtlsSocketBase {
       // A userspace record half-sent at the head of the queue would swallow the alert's bytes.
       if (!this.#queue.midRecord) {
         try {
+          // kTLS refuses every send while the socket error an RX failure left (EBADMSG) is pending; reading SO_ERROR clears it.
+          if (this.#p.tx === 'kernel') this.#p.binding.getsockoptInt(this.fd, constants().SOL_SOCKET, constants().SO_ERROR);
           const wire = this.#p.tx === 'kernel' ? [body] : this.#p.tx.seal(constants().RECORD_ALERT, body);
           const rc = this.#p.handle.send(wire, this.#p.tx === 'kernel' ? constants().RECORD_ALERT : 0);
           if (err instanceof KtlsAlertError) err.alertSent = rc === wire.reduce((n, b) => n + b.length, 0);

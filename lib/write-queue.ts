@@ -169,7 +169,7 @@ export class WriteQueue {
       if (n === -E.EAGAIN || n === -E.EINTR) break;
       if (n < 0) {
         this.#entries.shift();
-        entry.cb(new KtlsSystemError(n, 'sendmsg'));
+        entry.cb(new KtlsSystemError(n, 'write')); // named as net.Socket names it
         continue;
       }
       if (tx === 'kernel') this.kernelPlainSent += n;
