@@ -7,14 +7,15 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { setImmediate as nextTurn } from 'node:timers/promises';
-import { deriveSecrets, tlsInfo, WireTap, type HandshakeTcp } from './handshake.js';
+import { settled, tlsInfo, WireTap, type HandshakeTcp } from './handshake.js';
+import { answerKeyUpdate, carriable, deriveSecrets, secretsOf, startTracking, wipeKeys } from './sequence.js';
 import * as dns from 'node:dns/promises';
 import { loadBinding } from './binding.js';
-import { KtlsError, KtlsSystemError, errnoName, invalidArgValue } from './errors.js';
+import { KtlsError, KtlsSystemError, errnoName, handshakeTimeout, invalidArgValue } from './errors.js';
 import { tcpInfo } from './tcp.js';
 import type { KtlsSocket, KtlsSocketOptions } from './socket.js';
 import { upgradeWith } from './upgrade.js';
+import { handleFd, tlsTransport } from './net-handle.js';
 
 /** ktls-specific options of {@link connect} and {@link createServer}. */
 export interface KtlsHandoverOptions extends KtlsSocketOptions {
@@ -39,6 +40,13 @@ export interface KtlsHandoverOptions extends KtlsSocketOptions {
   coalesce?: boolean;
   /** `false`: keep records in userspace even where the kernel has kTLS (comparisons, debugging). */
   kernel?: boolean;
+  /**
+   * Milliseconds the handshake and the switch to the kernel may take together,
+   * from when the connection began (default: the server's `handshakeTimeout`,
+   * else 120 s, node:tls's default). Past it the connection is closed with
+   * `ERR_TLS_HANDSHAKE_TIMEOUT` (a `'tlsClientError'` on the server).
+   */
+  handshakeTimeout?: number;
   /**
    * `TCP_NODELAY` from the first byte (default true): a Finished and the first
    * record after it, or a small request and its response, are not held back by
@@ -102,38 +110,80 @@ async function fastOpenConnect(host: string, port: number): Promise<net.Socket |
 
 function enableFastOpen(server: net.Server, queue: number): void {
   const b = loadBinding().binding;
-  const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  const rc = b && typeof fd === 'number' ? b.setsockoptInt(fd, b.constants.SOL_TCP, b.constants.TCP_FASTOPEN, queue) : -1;
+  const fd = handleFd(server);
+  const rc = b && fd >= 0 ? b.setsockoptInt(fd, b.constants.SOL_TCP, b.constants.TCP_FASTOPEN, queue) : -1;
   if (rc < 0) process.emitWarning(`TCP Fast Open could not be enabled on the listening socket (${rc === -1 ? 'no addon' : errnoName(rc)})`, { code: 'KTLS_FASTOPEN' });
 }
 
+/** Where a hand-over stands: what it needs besides the TLSSocket. */
+interface HandoverState {
+  tap: WireTap;
+  raw: net.Socket;
+  keylog: Buffer[];
+  isServer: boolean;
+  /** 'session' events node:tls emitted (client), forwarded to the KtlsSocket. */
+  sessions?: Buffer[];
+  /** Plaintext the user already read through node:tls. */
+  consumed?: () => number;
+  /** Absolute time (ms) by which the hand-over must be done. */
+  deadline: number;
+}
+
+/** The hand-over deadline: `handshakeTimeout` (node:tls's default 120 s) from when the connection began. */
+function deadlineOf(since: number, timeout: number | undefined): number {
+  return since + (timeout !== undefined && timeout > 0 ? timeout : 120_000);
+}
+
+/** Resolves on `event`; rejects on the socket's error, its close, or at `deadline` (`ERR_TLS_HANDSHAKE_TIMEOUT`). */
+function untilSecure(t: tls.TLSSocket, event: 'secure' | 'secureConnect', deadline: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => done(handshakeTimeout()), Math.max(0, deadline - Date.now()));
+    const onClose = (): void => done(new KtlsError('ERR_SOCKET_CLOSED', 'the connection closed before the TLS handshake finished'));
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      t.off(event, ok).off('error', done).off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const ok = (): void => done();
+    t.once(event, ok).once('error', done).once('close', onClose);
+  });
+}
+
 /** Moves a finished node:tls handshake onto the kernel. */
-async function handOver(t: tls.TLSSocket, tap: WireTap, raw: net.Socket, keylog: Buffer[], isServer: boolean, opts: KtlsHandoverOptions = {}, sessions: Buffer[] = [], consumed: () => number = () => 0): Promise<KtlsSocket> {
-  // 'secure' fires inside OpenSSL's handshake callback: records fed in the same
-  // chunk are still being read. Stop feeding now; count after node:tls settles.
-  const prefix = tap.hold();
+async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOptions = {}): Promise<KtlsSocket> {
+  const { tap, raw } = st;
+  // 'secure' fires inside OpenSSL's handshake callback: stop feeding it now,
+  // then wait until it has written everything it owes (tickets, user writes).
+  tap.hold();
   t.disableRenegotiation();
-  await nextTurn();
-  await nextTurn();
-  const { secrets, replay, trafficSecrets } = deriveSecrets(t, keylog, tap, isServer);
+  startTracking(t, st.keylog, tap, st.isServer);
+  await settled(t, tap, st.deadline);
+  const d = deriveSecrets(t, tap, st.consumed?.() ?? 0);
+  const prefix = tap.unconsumed();
   const info = tlsInfo(t);
   info.handshakeTcp = tcpCounters(raw);
   tap.markSwitched();
   t.destroy();
+  if (d.owesKeyUpdate) raw.write(answerKeyUpdate(d));
+  const secrets = secretsOf(d);
+  const trafficSecrets = d.tx.secret && d.rx.secret ? { tx: d.tx.secret, rx: d.rx.secret } : undefined;
   const fallback = opts.fallback ?? 'tls';
   try {
-    const sock = await upgradeWith(raw, secrets, { ...opts, ...(trafficSecrets ? { trafficSecrets } : {}), fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix: Buffer.concat([...replay, prefix]), skip: consumed() });
+    const sock = await upgradeWith(raw, secrets, { ...opts, ...(trafficSecrets ? { trafficSecrets } : {}), fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix, early: d.early, skip: d.skip, deadline: st.deadline });
     sock.attachTlsInfo(info);
+    if (tap.lateWrite) sock.destroy(tap.lateWrite);
+    else tap.onLateWrite = (err) => sock.destroy(err);
     if (!sock.kernel && !warned) {
       warned = true;
       process.emitWarning('kernel TLS is not available for this connection; records are protected in userspace (load the tls module: modprobe tls)', { code: 'KTLS_FALLBACK' });
     }
-    for (const s of sessions) process.nextTick(() => sock.emit('session', s));
+    for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
     return sock;
   } finally {
     secrets.wipe();
-    trafficSecrets?.tx.fill(0);
-    trafficSecrets?.rx.fill(0);
+    wipeKeys(d.tx);
+    wipeKeys(d.rx);
   }
 }
 
@@ -156,12 +206,14 @@ export function connect(options: KtlsConnectOptions, listener?: (socket: KtlsSoc
     const tap = new WireTap(raw, opts?.coalesce ?? true);
     const keylog: Buffer[] = [];
     const t = tls.connect({ ...tlsOptions, socket: tap as unknown as net.Socket });
+    t.once('secure', () => tap.markSecure());
     t.on('keylog', (line: Buffer) => keylog.push(line));
     const early: Buffer[] = [];
     t.on('session', (s: Buffer) => early.push(s));
     let ticket: Promise<unknown> = Promise.resolve();
+    const deadline = deadlineOf(tap.since, opts?.handshakeTimeout);
     try {
-      await new Promise<void>((resolve, reject) => t.once('secureConnect', resolve).once('error', reject));
+      await untilSecure(t, 'secureConnect', deadline);
       const wait = opts?.waitForTicket ?? 0;
       if (wait > 0 && t.getProtocol() === 'TLSv1.3' && !t.isSessionReused()) {
         let timer: NodeJS.Timeout | undefined;
@@ -177,13 +229,26 @@ export function connect(options: KtlsConnectOptions, listener?: (socket: KtlsSoc
     }
     const r = raw;
     // After a failed hand-over the TLS state is gone with node:tls: the connection cannot be used.
-    return handOver(t, tap, raw, keylog, false, opts, early).catch((err: unknown) => {
+    return handOver(t, { tap, raw, keylog, isServer: false, sessions: early, deadline }, opts).catch((err: unknown) => {
       r.destroy();
       throw err;
     });
   })();
   if (listener) done.then(listener, () => undefined);
   return done;
+}
+
+/** A server connection until its hand-over: the tap under node:tls, and what is known of it. */
+interface ServerConnection {
+  tap: WireTap;
+  raw: net.Socket;
+  keylog: Buffer[];
+  /** The node:tls socket, once an event has shown it. */
+  tls?: tls.TLSSocket;
+  /** The first error node:tls reported for it. */
+  error?: Error;
+  /** 'secureConnection' or 'tlsClientError' has been (or will be) emitted for it. */
+  reported: boolean;
 }
 
 /**
@@ -198,8 +263,7 @@ export class KtlsServer extends EventEmitter {
   readonly tlsServer: tls.Server;
   /** The listening TCP server. */
   readonly netServer: net.Server;
-  #keylogs = new WeakMap<tls.TLSSocket, Buffer[]>();
-  #raws = new WeakMap<WireTap, net.Socket>();
+  #conns = new WeakMap<WireTap, ServerConnection>();
 
   /** See {@link createServer}. */
   constructor(options: KtlsServerOptions = {}, listener?: (socket: KtlsSocket) => void) {
@@ -207,33 +271,50 @@ export class KtlsServer extends EventEmitter {
     const { ktls: opts, fastOpen, ...tlsOptions } = options;
     this.tlsServer = new tls.Server(tlsOptions);
     this.tlsServer.on('keylog', (line: Buffer, t: tls.TLSSocket) => {
-      const list = this.#keylogs.get(t) ?? [];
-      list.push(line);
-      this.#keylogs.set(t, list);
+      const c = this.#connOf(t);
+      if (c) c.keylog.push(line);
     });
     this.tlsServer.on('secureConnection', (t: tls.TLSSocket) => {
-      // node:tls wraps a non-net stream in a JSStreamSocket: TLSWrap._parentWrap.stream is our tap.
-      const tap = (t as unknown as { _handle?: { _parentWrap?: { stream?: unknown } } })._handle?._parentWrap?.stream;
-      const raw = tap instanceof WireTap ? this.#raws.get(tap) : undefined;
-      if (!(tap instanceof WireTap) || !raw) {
+      const c = this.#connOf(t);
+      if (!c) {
         t.destroy();
         this.emit('tlsClientError', new KtlsError('ERR_KTLS_HANDOVER', 'cannot find the connection under this node:tls socket'), t);
         return;
       }
-      handOver(t, tap, raw, this.#keylogs.get(t) ?? [], true, opts).then(
+      c.reported = true; // from here the hand-over reports the outcome
+      const { tap, raw, keylog } = c;
+      handOver(t, { tap, raw, keylog, isServer: true, deadline: deadlineOf(tap.since, opts?.handshakeTimeout ?? tlsOptions.handshakeTimeout) }, opts).then(
         (sock) => this.emit('secureConnection', sock),
         (err: Error) => {
+          t.destroy();
           raw.destroy();
           this.emit('tlsClientError', err, t);
         },
       );
     });
-    this.tlsServer.on('tlsClientError', (err: Error, t: tls.TLSSocket) => this.emit('tlsClientError', err, t));
+    // node:tls reports some failures without closing the connection (a handshake
+    // timeout) and never reports others (a reset before its first read): the
+    // connection is closed here, and reported once, when its tap closes.
+    this.tlsServer.on('tlsClientError', (err: Error, t: tls.TLSSocket) => {
+      const c = this.#connOf(t);
+      if (c) {
+        c.error ??= err;
+        c.tls ??= t;
+      }
+      t.destroy();
+    });
     this.netServer = net.createServer({ allowHalfOpen: true }, (raw) => {
       raw.setNoDelay(opts?.noDelay ?? true);
       const tap = new WireTap(raw, opts?.coalesce ?? true);
-      this.#raws.set(tap, raw);
-      raw.on('error', () => tap.destroy());
+      const c: ServerConnection = { tap, raw, keylog: [], reported: false };
+      this.#conns.set(tap, c);
+      tap.once('close', () => {
+        if (c.reported) return;
+        c.reported = true;
+        raw.destroy();
+        const err = c.error ?? tap.errored ?? Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        this.emit('tlsClientError', err, c.tls ?? raw);
+      });
       this.tlsServer.emit('connection', tap);
     });
     if (fastOpen !== undefined) {
@@ -264,6 +345,12 @@ export class KtlsServer extends EventEmitter {
     return this.netServer.address();
   }
 
+  /** The connection under a node:tls socket (node:tls wraps our tap in a JSStreamSocket: TLSWrap._parentWrap.stream). */
+  #connOf(t: tls.TLSSocket): ServerConnection | undefined {
+    const tap = tlsTransport(t).stream;
+    return tap instanceof WireTap ? this.#conns.get(tap) : undefined;
+  }
+
   /** Stops accepting connections; open KtlsSockets are not affected. */
   close(callback?: (err?: Error) => void): this {
     this.netServer.close(callback);
@@ -292,19 +379,33 @@ const own = new WeakMap<tls.TLSSocket, OwnTlsSocket>();
  * for code that needs the TLSSocket itself (its events, reading and writing
  * during a first phase). Switch it to the kernel later with {@link upgradeTLSSocket}.
  * A TLSSocket made directly on a net.Socket cannot be switched: see the README.
+ * Renegotiation is refused, as after the switch.
  */
 export function createTLSSocket(socket: net.Socket, options: tls.ConnectionOptions & tls.TLSSocketOptions = {}): tls.TLSSocket {
   const tap = new WireTap(socket, true);
   const t = options.isServer ? new tls.TLSSocket(tap as unknown as net.Socket, options) : tls.connect({ ...options, socket: tap as unknown as net.Socket });
+  t.disableRenegotiation();
   const state: OwnTlsSocket = { tap, raw: socket, keylog: [], sessions: [], isServer: options.isServer === true, pushed: 0 };
   t.on('keylog', (line: Buffer) => state.keylog.push(line));
-  t.on('session', (s: Buffer) => state.sessions.push(s));
+  // The latest tickets only: they are handed to the KtlsSocket at the switch.
+  t.on('session', (s: Buffer) => state.sessions.splice(0, state.sessions.length - 1, s));
   // Count the plaintext node:tls hands to its reader, to know what the user has read at the switch.
   const push = t.push.bind(t);
   t.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
     if (chunk !== null && chunk !== undefined) state.pushed += (chunk as Buffer).length;
     return push(chunk, encoding);
   };
+  // From the handshake on, only counts and unread plaintext are kept, however long this phase lasts.
+  t.once('secure', () => {
+    tap.markSecure();
+    if (!carriable(t)) return void (tap.fed.abandon(), tap.sent.abandon());
+    try {
+      startTracking(t, state.keylog, tap, state.isServer);
+      tap.fed.trimAs(() => state.pushed - t.readableLength);
+    } catch {
+      // the switch will report it (upgradeTLSSocket rejects with the reason)
+    }
+  });
   own.set(t, state);
   return t;
 }
@@ -312,17 +413,24 @@ export function createTLSSocket(socket: net.Socket, options: tls.ConnectionOptio
 /**
  * Moves a TLSSocket made by {@link createTLSSocket} to the kernel once its
  * handshake is done. Plaintext the user already read is not delivered again;
- * what node:tls decrypted but nobody read comes first.
+ * what node:tls decrypted but nobody read comes first. Rejects if the
+ * connection closes first, or (`ERR_TLS_HANDSHAKE_TIMEOUT`) if the handshake
+ * and switch take longer than `options.handshakeTimeout` (default 120 s).
  */
 export async function upgradeTLSSocket(t: tls.TLSSocket, options: KtlsHandoverOptions = {}): Promise<KtlsSocket> {
   const state = own.get(t);
   if (!state) throw new KtlsError('ERR_KTLS_TLS_SOCKET', 'only a TLSSocket made by ktls.createTLSSocket() can be upgraded: node:tls hides which records it has read');
-  if (!(t as tls.TLSSocket & { _secureEstablished?: boolean })._secureEstablished) {
-    await new Promise<void>((resolve, reject) => t.once('secure', resolve).once('secureConnect', resolve).once('error', reject));
-  }
-  const consumed = (): number => state.pushed - t.readableLength;
-  return handOver(t, state.tap, state.raw, state.keylog, state.isServer, options, state.sessions, consumed).catch((err: unknown) => {
+  if (t.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the TLSSocket is destroyed');
+  const secure = (t as tls.TLSSocket & { _secureEstablished?: boolean })._secureEstablished === true;
+  // A handshake still running is timed from the connection's start; a finished one from now.
+  const deadline = deadlineOf(secure ? Date.now() : state.tap.since, options.handshakeTimeout);
+  try {
+    if (!secure) await untilSecure(t, 'secure', deadline);
+    const consumed = (): number => state.pushed - t.readableLength;
+    return await handOver(t, { tap: state.tap, raw: state.raw, keylog: state.keylog, isServer: state.isServer, sessions: state.sessions, consumed, deadline }, options);
+  } catch (err) {
+    t.destroy();
     state.raw.destroy();
     throw err;
-  });
+  }
 }

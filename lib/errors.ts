@@ -91,6 +91,11 @@ function describe(errno: number): string {
   return entry ? entry[1] : `errno ${-errno}`;
 }
 
+/** Node's own error for a handshake (here also: a switch to the kernel) that took too long: `ERR_TLS_HANDSHAKE_TIMEOUT`. */
+export function handshakeTimeout(): KtlsError {
+  return new KtlsError('ERR_TLS_HANDSHAKE_TIMEOUT', 'TLS handshake timeout');
+}
+
 /** A `TypeError` with a Node-style `code`, for bad argument types. */
 export function invalidArgType(message: string): TypeError & { code: string } {
   return Object.assign(new TypeError(message), { code: 'ERR_INVALID_ARG_TYPE' });

@@ -1,21 +1,22 @@
 /**
- * Hand-over from a `node:tls` handshake to the kernel. node:tls talks to the
- * network through a {@link WireTap} that frames every record both ways, so at
- * the switch we know exactly which records Node consumed and produced, and the
- * sequence numbers come from trial-decrypting those records with the
- * application keys (an AEAD tag is a definitive test), never from assumptions.
+ * The wire tap under a node:tls handshake. node:tls talks to the network
+ * through a {@link WireTap} that frames every record both ways, so at the
+ * switch we know exactly which records node:tls consumed and produced (see
+ * sequence.ts for what is made of them). Until the switch the tap owns the
+ * connection: when node:tls gives up on it (a failed or abandoned handshake),
+ * the tap flushes what node:tls wrote (its alert) and closes the socket.
  * @packageDocumentation
  */
 import { Duplex } from 'node:stream';
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
-import { constants, type CipherName, type TlsVersion } from './constants.js';
-import { suiteOf, tls12Keys, tls13Keys, type SuiteHash } from './derive.js';
-import { KtlsError } from './errors.js';
-import { RecordOpener } from './record.js';
-import { Secrets } from './secrets.js';
+import { KtlsError, handshakeTimeout } from './errors.js';
+import { RecordTrack, type KeyUpdateClock, type Tracks } from './sequence.js';
+import { tlsTransport } from './net-handle.js';
 
 const HEADER = 5;
+/** How long a closing connection may take to flush node:tls's last words (an alert) before it is destroyed. */
+const FLUSH_LIMIT = 2000;
 
 /** Splits complete TLS records off the front of `buf`. */
 function frame(buf: Buffer): { records: Buffer[]; rest: Buffer } {
@@ -30,23 +31,43 @@ function frame(buf: Buffer): { records: Buffer[]; rest: Buffer } {
   return { records, rest: buf.subarray(off) };
 }
 
+/** Could `buf` start a TLS record: a known content type, version 3.x, and a length TLS allows (RFC 8446 §5.2)? */
+function plausibleHeader(buf: Buffer): boolean {
+  if (buf[0]! < 20 || buf[0]! > 24) return false;
+  if (buf.length >= 2 && buf[1] !== 3) return false;
+  return buf.length < HEADER || buf.readUInt16BE(3) <= (1 << 14) + 2048;
+}
+
+/** Destroys `raw` once what was written to it has gone out (bounded: a peer that reads nothing cannot keep it). */
+function closeAfterFlush(raw: net.Socket): void {
+  if (raw.destroyed) return;
+  if (raw.writableLength === 0) return void raw.destroy();
+  const timer = setTimeout(() => raw.destroy(), FLUSH_LIMIT);
+  timer.unref();
+  raw.once('close', () => clearTimeout(timer));
+  raw.end(() => raw.destroy());
+}
+
 /**
  * The stream node:tls reads and writes instead of the socket. Incoming bytes
  * are passed on whole records at a time, so node:tls never holds a partial
  * record; `hold()` stops passing them on.
  * @internal
  */
-export class WireTap extends Duplex {
-  /** Complete records passed to node:tls, in order. */
-  readonly fed: Buffer[] = [];
-  /** Complete records node:tls wrote, in order. */
-  readonly sent: Buffer[] = [];
-  /** Bytes node:tls wrote after the switch (must stay 0). */
-  lateWrites = 0;
+export class WireTap extends Duplex implements Tracks {
+  readonly fed: RecordTrack;
+  readonly sent: RecordTrack;
+  /** Set when node:tls wrote after the switch: the hand-over fails loudly with it. */
+  lateWrite: KtlsError | null = null;
+  /** Called with {@link lateWrite} as soon as it happens. */
+  onLateWrite: ((err: KtlsError) => void) | null = null;
+  /** When the connection was accepted or connected (the hand-over deadline counts from it). */
+  readonly since = Date.now();
   #raw: net.Socket;
   #in: Buffer = Buffer.alloc(0);
   #out: Buffer = Buffer.alloc(0);
   #held = false;
+  #secure = false;
   #switched = false;
   #coalesce: boolean;
   #corked = false;
@@ -55,10 +76,17 @@ export class WireTap extends Duplex {
     this.#feed();
   };
   #onEnd = (): void => {
-    if (!this.#held) this.push(null);
+    if (this.#held) return;
+    // Before the handshake is done the peer's FIN ends it, as it does a node:tls server's
+    // (whose sockets are not half-open); after it, node:tls sees the end of its stream.
+    if (this.#secure) this.push(null);
+    else this.destroy(Object.assign(new Error('Client network socket disconnected before secure TLS connection was established'), { code: 'ECONNRESET' }));
   };
   #onError = (err: Error): void => {
     if (!this.#held) this.destroy(err);
+  };
+  #onClose = (): void => {
+    if (!this.#switched) this.destroy();
   };
 
   /**
@@ -70,41 +98,56 @@ export class WireTap extends Duplex {
     super({ allowHalfOpen: true });
     this.#raw = raw;
     this.#coalesce = coalesce;
-    raw.on('data', this.#onData).on('end', this.#onEnd).on('error', this.#onError);
+    const clock: KeyUpdateClock = { tick: 0 };
+    this.fed = new RecordTrack(true, clock);
+    this.sent = new RecordTrack(false, clock);
+    // Registered before node:tls's own listener: a record is tracked when node:tls consumes it.
+    this.on('data', (r: Buffer) => this.fed.add(r));
+    raw.on('data', this.#onData).on('end', this.#onEnd).on('error', this.#onError).on('close', this.#onClose);
   }
 
   #feed(): void {
-    if (this.#held) return;
     const { records, rest } = frame(this.#in);
-    this.#in = Buffer.from(rest);
-    for (const r of records) {
-      this.fed.push(r);
-      this.push(r);
+    let i = 0;
+    // 'secure' can fire inside push(): from then on nothing more is passed on.
+    for (; i < records.length && !this.#held; i++) this.push(records[i]);
+    this.#in = Buffer.from(i < records.length ? Buffer.concat([...records.slice(i), rest]) : rest);
+    // Bytes that cannot start a TLS record go to node:tls at once, so it answers them (with an alert) now.
+    if (!this.#held && this.#in.length > 0 && !plausibleHeader(this.#in)) {
+      const junk = this.#in;
+      this.#in = Buffer.alloc(0);
+      this.push(junk);
     }
   }
 
-  /**
-   * Stops passing bytes to node:tls and lets go of the socket's events. Returns
-   * the wire bytes node:tls has not consumed: records still waiting in this
-   * stream's buffer (node:tls applies backpressure) and any partial record.
-   */
-  hold(): Buffer {
+  /** node:tls has finished the handshake ('secure'). */
+  markSecure(): void {
+    this.#secure = true;
+  }
+
+  /** Stops passing bytes to node:tls and lets go of the socket's incoming events. */
+  hold(): void {
+    if (this.#held) return;
     this.#held = true;
-    this.#uncork();
-    if (!this.#coalesce && this.#out.length > 0) this.#raw.write(this.#out);
     this.#raw.pause();
     this.#raw.off('data', this.#onData).off('end', this.#onEnd).off('error', this.#onError);
-    const back: Buffer[] = [];
-    for (let left = this.readableLength; left > 0; ) {
-      const r = this.fed.pop();
-      if (!r) throw new KtlsError('ERR_KTLS_HANDOVER', 'unconsumed bytes do not match the records fed to node:tls');
-      back.unshift(r);
-      left -= r.length;
-    }
-    // Whatever is buffered now must never reach node:tls: it is ours.
-    this.removeAllListeners('data');
+    // Whatever is buffered here now must never reach node:tls: it is ours.
     this.pause();
+  }
+
+  /**
+   * After {@link hold}: the wire bytes node:tls has not consumed, records it
+   * left in this stream's buffer (it applies backpressure) and any partial one.
+   */
+  unconsumed(): Buffer {
+    const back: Buffer[] = [];
+    for (let r: unknown; (r = this.read()) !== null; ) back.push(r as Buffer);
     return Buffer.concat([...back, this.#in]);
+  }
+
+  /** node:tls has handed everything it wrote to the socket (no partial record waiting here). */
+  get idle(): boolean {
+    return this.writableLength === 0 && this.#out.length === 0;
   }
 
   #uncork(): void {
@@ -113,9 +156,13 @@ export class WireTap extends Duplex {
     this.#raw.uncork();
   }
 
-  /** After this, anything node:tls writes is counted, not sent. */
+  /** After this the connection is no longer the tap's; anything node:tls writes is an error. */
   markSwitched(): void {
+    this.#uncork();
     this.#switched = true;
+    this.#raw.off('close', this.#onClose);
+    this.fed.wipe();
+    this.sent.wipe();
   }
 
   override _read(): void {
@@ -124,14 +171,15 @@ export class WireTap extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.#switched) {
-      this.lateWrites += chunk.length;
+      this.lateWrite ??= new KtlsError('ERR_KTLS_HANDOVER', `node:tls wrote ${chunk.length} bytes after the switch to the kernel`);
+      this.onLateWrite?.(this.lateWrite);
       cb();
       return;
     }
     this.#out = this.#out.length ? Buffer.concat([this.#out, chunk]) : chunk;
     const { records, rest } = frame(this.#out);
     this.#out = Buffer.from(rest);
-    this.sent.push(...records.map((r) => Buffer.from(r)));
+    for (const r of records) this.sent.add(r);
     if (!this.#coalesce) {
       // One write per record, no Nagle: the record-per-segment baseline to measure against.
       this.#raw.setNoDelay(true);
@@ -152,12 +200,43 @@ export class WireTap extends Duplex {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    // node:tls never ends the connection for us: the socket lives on under the kernel.
+    // node:tls ending the stream (after close_notify) ends the connection, unless it has moved on.
+    if (!this.#switched) {
+      this.#uncork();
+      this.#raw.end();
+    }
     cb();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    // node:tls gave up (failed or abandoned handshake): its last words go out, then the socket closes.
+    if (!this.#switched) {
+      this.#uncork();
+      closeAfterFlush(this.#raw);
+      this.fed.wipe();
+      this.sent.wipe();
+    }
     cb(err);
+  }
+}
+
+/**
+ * Waits until node:tls has handed everything it will write to the wire: user
+ * writes made before the switch, tickets and KeyUpdate replies. Rejects with
+ * `ERR_TLS_HANDSHAKE_TIMEOUT` past `deadline`.
+ * @internal
+ */
+export async function settled(t: tls.TLSSocket, tap: WireTap, deadline: number): Promise<void> {
+  // node:tls writes through a JSStreamSocket over the tap; its write in flight is the one thing not otherwise visible.
+  const js = tlsTransport(t).socket;
+  const inFlight = js ? Object.getOwnPropertySymbols(js).find((s) => s.description === 'kCurrentWriteRequest') : undefined;
+  const busy = (): boolean => t.writableLength > 0 || !tap.idle || (inFlight !== undefined && (js as Record<symbol, unknown>)[inFlight] !== null);
+  // Idle on two turns in a row: TLSWrap writes what it owes when a previous write completes, a turn later.
+  for (let quiet = 0; quiet < 2; ) {
+    await new Promise((resolve) => setImmediate(resolve));
+    if (t.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the connection closed during the switch to the kernel');
+    quiet = busy() ? 0 : quiet + 1;
+    if (quiet === 0 && Date.now() > deadline) throw handshakeTimeout();
   }
 }
 
@@ -193,117 +272,6 @@ export interface TlsInfo {
   protocol: string | null;
   /** `getCipher()`. */
   cipher: tls.CipherNameAndProtocol;
-}
-
-/** Parses NSS key-log lines into `label -> secret` for this connection. */
-export function parseKeylog(lines: Buffer[]): Map<string, { random: Buffer; secret: Buffer }> {
-  const out = new Map<string, { random: Buffer; secret: Buffer }>();
-  for (const line of lines) {
-    const [label, random, secret] = line.toString('latin1').trim().split(' ');
-    if (label && random && secret) out.set(label, { random: Buffer.from(random, 'hex'), secret: Buffer.from(secret, 'hex') });
-  }
-  return out;
-}
-
-/** The server random: bytes 6..38 of the ServerHello body in the first handshake record. */
-function serverRandom(records: Buffer[]): Buffer {
-  const hs = constants().RECORD_HANDSHAKE;
-  for (const r of records) {
-    if (r[0] === hs && r[HEADER] === 2 /* server_hello */) return Buffer.from(r.subarray(HEADER + 4 + 2, HEADER + 4 + 2 + 32));
-  }
-  throw new KtlsError('ERR_KTLS_HANDOVER', 'no ServerHello seen on the wire');
-}
-
-/**
- * Finds the run of records protected with `keys`: the first record that opens
- * at sequence 0 starts it, and every record after it must open in order.
- * Returns the index of its first record (records.length if none) and its length.
- */
-function applicationRun(version: TlsVersion, cipher: CipherName, keys: { key: Buffer; iv: Buffer }, records: Buffer[], direction: string): { first: number; count: bigint } {
-  const ccs = constants().RECORD_CHANGE_CIPHER_SPEC;
-  let opener: RecordOpener | null = null;
-  let first = records.length;
-  for (let i = 0; i < records.length; i++) {
-    const r = records[i]!;
-    if (r[0] === ccs) continue; // plaintext, no sequence number
-    if (opener === null) {
-      const trial = new RecordOpener(version, cipher, { key: keys.key, iv: keys.iv, seq: 0n });
-      trial.push(r);
-      try {
-        trial.next();
-        opener = trial;
-        first = i;
-      } catch {
-        trial.wipe(); // a handshake-key record: not ours yet
-      }
-      continue;
-    }
-    opener.push(r);
-    try {
-      opener.next();
-    } catch (err) {
-      throw new KtlsError('ERR_KTLS_HANDOVER', `a ${direction} record after the first application record does not open in order`, { cause: err });
-    }
-  }
-  const count = opener?.seq ?? 0n;
-  opener?.wipe();
-  return { first, count };
-}
-
-/** Secrets for the kernel, and the received records to open again after the switch. @internal */
-export interface Derived {
-  secrets: Secrets;
-  /** TLS 1.3: the application traffic secrets, kept for KeyUpdate. */
-  trafficSecrets?: { tx: Buffer; rx: Buffer };
-  /**
-   * Application records node:tls was fed after the handshake. node:tls may
-   * still hold their plaintext inside OpenSSL, and nobody has read it, so they
-   * are opened again, by us, and delivered first.
-   */
-  replay: Buffer[];
-}
-
-/**
- * Derives the session's secrets for the kernel from what node:tls logged and
- * what crossed the wire. `isServer` picks which side's keys are ours.
- * @internal
- */
-export function deriveSecrets(tlsSocket: tls.TLSSocket, keylog: Buffer[], tap: WireTap, isServer: boolean): Derived {
-  const protocol = tlsSocket.getProtocol();
-  if (protocol !== 'TLSv1.2' && protocol !== 'TLSv1.3') throw new KtlsError('ERR_KTLS_UNSUPPORTED', `kernel TLS needs TLS 1.2 or 1.3; negotiated ${String(protocol)}`);
-  const standard = tlsSocket.getCipher().standardName;
-  const suite = suiteOf(standard);
-  if (!suite) throw new KtlsError('ERR_KTLS_UNSUPPORTED', `kernel TLS has no cipher for ${standard}`);
-  const log = parseKeylog(keylog);
-  let client: { key: Buffer; iv: Buffer };
-  let server: { key: Buffer; iv: Buffer };
-  if (protocol === 'TLSv1.3') {
-    const c = log.get('CLIENT_TRAFFIC_SECRET_0');
-    const s = log.get('SERVER_TRAFFIC_SECRET_0');
-    if (!c || !s) throw new KtlsError('ERR_KTLS_HANDOVER', 'node:tls did not log the TLS 1.3 traffic secrets');
-    client = tls13Keys(suite.cipher, suite.hash as SuiteHash, c.secret);
-    server = tls13Keys(suite.cipher, suite.hash, s.secret);
-  } else {
-    const m = log.get('CLIENT_RANDOM');
-    if (!m) throw new KtlsError('ERR_KTLS_HANDOVER', 'node:tls did not log the TLS 1.2 master secret');
-    const sr = serverRandom(isServer ? tap.sent : tap.fed);
-    ({ client, server } = tls12Keys(suite.cipher, suite.hash, m.secret, m.random, sr));
-  }
-  const ours = isServer ? server : client;
-  const theirs = isServer ? client : server;
-  const txSeq = applicationRun(protocol, suite.cipher, ours, tap.sent, 'sent').count;
-  const run = applicationRun(protocol, suite.cipher, theirs, tap.fed, 'received');
-  // TLS 1.2's Finished is the first record under the new keys; it belongs to the handshake.
-  const skip = protocol === 'TLSv1.2' && run.first < tap.fed.length ? 1 : 0;
-  const replay = tap.fed.slice(run.first + skip);
-  const rxSeq = BigInt(skip);
-  const tx = { key: ours.key, iv: Buffer.from(ours.iv), seq: txSeq };
-  // TLS 1.2 GCM/CCM: the explicit nonce we send starts at the sequence number, as OpenSSL's does.
-  if (protocol === 'TLSv1.2' && suite.cipher !== 'chacha20-poly1305') tx.iv.writeBigUInt64BE(txSeq, 4);
-  const secrets = new Secrets({ version: protocol, cipher: suite.cipher, tx, rx: { key: theirs.key, iv: theirs.iv, seq: rxSeq } });
-  if (protocol !== 'TLSv1.3') return { secrets, replay };
-  const [cs, ss] = [log.get('CLIENT_TRAFFIC_SECRET_0')!.secret, log.get('SERVER_TRAFFIC_SECRET_0')!.secret];
-  return { secrets, replay, trafficSecrets: { tx: Buffer.from(isServer ? ss : cs), rx: Buffer.from(isServer ? cs : ss) } };
 }
 
 /** Snapshot of what node:tls exposes about the session. @internal */

@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import { loadBinding, type Binding } from './binding.js';
 import { CIPHER_NAMES, VERSIONS, cipherSpec, versionNumber, type CipherName, type TlsVersion } from './constants.js';
 import { errnoName } from './errors.js';
+import { handleFd } from './net-handle.js';
 
 /** Result of trying one version × cipher. */
 export interface CipherSupport {
@@ -78,7 +79,7 @@ export async function tlsStats(): Promise<Record<string, number> | null> {
 /** Runs `fn` on close-on-exec duplicates of both ends of a fresh loopback pair. */
 async function withPair<T>(b: Binding, fn: (a: number, z: number) => T): Promise<T> {
   const [c, s] = await loopbackPair();
-  const fds = [b.adopt((c as unknown as { _handle: { fd: number } })._handle.fd), b.adopt((s as unknown as { _handle: { fd: number } })._handle.fd)];
+  const fds = [b.adopt(handleFd(c)), b.adopt(handleFd(s))];
   try {
     if (fds[0]! < 0 || fds[1]! < 0) throw new Error(`fcntl(F_DUPFD_CLOEXEC): ${errnoName(Math.min(fds[0]!, fds[1]!))}`);
     return fn(fds[0]!, fds[1]!);

@@ -8,6 +8,7 @@ import { loadBinding, type Binding } from './binding.js';
 import { constants } from './constants.js';
 import { KtlsError, KtlsSystemError, KtlsUnavailableError, invalidArgType } from './errors.js';
 import { KtlsSocket, type TcpInfo } from './socket.js';
+import { handleFd, holdReads, uvHandle } from './net-handle.js';
 
 function binding(): Binding {
   const { binding: b, error } = loadBinding();
@@ -29,8 +30,8 @@ export function pipe(): [readFd: number, writeFd: number] {
 
 /** The fd under a `net.Socket` (libuv's own; not ours to close). */
 export function fdOf(socket: net.Socket): number {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket has no open fd');
+  const fd = handleFd(socket);
+  if (fd < 0) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket has no open fd');
   return fd;
 }
 
@@ -56,23 +57,28 @@ export interface ProxyResult {
  * Terminates TLS in the kernel and forwards plaintext between `tlsSide` and a
  * plain TCP socket with splice(2) both ways; the bytes never enter JavaScript.
  * Each direction ends the other's writable side when its input ends (EOF or
- * close_notify). The plain socket is detached from libuv for the duration:
- * pause it and do not read from it yourself. Resolves when both directions are done.
+ * close_notify). The plain socket is detached from node:net's reading for the
+ * duration (what it had already buffered is sent first): do not read from it,
+ * resume it or add 'data' listeners until both directions are done, when it
+ * reads through node:net again (paused). Resolves when both directions are done.
  */
 export async function proxy(tlsSide: KtlsSocket, plain: net.Socket): Promise<ProxyResult> {
   if (!(tlsSide instanceof KtlsSocket)) throw invalidArgType('Expected a KtlsSocket for tlsSide');
   if (!(plain instanceof net.Socket)) throw invalidArgType('Expected a net.Socket for plain');
-  plain.pause();
   const fd = fdOf(plain);
+  plain.pause();
+  // splice(2) reads the fd from here on: libuv reading it too would strand bytes in node:net's buffer.
+  const held = holdReads(plain, uvHandle(plain)!);
+  const resumeReads = (): void => held.release();
   // What libuv already read from the plain side goes first.
-  let early = 0;
-  for (let chunk = plain.read() as Buffer | null; chunk !== null; chunk = plain.read() as Buffer | null) {
-    early += chunk.length;
-    tlsSide.write(chunk);
-  }
+  const early = held.buffered.length;
+  if (early > 0) tlsSide.write(held.buffered);
   const down = tlsSide.spliceTo(fd).then((n) => new Promise<number>((resolve) => plain.end(() => resolve(n))));
   const up = tlsSide.spliceFrom(fd).then((n) => new Promise<number>((resolve, reject) => tlsSide.once('error', reject).end(() => resolve(n + early))));
+  // After a failure the other direction may still be splicing: node:net reads again only once both stopped.
+  const reattached = Promise.allSettled([down, up]).then(resumeReads);
   const [fromTls, toTls] = await Promise.all([down, up]);
+  await reattached;
   return { fromTls, toTls };
 }
 

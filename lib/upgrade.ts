@@ -9,10 +9,11 @@ import * as os from 'node:os';
 import * as tls from 'node:tls';
 import { loadBinding, POLL_READABLE, type Binding, type NativeHandle } from './binding.js';
 import { versionNumber, cipherSpec, constants } from './constants.js';
-import { KtlsError, KtlsSystemError, KtlsUnavailableError, invalidArgType, invalidArgValue } from './errors.js';
+import { KtlsError, KtlsSystemError, KtlsUnavailableError, handshakeTimeout, invalidArgType, invalidArgValue } from './errors.js';
 import { RecordOpener, RecordSealer, type OpenedRecord } from './record.js';
 import { normalizeSecrets, seqBytes, wipeDirection, type NormalizedDirection, type NormalizedSecrets, type TlsSecrets } from './secrets.js';
 import { KtlsSocket, type KtlsSocketOptions, type RecordPaths } from './socket.js';
+import { holdReads, uvHandle } from './net-handle.js';
 
 const E = os.constants.errno;
 
@@ -35,23 +36,15 @@ export interface UpgradeOptions extends KtlsSocketOptions {
    * initiate KeyUpdates. They are copied and kept in private fields until the socket closes.
    */
   trafficSecrets?: { tx?: Buffer; rx?: Buffer };
+  /**
+   * Milliseconds to wait for the rest of a record the peer has started (the
+   * kernel's RX keys go in on a record boundary). Default 120 000, node:tls's
+   * handshake timeout; past it `upgrade()` rejects with `ERR_TLS_HANDSHAKE_TIMEOUT`.
+   */
+  handshakeTimeout?: number;
 }
 
-/** The libuv TCP handle inside a `net.Socket` (not public API; checked at run time). */
-interface UvStreamHandle {
-  fd: number;
-  reading: boolean;
-  readStop(): number;
-  readStart(): number;
-}
-
-function uvHandle(socket: net.Socket): UvStreamHandle | null {
-  const h = (socket as unknown as { _handle?: Partial<UvStreamHandle> | null })._handle;
-  if (!h || typeof h.fd !== 'number' || typeof h.readStop !== 'function') return null;
-  return h as UvStreamHandle;
-}
-
-function validateSocket(socket: unknown): { socket: net.Socket; handle: UvStreamHandle } {
+function validateSocket(socket: unknown): { socket: net.Socket; handle: NonNullable<ReturnType<typeof uvHandle>> } {
   if (!(socket instanceof net.Socket)) throw invalidArgType(`Expected a net.Socket for socket but received ${socket === null ? 'null' : typeof socket}`);
   if (socket instanceof tls.TLSSocket) {
     throw new KtlsError('ERR_KTLS_TLS_SOCKET', 'a tls.TLSSocket cannot be upgraded: OpenSSL may hold records it read from the socket; pass the underlying net.Socket with secrets, or use ktls.connect()/createServer()');
@@ -78,40 +71,15 @@ function checkTcp(b: Binding, fd: number): void {
   if (peer < 0) throw new KtlsSystemError(peer, 'getpeername', 'the socket is not connected');
 }
 
-/** Stops libuv reading and takes what the `net.Socket` had already buffered. */
-function quiesce(socket: net.Socket, handle: UvStreamHandle): { buffered: Buffer; restore: (raw: Buffer) => void } {
-  handle.readStop();
-  handle.reading = false; // so that net.Socket restarts reading if we give it back
-  // read() emits 'data' and calls _read (which restarts libuv reading): neither may happen here.
-  const listeners = socket.rawListeners('data') as Array<(...args: unknown[]) => void>;
-  socket.removeAllListeners('data');
-  const own = Object.prototype.hasOwnProperty.call(socket, '_read');
-  const saved = socket._read;
-  socket._read = () => undefined;
-  const chunks: Buffer[] = [];
-  for (let c: unknown; (c = socket.read()) !== null; ) chunks.push(c as Buffer); // validateSocket refused setEncoding()
-  if (own) socket._read = saved;
-  else delete (socket as unknown as { _read?: unknown })._read;
-  for (const l of listeners) socket.on('data', l);
-  return {
-    buffered: Buffer.concat(chunks),
-    restore(raw) {
-      if (raw.length > 0) socket.unshift(raw);
-      if (socket.destroyed) return;
-      // What net.Socket's tryReadStart does; read(0) would not, as our no-op _read left state.reading set.
-      handle.reading = true;
-      handle.readStart();
-    },
-  };
-}
-
-/** Waits until the fd is readable, through the handle's poll. */
-function waitReadable(handle: NativeHandle, waiters: { wake?: (status: number) => void }): Promise<number> {
+/** Waits until the fd is readable (or in error), through the handle's poll; 'timeout' at `deadline`. */
+function waitReadable(handle: NativeHandle, waiters: { wake?: (status: number) => void }, deadline: number): Promise<number | 'timeout'> {
   return new Promise((resolve) => {
+    const timer = setTimeout(() => waiters.wake?.(1), Math.max(0, deadline - Date.now()));
     waiters.wake = (status) => {
       waiters.wake = undefined;
+      clearTimeout(timer);
       handle.poll(0);
-      resolve(status);
+      resolve(status === 1 ? 'timeout' : status);
     };
     const rc = handle.poll(POLL_READABLE);
     if (rc < 0) waiters.wake(rc);
@@ -120,18 +88,24 @@ function waitReadable(handle: NativeHandle, waiters: { wake?: (status: number) =
 
 /**
  * Reads from the raw socket (no kernel RX yet) until the opener holds whole
- * records only, so the kernel starts on a record boundary.
+ * records only, so the kernel starts on a record boundary. A peer that sends
+ * half a record and stops is given until `deadline`.
  */
-async function completeRecord(handle: NativeHandle, opener: RecordOpener, raw: Buffer[], waiters: { wake?: (s: number) => void }): Promise<void> {
+async function completeRecord(b: Binding, handle: NativeHandle, opener: RecordOpener, raw: Buffer[], waiters: { wake?: (s: number) => void }, deadline: number): Promise<void> {
   for (let need = opener.needed(); need > 0; need = opener.needed()) {
     const buf = Buffer.allocUnsafe(need);
     const n = handle.recv(buf, 0, need);
     if (n === -E.EAGAIN || n === -E.EINTR) {
-      const status = await waitReadable(handle, waiters);
-      if (status < 0) throw new KtlsSystemError(status, 'epoll_wait');
+      const status = await waitReadable(handle, waiters, deadline);
+      if (status === 'timeout') throw handshakeTimeout();
+      if (status < 0) {
+        // EPOLLERR: the socket's own errno, not libuv's EBADF.
+        const so = b.getsockoptInt(handle.fd, b.constants.SOL_SOCKET, b.constants.SO_ERROR);
+        if (so !== 0) throw new KtlsSystemError(so > 0 ? -so : so, 'read');
+      }
       continue;
     }
-    if (n < 0) throw new KtlsSystemError(n, 'recv');
+    if (n < 0) throw new KtlsSystemError(n, 'read');
     if (n === 0) throw new KtlsError('ERR_KTLS_TRUNCATED', 'connection closed in the middle of a TLS record during upgrade');
     raw.push(buf.subarray(0, n));
     opener.push(buf.subarray(0, n));
@@ -161,7 +135,7 @@ function unsupported(rc: number): boolean {
  *   (with `errno`, `syscall`) for syscall failures. On any failure the `net.Socket` is left as it was.
  */
 export async function upgrade(socket: net.Socket, secrets: TlsSecrets, options: UpgradeOptions = {}): Promise<KtlsSocket> {
-  return upgradeWith(socket, secrets, options, { prefix: Buffer.alloc(0), skip: 0 });
+  return upgradeWith(socket, secrets, options, {});
 }
 
 /**
@@ -171,9 +145,14 @@ export async function upgrade(socket: net.Socket, secrets: TlsSecrets, options: 
  * @internal
  */
 export interface Handover {
-  prefix: Buffer;
-  /** Application bytes at the front of `prefix`'s records that the user already read through node:tls. */
+  /** Received records already opened (by the hand-over), delivered before anything else. */
+  early?: OpenedRecord[];
+  /** Wire bytes to open before anything the socket still buffers. */
+  prefix?: Buffer;
+  /** Application bytes at the front of `early` that the user already read through node:tls. */
   skip?: number;
+  /** Absolute time (ms) by which the switch must be done; default `options.handshakeTimeout` from now. */
+  deadline?: number;
 }
 
 function checkRecordSize(size: number | undefined): void {
@@ -192,6 +171,8 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
   const fallback = options.fallback ?? 'error';
   if (fallback !== 'error' && fallback !== 'userspace') throw invalidArgType(`Expected options.fallback to be 'error' or 'userspace' but received ${String(fallback)}`);
   checkRecordSize(options.maxRecordSize);
+  const hto = options.handshakeTimeout;
+  if (hto !== undefined && (typeof hto !== 'number' || !(hto >= 0) || !Number.isFinite(hto))) throw invalidArgValue(`Expected a non-negative number of milliseconds for options.handshakeTimeout but received ${String(hto)}`);
   for (const dir of ['tx', 'rx'] as const) {
     const v: unknown = options.trafficSecrets?.[dir];
     if (v === undefined) continue;
@@ -211,10 +192,10 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
   }
 }
 
-async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: NormalizedSecrets, fallback: 'error' | 'userspace' | 'never', options: UpgradeOptions, handover: Handover): Promise<KtlsSocket> {
-  const q = quiesce(socket, uv);
-  const buffered = handover.prefix.length > 0 ? Buffer.concat([handover.prefix, q.buffered]) : q.buffered;
-  const restore = q.restore;
+async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnType<typeof uvHandle>>, s: NormalizedSecrets, fallback: 'error' | 'userspace' | 'never', options: UpgradeOptions, handover: Handover): Promise<KtlsSocket> {
+  const q = holdReads(socket, uv);
+  const buffered = handover.prefix && handover.prefix.length > 0 ? Buffer.concat([handover.prefix, q.buffered]) : q.buffered;
+  const restore = (back: Buffer): void => q.release(back);
   const raw: Buffer[] = [buffered];
   const fd = b.adopt(uv.fd);
   if (fd < 0) {
@@ -229,7 +210,7 @@ async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: N
   let tx: RecordPaths['tx'] = null;
   let rx: RecordPaths['rx'] = null;
   let txStart: RecordPaths['txStart'];
-  const early: OpenedRecord[] = [];
+  const early: OpenedRecord[] = [...(handover.early ?? [])];
   const giveBack = (err: unknown): never => {
     handle.close(); // our duplicate only; libuv's fd keeps the connection
     restore(Buffer.concat(raw));
@@ -266,7 +247,7 @@ async function takeOver(b: Binding, socket: net.Socket, uv: UvStreamHandle, s: N
     const opener = new RecordOpener(s.version, s.cipher, { key: s.rx.key, iv: s.rx.iv, seq: s.rx.seq });
     opener.push(buffered);
     try {
-      if (kernelOk) await completeRecord(handle, opener, raw, waiters);
+      if (kernelOk) await completeRecord(b, handle, opener, raw, waiters, handover.deadline ?? Date.now() + (options.handshakeTimeout ?? 120_000));
       for (let rec = opener.next(); rec !== null; rec = opener.next()) early.push(rec);
     } catch (err) {
       opener.wipe();

@@ -124,7 +124,9 @@ export class SendFileOp implements WriteOp {
   #remaining = 0;
   #error: Error | null = null;
   #sealed: Buffer[] = [];
-  #reading = false;
+  /** An fs call (open, fstat, read) on the file has not called back: closing the fd now would let it hit a reused fd number. */
+  #busy = false;
+  #released = false;
   #eof = false;
 
   constructor(source: FileSource, offset: number, length: number | undefined) {
@@ -146,13 +148,20 @@ export class SendFileOp implements WriteOp {
     this.#opening = true;
     const src = this.#source;
     const opened = (err: Error | null, fd: number, own: boolean): void => {
+      this.#busy = false;
+      if (!err) {
+        this.#fd = fd;
+        this.#ownsFd = own;
+      }
+      if (this.#released) return this.#close();
       if (err) {
         this.#error = err;
         return ctx.wake();
       }
-      this.#fd = fd;
-      this.#ownsFd = own;
+      this.#busy = true;
       fs.fstat(fd, (e, st) => {
+        this.#busy = false;
+        if (this.#released) return this.#close();
         if (e) this.#error = e;
         else if (!st.isFile()) this.#error = new KtlsError('ERR_KTLS_NOT_A_FILE', 'sendFile needs a regular file');
         else if (this.#offset > st.size) this.#error = new KtlsError('ERR_OUT_OF_RANGE', `offset ${this.#offset} is past the end of the file (${st.size} bytes)`);
@@ -163,8 +172,10 @@ export class SendFileOp implements WriteOp {
         ctx.wake();
       });
     };
-    if (typeof src === 'string') fs.open(src, 'r', (err, fd) => opened(err, fd, true));
-    else if (typeof src === 'number') opened(null, src, false);
+    if (typeof src === 'string') {
+      this.#busy = true;
+      fs.open(src, 'r', (err, fd) => opened(err, fd, true));
+    } else if (typeof src === 'number') opened(null, src, false);
     else opened(null, src.fd, false);
   }
 
@@ -188,11 +199,12 @@ export class SendFileOp implements WriteOp {
       if (this.#sealed.length > 0 && !sendSealed(ctx, this.#sealed, 'sendmsg')) return 'blocked';
       if (this.#remaining === 0) return 'done';
       if (this.#eof) throw new KtlsError('ERR_KTLS_FILE_SHRUNK', `the file ended ${this.#remaining} bytes early`);
-      if (this.#reading) return 'pending';
-      this.#reading = true;
+      if (this.#busy) return 'pending';
+      this.#busy = true;
       const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, this.#remaining));
       fs.read(this.#fd, buf, 0, buf.length, this.#offset, (err, n) => {
-        this.#reading = false;
+        this.#busy = false;
+        if (this.#released) return this.#close();
         if (err) this.#error = err;
         else if (n === 0) this.#eof = true;
         else {
@@ -212,6 +224,11 @@ export class SendFileOp implements WriteOp {
   }
 
   release(): void {
+    this.#released = true;
+    if (!this.#busy) this.#close(); // otherwise the pending callback closes it
+  }
+
+  #close(): void {
     if (this.#ownsFd && this.#fd >= 0) fs.close(this.#fd, () => undefined);
     this.#fd = -1;
   }
