@@ -170,7 +170,7 @@ async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverO
   const trafficSecrets = d.tx.secret && d.rx.secret ? { tx: d.tx.secret, rx: d.rx.secret } : undefined;
   const fallback = opts.fallback ?? 'tls';
   try {
-    const sock = await upgradeWith(raw, secrets, { ...opts, ...(trafficSecrets ? { trafficSecrets } : {}), fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix, early: d.early, skip: d.skip, deadline: st.deadline });
+    const sock = await upgradeWith(raw, secrets, { ...opts, ...(trafficSecrets ? { trafficSecrets } : {}), fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix, early: d.early, skip: d.skip, deadline: st.deadline, role: st.isServer ? 'server' : 'client' });
     sock.attachTlsInfo(info);
     if (tap.lateWrite) sock.destroy(tap.lateWrite);
     else tap.onLateWrite = (err) => sock.destroy(err);

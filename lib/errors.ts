@@ -62,9 +62,10 @@ export class KtlsAlertError extends KtlsError {
    * send once kTLS RX has failed to authenticate a record, so this can be false.
    */
   alertSent: boolean;
-  constructor(alertCode: number, local: boolean, message?: string) {
+  /** `code` for a local alert: `ERR_KTLS_BAD_RECORD` (default) for a record that failed, `ERR_KTLS_PROTOCOL` for a message that broke the protocol. */
+  constructor(alertCode: number, local: boolean, message?: string, code?: 'ERR_KTLS_BAD_RECORD' | 'ERR_KTLS_PROTOCOL') {
     const alert = alertName(alertCode);
-    super(local ? 'ERR_KTLS_BAD_RECORD' : 'ERR_KTLS_ALERT', message ?? (local ? `fatal alert ${alert}` : `peer sent fatal alert ${alert}`));
+    super(local ? (code ?? 'ERR_KTLS_BAD_RECORD') : 'ERR_KTLS_ALERT', message ?? (local ? `fatal alert ${alert}` : `peer sent fatal alert ${alert}`));
     this.alert = alert;
     this.alertCode = alertCode;
     this.local = local;
@@ -129,7 +130,10 @@ const ALERTS: Readonly<Record<number, string>> = {
 };
 
 /** RFC 8446 §6 alert description codes by name. */
-export const ALERT = { close_notify: 0, bad_record_mac: 20, record_overflow: 22, decode_error: 50, internal_error: 80, unexpected_message: 10 } as const;
+export const ALERT = {
+  close_notify: 0, unexpected_message: 10, bad_record_mac: 20, record_overflow: 22, illegal_parameter: 47, decode_error: 50,
+  protocol_version: 70, internal_error: 80, user_canceled: 90, no_renegotiation: 100,
+} as const;
 
 /** RFC 8446 / RFC 5246 name of an alert description, or `alert_<n>`. */
 export function alertName(code: number): string {

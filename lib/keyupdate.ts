@@ -16,20 +16,14 @@ import { consume, type StepResult, type TxContext, type WriteOp } from './zeroco
 const E = os.constants.errno;
 const HANDSHAKE_KEY_UPDATE = 24;
 
+/** A KeyUpdate handshake message (RFC 8446 §4.6.3). */
+export function keyUpdateMessage(requestUpdate: boolean): Buffer {
+  return Buffer.from([HANDSHAKE_KEY_UPDATE, 0, 0, 1, requestUpdate ? 1 : 0]);
+}
+
 /** The TLS 1.3 suite hash of a cipher: only AES-256-GCM uses SHA-384. */
 function hashOf(cipher: CipherName): SuiteHash {
   return cipher === 'aes-256-gcm' ? 'sha384' : 'sha256';
-}
-
-/** KeyUpdate messages in a handshake record: the request_update byte of each. */
-export function keyUpdatesIn(data: Buffer): number[] {
-  const out: number[] = [];
-  for (let i = 0; i + 4 <= data.length; ) {
-    const len = data.readUIntBE(i + 1, 3);
-    if (data[i] === HANDSHAKE_KEY_UPDATE && len === 1 && i + 5 <= data.length) out.push(data[i + 4]!);
-    i += 4 + len;
-  }
-  return out;
 }
 
 /** Why a rekey could not be done: the kernel lacks it, or the secrets are unknown. */
@@ -108,7 +102,7 @@ export class KeyUpdateOp implements WriteOp {
   constructor(schedule: KeySchedule, cipher: CipherName, requestUpdate: boolean) {
     this.#schedule = schedule;
     this.#cipher = cipher;
-    this.#msg = Buffer.from([HANDSHAKE_KEY_UPDATE, 0, 0, 1, requestUpdate ? 1 : 0]);
+    this.#msg = keyUpdateMessage(requestUpdate);
   }
 
   step(ctx: TxContext): StepResult {

@@ -319,7 +319,7 @@ export class RecordOpener {
     const overhead = p.explicitSize + p.tagSize;
     if (length > k.MAX_PLAINTEXT + overhead + (p.tls13 ? 1 : 0)) throw alert(ALERT.record_overflow);
     if (length < overhead) throw alert(ALERT.bad_record_mac);
-    if (h.readUInt16BE(1) !== LEGACY_VERSION) throw alert(ALERT.decode_error);
+    if (h.readUInt16BE(1) !== LEGACY_VERSION) throw alert(p.tls13 ? ALERT.decode_error : ALERT.protocol_version);
     if (p.tls13 ? type !== k.RECORD_APPLICATION_DATA : type < k.RECORD_CHANGE_CIPHER_SPEC || type > k.RECORD_APPLICATION_DATA)
       throw alert(ALERT.unexpected_message);
     if (this.#total < HEADER_SIZE + length) return null;

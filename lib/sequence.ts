@@ -12,6 +12,7 @@ import type * as tls from 'node:tls';
 import { constants, type CipherName, type TlsVersion } from './constants.js';
 import { nextTrafficSecret, suiteOf, tls12Keys, tls13Keys, type SuiteHash } from './derive.js';
 import { KtlsError } from './errors.js';
+import { keyUpdateMessage } from './keyupdate.js';
 import { RecordOpener, RecordSealer, type OpenedRecord } from './record.js';
 import { Secrets } from './secrets.js';
 
@@ -303,7 +304,7 @@ export function deriveSecrets(t: tls.TLSSocket, tracks: Tracks, consumed: number
  */
 export function answerKeyUpdate(d: Derived): Buffer {
   const sealer = new RecordSealer(d.version, d.cipher, d.tx);
-  const wire = Buffer.concat(sealer.seal(constants().RECORD_HANDSHAKE, Buffer.from([HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0])));
+  const wire = Buffer.concat(sealer.seal(constants().RECORD_HANDSHAKE, keyUpdateMessage(false)));
   sealer.wipe();
   const next = nextTrafficSecret(d.hash, d.tx.secret!);
   wipeKeys(d.tx);

@@ -8,10 +8,11 @@ import type { DuplexOptions } from 'node:stream';
 import * as os from 'node:os';
 import { POLL_READABLE, POLL_WRITABLE, type Binding, type NativeHandle, type NativeTcpInfo } from './binding.js';
 import { cipherSpec, constants, type CipherName, type TlsVersion } from './constants.js';
-import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError, invalidArgType, invalidArgValue } from './errors.js';
+import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError, alertName, invalidArgType, invalidArgValue } from './errors.js';
 import type { OpenedRecord, RecordOpener, RecordSealer } from './record.js';
 import { KtlsSocketBase } from './socket-base.js';
-import { KeySchedule, KeyUpdateOp, installKernelKeys, keyUpdatesIn, rekeyUserspace } from './keyupdate.js';
+import { KeySchedule, KeyUpdateOp, installKernelKeys, rekeyUserspace } from './keyupdate.js';
+import { HandshakeReader } from './post-handshake.js';
 import { SpliceOut, type RxHost } from './splice-read.js';
 import { WriteQueue } from './write-queue.js';
 import { SendFileOp, SpliceFromOp, type FileSource, type WriteOp } from './zerocopy.js';
@@ -58,6 +59,8 @@ export interface RecordPaths {
   tx: 'kernel' | RecordSealer | null;
   /** Kernel receives (TLS_RX installed), userspace opener, or neither. */
   rx: 'kernel' | RecordOpener | null;
+  /** Our side of the handshake, when known (it decides which post-handshake messages the peer may send). */
+  role?: 'client' | 'server';
   /** Records taken off the wire before the switch, already opened, delivered first. */
   early: OpenedRecord[];
   /** TLS 1.3 application traffic secrets, for following KeyUpdates (copied, then wiped by the caller). */
@@ -139,6 +142,7 @@ export class KtlsSocket extends KtlsSocketBase {
   #reader: SpliceOut | null = null;
   #shortRead = false;
   #pollErrors = 0;
+  #handshake: HandshakeReader;
   #schedule: KeySchedule | null = null;
   #uncorkPending = false;
   #tcpCorked = false;
@@ -152,6 +156,7 @@ export class KtlsSocket extends KtlsSocketBase {
     this.#p = paths;
     if (paths.version === 'TLSv1.3') this.#schedule = new KeySchedule(paths.cipher, paths.trafficSecrets ?? {});
     this.#allowTruncation = options.allowTruncation ?? false;
+    this.#handshake = new HandshakeReader(paths.version, paths.role);
     this.version = paths.version;
     this.cipher = paths.cipher;
     this.remoteAddress = paths.remote.address;
@@ -199,12 +204,8 @@ export class KtlsSocket extends KtlsSocketBase {
     else if (this.#wantRead && !this.#readEnded) this.#readLoop();
     if (!this.destroyed && this.#queue.length > 0) this.#queue.run();
     if (this.destroyed) return;
-    const k = constants();
-    const so = this.#p.binding.getsockoptInt(this.fd, k.SOL_SOCKET, k.SO_ERROR);
-    if (so !== 0) {
-      const errno = so > 0 ? -so : so;
-      return this.#queue.length > 0 && !this.#wantRead ? void this.destroy(new KtlsSystemError(errno, 'write')) : this.#readError(errno);
-    }
+    const so = this.#takeSocketError();
+    if (so !== 0) return this.#queue.length > 0 && !this.#wantRead ? void this.destroy(new KtlsSystemError(-so, 'write')) : this.#readError(-so, true);
     // The error was consumed on the way (or is gone): poll again, but never spin on a poll that keeps failing.
     if (++this.#pollErrors > 8) return void this.destroy(new KtlsSystemError(status, 'epoll_wait'));
     this.#setPoll();
@@ -404,6 +405,8 @@ export class KtlsSocket extends KtlsSocketBase {
   /** Handles one record's plaintext; returns false once reading should pause or stop. */
   #deliver(type: number, data: Buffer): boolean {
     const k = constants();
+    // RFC 8446 §5.1: handshake messages are never interleaved with other records.
+    if (type !== k.RECORD_HANDSHAKE && this.#handshake.partial) return this.#protocolError(ALERT.unexpected_message, `a record of type ${type} arrived in the middle of a handshake message`);
     switch (type) {
       case k.RECORD_APPLICATION_DATA:
         this.#bytesRead += data.length;
@@ -413,24 +416,42 @@ export class KtlsSocket extends KtlsSocketBase {
         return this.#wantRead;
       case k.RECORD_ALERT: {
         const [level, desc] = [data[0] ?? 0, data[1] ?? ALERT.decode_error];
-        if (data.length !== 2) return this.#fatal(ALERT.decode_error, new KtlsError('ERR_KTLS_BAD_ALERT', `malformed alert record of ${data.length} bytes`));
+        if (data.length !== 2) return this.#protocolError(ALERT.decode_error, `an alert record of ${data.length} bytes`);
         if (desc === ALERT.close_notify) {
           this.#closeNotifyReceived = true;
           this.#endReadable();
           return false;
         }
-        // user_canceled and other warnings carry no data; TLS 1.3 treats every other alert as fatal.
+        // RFC 8446 §6.1: user_canceled is a closure alert (close_notify follows), not an error.
+        if (desc === ALERT.user_canceled) return true;
+        // TLS 1.2 warnings carry no data; TLS 1.3 treats every other alert as fatal.
         if (level === 1 && this.version === 'TLSv1.2') return true;
         this.destroy(new KtlsAlertError(desc, false));
         return false;
       }
       case k.RECORD_HANDSHAKE:
+        if (data.length === 0) return this.#protocolError(ALERT.unexpected_message, 'an empty handshake record');
         this.emit('handshake', data);
-        if (this.version === 'TLSv1.3') for (const request of keyUpdatesIn(data)) if (!this.#peerKeyUpdate(request === 1)) return false;
+        for (const msg of this.#handshake.push(data)) {
+          if (msg.kind === 'fatal') return this.#protocolError(msg.alert, msg.reason);
+          if (msg.kind === 'key-update' && !this.#peerKeyUpdate(msg.requested)) return false;
+          if (msg.kind === 'renegotiation') this.#warn(ALERT.no_renegotiation);
+        }
         return true;
       default:
-        return this.#fatal(ALERT.unexpected_message, new KtlsError('ERR_KTLS_UNEXPECTED_RECORD', `unexpected record of content type ${type}`));
+        return this.#protocolError(ALERT.unexpected_message, `a record of content type ${type} after the handshake`);
     }
+  }
+
+  /** The peer broke the protocol: fatal `alert`, destroyed with `ERR_KTLS_PROTOCOL`. Returns false. */
+  #protocolError(alert: number, reason: string): false {
+    return this.#fatal(alert, new KtlsAlertError(alert, true, `${reason}: fatal alert ${alertName(alert)}`, 'ERR_KTLS_PROTOCOL'));
+  }
+
+  /** Sends a warning alert after what is already queued (e.g. no_renegotiation). */
+  #warn(alert: number): void {
+    if (this.#p.tx === null || this.writableEnded || this.destroyed) return;
+    this.#queue.enqueue([Buffer.from([1, alert])], constants().RECORD_ALERT, () => undefined);
   }
 
   /** The peer moved to its next keys: follow on RX, and answer a request with our own KeyUpdate. */
@@ -486,14 +507,35 @@ export class KtlsSocket extends KtlsSocketBase {
     this.destroy(new KtlsError('ERR_KTLS_TRUNCATED', partial ? 'connection closed in the middle of a TLS record' : 'connection closed without close_notify (truncated)'));
   }
 
-  #readError(errno: number): void {
+  /**
+   * A read failed. kTLS reports a record it cannot open as EBADMSG, and leaves
+   * that error pending (SO_ERROR) when authentication failed, but consumes it
+   * when it refused the record by its header: one too short to hold a tag,
+   * which in TLS 1.3 can only be a ChangeCipherSpec, not allowed after the
+   * handshake. `socketErrorTaken`: SO_ERROR was already read (it said `errno`).
+   */
+  #readError(errno: number, socketErrorTaken = false): void {
+    const kernel = this.#p.rx === 'kernel';
     if (errno === -E.EBADMSG) {
+      const authFailure = socketErrorTaken || !kernel || this.#takeSocketError() === E.EBADMSG;
+      if (!authFailure && this.version === 'TLSv1.3') return void this.#protocolError(ALERT.unexpected_message, 'a record too short for its tag (a ChangeCipherSpec) after the handshake (EBADMSG)');
       this.#fatal(ALERT.bad_record_mac, new KtlsAlertError(ALERT.bad_record_mac, true, 'a record failed authentication (EBADMSG): fatal alert bad_record_mac'));
     } else if (errno === -E.EMSGSIZE) {
       this.#fatal(ALERT.record_overflow, new KtlsAlertError(ALERT.record_overflow, true, 'record too large or malformed header (EMSGSIZE): fatal alert record_overflow'));
+    } else if (errno === -E.EINVAL && kernel) {
+      // kTLS refuses a record header with the wrong version; OpenSSL's alerts for that.
+      const alert = this.version === 'TLSv1.3' ? ALERT.decode_error : ALERT.protocol_version;
+      this.#fatal(alert, new KtlsAlertError(alert, true, `a record with a wrong version (EINVAL): fatal alert ${alertName(alert)}`));
     } else {
       this.destroy(new KtlsSystemError(errno, 'read'));
     }
+  }
+
+  /** Reads (and so clears) the socket's pending error: a positive errno, or 0. */
+  #takeSocketError(): number {
+    const k = constants();
+    const so = this.#p.binding.getsockoptInt(this.fd, k.SOL_SOCKET, k.SO_ERROR);
+    return so > 0 ? so : 0;
   }
 
   /** Sends a fatal alert (best effort, once) and destroys with `err`. Returns false. */
@@ -506,10 +548,13 @@ export class KtlsSocket extends KtlsSocketBase {
       if (!this.#queue.midRecord) {
         try {
           // kTLS refuses every send while the socket error an RX failure left (EBADMSG) is pending; reading SO_ERROR clears it.
-          if (this.#p.tx === 'kernel') this.#p.binding.getsockoptInt(this.fd, constants().SOL_SOCKET, constants().SO_ERROR);
+          if (this.#p.tx === 'kernel') this.#takeSocketError();
           const wire = this.#p.tx === 'kernel' ? [body] : this.#p.tx.seal(constants().RECORD_ALERT, body);
           const rc = this.#p.handle.send(wire, this.#p.tx === 'kernel' ? constants().RECORD_ALERT : 0);
-          if (err instanceof KtlsAlertError) err.alertSent = rc === wire.reduce((n, b) => n + b.length, 0);
+          const sent = rc === wire.reduce((n, b) => n + b.length, 0);
+          if (err instanceof KtlsAlertError) err.alertSent = sent;
+          // The peer reads the alert, then our FIN (close() alone may reset: the bad record is still unread).
+          if (sent) this.#p.handle.shutdown(constants().SHUT_WR);
         } catch {
           // sealing failed (keys wiped or sequence exhausted): no alert, still destroy
         }
@@ -663,10 +708,12 @@ export class KtlsSocket extends KtlsSocketBase {
     const want = Math.min(max, this.#slab.length - this.#slabOff);
     const n = this.#p.handle.recv(this.#slab, this.#slabOff, want);
     this.#shortRead = n > 0 && n < want;
+    const rx = this.#p.rx;
+    // An empty record (a TLS 1.3 alert with no body, say) comes with its type; EOF comes without one.
+    if (n === 0 && rx === 'kernel' && this.#p.out[0] !== 0) return { type: this.#p.out[0]!, data: Buffer.alloc(0) };
     if (n <= 0) return n;
     const data = this.#slab.subarray(this.#slabOff, this.#slabOff + n);
     this.#slabOff += n;
-    const rx = this.#p.rx;
     const k = constants();
     if (rx === 'kernel') return { type: this.#p.out[0] || k.RECORD_APPLICATION_DATA, data };
     if (rx === null) return { type: k.RECORD_APPLICATION_DATA, data };

@@ -153,6 +153,8 @@ export interface Handover {
   skip?: number;
   /** Absolute time (ms) by which the switch must be done; default `options.handshakeTimeout` from now. */
   deadline?: number;
+  /** Our side of the handshake. */
+  role?: 'client' | 'server';
 }
 
 function checkRecordSize(size: number | undefined): void {
@@ -291,7 +293,7 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
   if (!s.rx && buffered.length > 0) early.push({ type: b.constants.RECORD_APPLICATION_DATA, data: buffered });
 
   const paths: RecordPaths = {
-    binding: b, handle, out, version: s.version, cipher: s.cipher, tx, rx, early, ...(txStart ? { txStart } : {}),
+    binding: b, handle, out, version: s.version, cipher: s.cipher, tx, rx, early, ...(txStart ? { txStart } : {}), ...(handover.role ? { role: handover.role } : {}),
     ...(options.trafficSecrets ? { trafficSecrets: options.trafficSecrets } : {}),
     remote: { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily },
     local: { address: socket.localAddress, port: socket.localPort },

@@ -13,6 +13,7 @@ import { loopbackPair } from '../../probe.js';
 import { RecordOpener, RecordSealer } from '../../record.js';
 import { upgrade } from '../../upgrade.js';
 import type { Check, CheckContext, CheckGroup } from '../types.js';
+import { alertChecks } from './alerts.js';
 import { binding, errorOf, kernelPair, openAll, rawKtls, rawPair, rc, readAll, readBytes, sessionKeys, sleep, wirePair } from '../util.js';
 
 const SEQ_MAX = (1n << 64n) - 1n;
@@ -404,6 +405,6 @@ const checks: Check[] = [
 /** The handling group. */
 export const handling: CheckGroup = {
   name: 'handling',
-  description: 'ULP/key errors, sequence exhaustion, control records both ways, forged and malformed records, queued ciphertext, close_notify, rekey',
-  checks,
+  description: 'ULP/key errors, sequence exhaustion, control records both ways, forged and malformed records and the alerts they get, queued ciphertext, close_notify, rekey',
+  checks: [...checks, ...alertChecks],
 };
