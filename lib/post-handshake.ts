@@ -60,6 +60,9 @@ export class HandshakeReader {
       if (msg.kind === 'key-update' && off < buf.length) return [...out.slice(0, -1), fatal(ALERT.unexpected_message, 'a KeyUpdate was not the last message of its record')];
     }
     this.#pending = Buffer.from(buf.subarray(off));
+    // A KeyUpdate is never worth fragmenting, and kTLS (6.14+) stops at the first
+    // fragment waiting for new keys: the rest could never be read.
+    if (this.#version === 'TLSv1.3' && this.#pending[0] === KEY_UPDATE) return [...out, fatal(ALERT.unexpected_message, 'a KeyUpdate split across records')];
     return out;
   }
 

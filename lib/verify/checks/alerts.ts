@@ -90,7 +90,7 @@ export const ALERT_CASES: readonly AlertCase[] = [
   },
   {
     id: 'alert-keyupdate-split',
-    title: 'a KeyUpdate split across records with application data between them gets unexpected_message, then a close',
+    title: 'a KeyUpdate split across records (here with application data between) gets unexpected_message, then a close',
     versions: ['TLSv1.3'],
     input: (s) => {
       const k = constants();
