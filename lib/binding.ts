@@ -108,6 +108,7 @@ export interface Binding {
   sendfile(outFd: number, inFd: number, offset: number, count: number): number;
   splice(inFd: number, outFd: number, count: number, flags: number): number;
   pipe(nonBlocking: number, size: number): [number, number] | number;
+  socketPair(): [number, number] | number;
   ready(fd: number, events: number): number;
   fdKind(fd: number): number;
   readFd(fd: number, buf: Buffer, offset: number, length: number): number;

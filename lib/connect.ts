@@ -15,6 +15,7 @@ import { KtlsError, KtlsSystemError, errnoName, handshakeTimeout, invalidArgValu
 import { tcpInfo } from './tcp.js';
 import type { KtlsSocket, KtlsSocketOptions } from './socket.js';
 import { upgradeWith } from './upgrade.js';
+import { bridgeToNodeTls } from './bridge.js';
 import { handleFd, tlsTransport } from './net-handle.js';
 
 /** ktls-specific options of {@link connect} and {@link createServer}. */
@@ -134,6 +135,25 @@ function deadlineOf(since: number, timeout: number | undefined): number {
   return since + (timeout !== undefined && timeout > 0 ? timeout : 120_000);
 }
 
+let warnedNodeTls = false;
+
+/** A suite neither kTLS nor the userspace record layer has: node:tls keeps the records (or, with fallback 'error', the switch fails). */
+function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOptions): KtlsSocket {
+  const suite = `${String(t.getProtocol())} ${t.getCipher().standardName}`;
+  if (opts.fallback === 'error') throw new KtlsError('ERR_KTLS_UNSUPPORTED', `kernel TLS cannot carry ${suite}`);
+  st.tap.fed.abandon();
+  st.tap.sent.abandon();
+  const info = tlsInfo(t);
+  info.handshakeTcp = tcpCounters(st.raw);
+  const sock = bridgeToNodeTls(t, st.raw, info, opts);
+  for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
+  if (!warnedNodeTls) {
+    warnedNodeTls = true;
+    process.emitWarning(`a connection negotiated ${suite}, which kernel TLS cannot carry; node:tls keeps protecting its records`, { code: 'KTLS_NODE_TLS' });
+  }
+  return sock;
+}
+
 /** Resolves on `event`; rejects on the socket's error, its close, or at `deadline` (`ERR_TLS_HANDSHAKE_TIMEOUT`). */
 function untilSecure(t: tls.TLSSocket, event: 'secure' | 'secureConnect', deadline: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -153,6 +173,8 @@ function untilSecure(t: tls.TLSSocket, event: 'secure' | 'secureConnect', deadli
 /** Moves a finished node:tls handshake onto the kernel. */
 async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOptions = {}): Promise<KtlsSocket> {
   const { tap, raw } = st;
+  tap.markSecure();
+  if (!carriable(t)) return keepOnNodeTls(t, st, opts);
   // 'secure' fires inside OpenSSL's handshake callback: stop feeding it now,
   // then wait until it has written everything it owes (tickets, user writes).
   tap.hold();

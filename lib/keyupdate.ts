@@ -125,6 +125,8 @@ export class KeyUpdateOp implements WriteOp {
     if (n === -E.EAGAIN || n === -E.EINTR) return 'blocked';
     if (n < 0) throw new KtlsRekeyError('ERR_KTLS_REKEY_FAILED', 'sending the KeyUpdate failed', n, 'sendmsg');
     this.committed = true;
+    ctx.accepted(n);
+    ctx.txRekeying();
     try {
       installKernelKeys(ctx, ctx.handle.fd, 'tx', this.#cipher, keys);
     } finally {

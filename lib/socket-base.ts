@@ -18,6 +18,8 @@ export abstract class KtlsSocketBase extends Duplex {
   abstract readonly version: string;
   /** The connection's fd (-1 once closed). */
   abstract get fd(): number;
+  /** @internal The TCP connection's fd, for TCP options. */
+  abstract get tcpFd(): number;
 
   #tls: TlsInfo | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -116,10 +118,10 @@ export abstract class KtlsSocketBase extends Duplex {
     const b = loadBinding().binding;
     if (!b || this.fd < 0) return this;
     const k = b.constants;
-    let rc = b.setsockoptInt(this.fd, k.SOL_SOCKET, k.SO_KEEPALIVE, enable ? 1 : 0);
+    let rc = b.setsockoptInt(this.tcpFd, k.SOL_SOCKET, k.SO_KEEPALIVE, enable ? 1 : 0);
     if (rc < 0) throw new KtlsSystemError(rc, 'setsockopt(SO_KEEPALIVE)');
     if (enable && initialDelay > 0) {
-      rc = b.setsockoptInt(this.fd, k.SOL_TCP, k.TCP_KEEPIDLE, Math.max(1, Math.floor(initialDelay / 1000)));
+      rc = b.setsockoptInt(this.tcpFd, k.SOL_TCP, k.TCP_KEEPIDLE, Math.max(1, Math.floor(initialDelay / 1000)));
       if (rc < 0) throw new KtlsSystemError(rc, 'setsockopt(TCP_KEEPIDLE)');
     }
     return this;

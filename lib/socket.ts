@@ -55,8 +55,8 @@ export interface RecordPaths {
   out: Int32Array;
   version: TlsVersion;
   cipher: CipherName;
-  /** Kernel sends (TLS_TX installed), userspace sealer, or neither. */
-  tx: 'kernel' | RecordSealer | null;
+  /** Kernel sends (TLS_TX installed), userspace sealer, plain bytes to a record layer beyond the fd (node:tls), or no TX keys. */
+  tx: 'kernel' | 'plain' | RecordSealer | null;
   /** Kernel receives (TLS_RX installed), userspace opener, or neither. */
   rx: 'kernel' | RecordOpener | null;
   /** Our side of the handshake, when known (it decides which post-handshake messages the peer may send). */
@@ -69,6 +69,10 @@ export interface RecordPaths {
   txStart?: { entered: number; seq: bigint };
   remote: { address?: string; port?: number; family?: string };
   local: { address?: string; port?: number };
+  /** The TCP connection's fd when it is not `handle.fd` (records carried by node:tls over a socketpair). */
+  tcpFd?: number;
+  /** Set when node:tls carries the records (a suite neither kTLS nor the userspace layer has): its protocol name. */
+  nodeTls?: { protocol: string };
 }
 
 /** Wire bytes a record adds to its plaintext: header, tag, TLS 1.2's explicit nonce, TLS 1.3's inner type. */
@@ -112,10 +116,10 @@ function checkLength(name: string, v: number | undefined): void {
  * {@link KtlsAlertError}; handshake records are emitted as `'handshake'` events.
  */
 export class KtlsSocket extends KtlsSocketBase {
-  /** Negotiated TLS version. */
-  readonly version: TlsVersion;
-  /** Negotiated cipher. */
-  readonly cipher: CipherName;
+  /** Negotiated TLS version (`'TLSv1'`/`'TLSv1.1'` only where node:tls carries the records and was allowed them). */
+  readonly version: TlsVersion | 'TLSv1' | 'TLSv1.1';
+  /** Negotiated AEAD cipher; null where node:tls carries the records (a suite kTLS lacks: see `getCipher()`). */
+  readonly cipher: CipherName | null;
   /** Peer address as the original `net.Socket` saw it. */
   readonly remoteAddress: string | undefined;
   /** Peer port. */
@@ -142,6 +146,10 @@ export class KtlsSocket extends KtlsSocketBase {
   #reader: SpliceOut | null = null;
   #shortRead = false;
   #pollErrors = 0;
+  /** Kernel TX records sealed under earlier keys (null: unknown, after a failed read). */
+  #txRecords: number | null = 0;
+  /** The TX sequence number the current kernel keys started at. */
+  #txEpochSeq = 0n;
   #handshake: HandshakeReader;
   #schedule: KeySchedule | null = null;
   #uncorkPending = false;
@@ -157,8 +165,9 @@ export class KtlsSocket extends KtlsSocketBase {
     if (paths.version === 'TLSv1.3') this.#schedule = new KeySchedule(paths.cipher, paths.trafficSecrets ?? {});
     this.#allowTruncation = options.allowTruncation ?? false;
     this.#handshake = new HandshakeReader(paths.version, paths.role);
-    this.version = paths.version;
-    this.cipher = paths.cipher;
+    this.#txEpochSeq = paths.txStart?.seq ?? 0n;
+    this.version = (paths.nodeTls?.protocol as KtlsSocket['version'] | undefined) ?? paths.version;
+    this.cipher = paths.nodeTls ? null : paths.cipher;
     this.remoteAddress = paths.remote.address;
     this.remotePort = paths.remote.port;
     this.remoteFamily = paths.remote.family;
@@ -177,6 +186,7 @@ export class KtlsSocket extends KtlsSocketBase {
       },
       destroy: (err) => void this.destroy(err),
       activity: () => this.activity(),
+      txRekeying: () => this.#txRekeying(),
       passDone: () => {
         if (this.#queue.length === 0 && this.#uncorkPending) this.#setTcpCork(false);
         this.#setPoll();
@@ -244,6 +254,11 @@ export class KtlsSocket extends KtlsSocketBase {
     return this.#p.handle.fd;
   }
 
+  /** @internal The TCP connection's fd, for TCP options (it differs from `fd` where node:tls carries the records). */
+  get tcpFd(): number {
+    return this.#p.tcpFd !== undefined && this.fd >= 0 ? this.#p.tcpFd : this.fd;
+  }
+
   /**
    * The next record sequence numbers: read live from the kernel
    * (`getsockopt(SOL_TLS, TLS_TX/TLS_RX)`) for kernel directions. After the
@@ -252,8 +267,8 @@ export class KtlsSocket extends KtlsSocketBase {
   getSequenceNumbers(): SequenceNumbers {
     if (this.#finalSeq) return { ...this.#finalSeq };
     const k = constants();
-    const read = (path: 'kernel' | RecordSealer | RecordOpener | null, dir: number, name: string): bigint | null => {
-      if (path === null) return null;
+    const read = (path: RecordPaths['tx'] | RecordPaths['rx'], dir: number, name: string): bigint | null => {
+      if (path === null || path === 'plain') return null;
       if (path !== 'kernel') return path.seq;
       const v = this.#p.binding.getSeq(this.fd, dir);
       if (typeof v === 'number') throw new KtlsSystemError(v, `getsockopt(${name})`);
@@ -265,7 +280,7 @@ export class KtlsSocket extends KtlsSocketBase {
   /** Enables or disables Nagle's algorithm (TCP_NODELAY), like `net.Socket#setNoDelay`. */
   setNoDelay(noDelay = true): this {
     const k = constants();
-    const rc = this.#p.binding.setsockoptInt(this.fd, k.SOL_TCP, k.TCP_NODELAY, noDelay ? 1 : 0);
+    const rc = this.#p.binding.setsockoptInt(this.tcpFd, k.SOL_TCP, k.TCP_NODELAY, noDelay ? 1 : 0);
     if (rc < 0 && !this.destroyed) throw new KtlsSystemError(rc, 'setsockopt(TCP_NODELAY)');
     return this;
   }
@@ -293,7 +308,7 @@ export class KtlsSocket extends KtlsSocketBase {
     this.#uncorkPending = false;
     if (this.destroyed || this.fd < 0) return;
     const k = constants();
-    const rc = this.#p.binding.setsockoptInt(this.fd, k.SOL_TCP, k.TCP_CORK, on ? 1 : 0);
+    const rc = this.#p.binding.setsockoptInt(this.tcpFd, k.SOL_TCP, k.TCP_CORK, on ? 1 : 0);
     if (rc < 0) return void this.destroy(new KtlsSystemError(rc, 'setsockopt(TCP_CORK)'));
     this.#tcpCorked = on;
   }
@@ -318,6 +333,7 @@ export class KtlsSocket extends KtlsSocketBase {
     const max = constants().MAX_PLAINTEXT;
     if (typeof size !== 'number' || !Number.isInteger(size) || size < MIN_RECORD_SIZE || size > max)
       throw invalidArgValue(`Expected an integer from ${MIN_RECORD_SIZE} to ${max} for maxRecordSize but received ${String(size)}`);
+    if (this.#p.tx === 'plain') throw new KtlsError('ERR_KTLS_UNSUPPORTED', 'node:tls carries this connection\'s records and has no record size limit setting');
     if (this.#p.tx === 'kernel') {
       const rc = this.#p.binding.setRecordSize(this.fd, size);
       if (rc === -E.ENOPROTOOPT) {
@@ -334,7 +350,7 @@ export class KtlsSocket extends KtlsSocketBase {
 
   /** `TCP_INFO` of the connection: segment and byte counters, RTT, Fast Open flags (`synData`). */
   getTcpInfo(): TcpInfo {
-    const info = this.#p.binding.tcpInfo(this.fd);
+    const info = this.#p.binding.tcpInfo(this.tcpFd);
     if (typeof info === 'number') throw new KtlsSystemError(info, 'getsockopt(TCP_INFO)');
     return { ...info, synData: (info.options & constants().TCPI_OPT_SYN_DATA) !== 0 };
   }
@@ -425,7 +441,7 @@ export class KtlsSocket extends KtlsSocketBase {
         // RFC 8446 §6.1: user_canceled is a closure alert (close_notify follows), not an error.
         if (desc === ALERT.user_canceled) return true;
         // TLS 1.2 warnings carry no data; TLS 1.3 treats every other alert as fatal.
-        if (level === 1 && this.version === 'TLSv1.2') return true;
+        if (level === 1 && this.#p.version === 'TLSv1.2') return true;
         this.destroy(new KtlsAlertError(desc, false));
         return false;
       }
@@ -450,7 +466,7 @@ export class KtlsSocket extends KtlsSocketBase {
 
   /** Sends a warning alert after what is already queued (e.g. no_renegotiation). */
   #warn(alert: number): void {
-    if (this.#p.tx === null || this.writableEnded || this.destroyed) return;
+    if (this.#p.tx === null || this.#p.tx === 'plain' || this.writableEnded || this.destroyed) return;
     this.#queue.enqueue([Buffer.from([1, alert])], constants().RECORD_ALERT, () => undefined);
   }
 
@@ -459,7 +475,7 @@ export class KtlsSocket extends KtlsSocketBase {
     const rx = this.#p.rx;
     try {
       const keys = this.#schedule!.next('rx');
-      if (rx === 'kernel') installKernelKeys(this.#p, this.fd, 'rx', this.cipher, keys);
+      if (rx === 'kernel') installKernelKeys(this.#p, this.fd, 'rx', this.#p.cipher, keys);
       else if (rx !== null) rekeyUserspace(rx, keys);
     } catch (err) {
       // Reading on would stall (EKEYEXPIRED) or fail every record: end the connection, naming why.
@@ -468,7 +484,7 @@ export class KtlsSocket extends KtlsSocketBase {
     }
     this.emit('keyUpdate', { direction: 'rx', requested });
     if (requested && this.#p.tx !== null && !this.writableEnded) {
-      this.#startOp(new KeyUpdateOp(this.#schedule!, this.cipher, false)).then(
+      this.#startOp(new KeyUpdateOp(this.#schedule!, this.#p.cipher, false)).then(
         () => this.emit('keyUpdate', { direction: 'tx', requested: false }),
         (err: Error) => this.destroy(err),
       );
@@ -484,7 +500,8 @@ export class KtlsSocket extends KtlsSocketBase {
    */
   updateKeys(options: { requestPeer?: boolean } = {}): Promise<void> {
     if (this.version !== 'TLSv1.3') return Promise.reject(new KtlsError('ERR_KTLS_UNSUPPORTED', 'KeyUpdate exists in TLS 1.3 only'));
-    return this.#startOp(new KeyUpdateOp(this.#schedule!, this.cipher, options.requestPeer === true)).then(() => {
+    if (this.#p.nodeTls) return Promise.reject(new KtlsError('ERR_KTLS_UNSUPPORTED', 'node:tls carries this connection\'s records and has no KeyUpdate API'));
+    return this.#startOp(new KeyUpdateOp(this.#schedule!, this.#p.cipher, options.requestPeer === true)).then(() => {
       this.emit('keyUpdate', { direction: 'tx', requested: options.requestPeer === true });
     });
   }
@@ -518,13 +535,13 @@ export class KtlsSocket extends KtlsSocketBase {
     const kernel = this.#p.rx === 'kernel';
     if (errno === -E.EBADMSG) {
       const authFailure = socketErrorTaken || !kernel || this.#takeSocketError() === E.EBADMSG;
-      if (!authFailure && this.version === 'TLSv1.3') return void this.#protocolError(ALERT.unexpected_message, 'a record too short for its tag (a ChangeCipherSpec) after the handshake (EBADMSG)');
+      if (!authFailure && this.#p.version === 'TLSv1.3') return void this.#protocolError(ALERT.unexpected_message, 'a record too short for its tag (a ChangeCipherSpec) after the handshake (EBADMSG)');
       this.#fatal(ALERT.bad_record_mac, new KtlsAlertError(ALERT.bad_record_mac, true, 'a record failed authentication (EBADMSG): fatal alert bad_record_mac'));
     } else if (errno === -E.EMSGSIZE) {
       this.#fatal(ALERT.record_overflow, new KtlsAlertError(ALERT.record_overflow, true, 'record too large or malformed header (EMSGSIZE): fatal alert record_overflow'));
     } else if (errno === -E.EINVAL && kernel) {
       // kTLS refuses a record header with the wrong version; OpenSSL's alerts for that.
-      const alert = this.version === 'TLSv1.3' ? ALERT.decode_error : ALERT.protocol_version;
+      const alert = this.#p.version === 'TLSv1.3' ? ALERT.decode_error : ALERT.protocol_version;
       this.#fatal(alert, new KtlsAlertError(alert, true, `a record with a wrong version (EINVAL): fatal alert ${alertName(alert)}`));
     } else {
       this.destroy(new KtlsSystemError(errno, 'read'));
@@ -540,7 +557,7 @@ export class KtlsSocket extends KtlsSocketBase {
 
   /** Sends a fatal alert (best effort, once) and destroys with `err`. Returns false. */
   #fatal(alert: number, err: Error): false {
-    if (!this.#fatalSent && this.#p.tx !== null && this.fd >= 0) {
+    if (!this.#fatalSent && this.#p.tx !== null && this.#p.tx !== 'plain' && this.fd >= 0) {
       this.#fatalSent = true;
       const body = Buffer.from([2, alert]);
       // Anything still queued is abandoned: a fatal alert ends the connection.
@@ -733,8 +750,8 @@ export class KtlsSocket extends KtlsSocketBase {
 
   override _final(cb: (err?: Error | null) => void): void {
     const k = constants();
-    if (this.#p.tx === null) {
-      // Without tx keys there is no close_notify to send, only the FIN.
+    if (this.#p.tx === null || this.#p.tx === 'plain') {
+      // Without tx keys there is no close_notify to send, only the FIN (node:tls, beyond a plain fd, sends its own).
       const rc = this.#p.handle.shutdown(k.SHUT_WR);
       cb(rc < 0 && rc !== -E.ENOTCONN ? new KtlsSystemError(rc, 'shutdown') : null);
       return;
@@ -742,7 +759,8 @@ export class KtlsSocket extends KtlsSocketBase {
     // close_notify goes out as its own record after all queued data, then FIN.
     this.#queue.enqueue([Buffer.from([1, ALERT.close_notify])], k.RECORD_ALERT, (err) => {
       if (err) return cb(err);
-      this.#whenFlushed(() => {
+      this.#whenFlushed((flushErr) => {
+        if (flushErr) return cb(flushErr);
         if (this.destroyed) return cb(null);
         const rc = this.#p.handle.shutdown(k.SHUT_WR);
         cb(rc < 0 && rc !== -E.ENOTCONN ? new KtlsSystemError(rc, 'shutdown') : null);
@@ -753,20 +771,46 @@ export class KtlsSocket extends KtlsSocketBase {
   /**
    * Calls `done` once every record kernel TX has sealed has entered TCP. A
    * non-blocking sendmsg can return while kTLS still holds sealed records in its
-   * own list, and shutdown()/close() would put the FIN ahead of them (or drop them).
+   * own list, and shutdown()/close() would put the FIN ahead of them (or drop
+   * them). TCP must have taken every plaintext byte kTLS accepted plus each
+   * record's overhead; the record count is read once here, when nothing more
+   * will be sealed (records under earlier keys were counted at each rekey),
+   * and only TCP's counters are polled after that. A reset while waiting is
+   * the error `end()` reports.
    */
-  #whenFlushed(done: () => void, delay = 1, waited = 0): void {
+  #whenFlushed(done: (err: Error | null) => void): void {
     const start = this.#p.txStart;
-    if (this.#p.tx !== 'kernel' || !start || this.destroyed) return done();
-    const k = constants();
-    // A reset connection never drains: stop waiting once the socket has an error, or after 30 s.
-    if (waited > 30_000 || this.#p.binding.getsockoptInt(this.fd, k.SOL_SOCKET, k.SO_ERROR) !== 0) return done();
-    const entered = this.#p.binding.tcpEntered(this.fd);
+    if (this.#p.tx !== 'kernel' || !start || this.destroyed || this.#txRecords === null) return done(null);
     const seq = this.#p.binding.getSeq(this.fd, constants().TLS_TX);
-    if (entered < 0 || typeof seq !== 'bigint') return done(); // cannot tell on this kernel: best effort
-    const expected = start.entered + this.#queue.kernelPlainSent + Number(seq - start.seq) * recordOverhead(this.version, this.cipher);
-    if (entered >= expected) return done();
-    setTimeout(() => this.#whenFlushed(done, Math.min(delay * 2, 50), waited + delay), delay);
+    if (typeof seq !== 'bigint') return done(null); // cannot tell on this kernel: best effort
+    const records = this.#txRecords + Number(seq - this.#txEpochSeq);
+    const expected = start.entered + this.#queue.kernelPlainSent + records * recordOverhead(this.#p.version, this.#p.cipher);
+    const poll = (delay: number, waited: number): void => {
+      if (this.destroyed) return done(null);
+      // poll() reports a pending error without consuming it; SO_ERROR then names it.
+      const ready = this.#p.binding.ready(this.fd, 0);
+      if (ready > 0 && (ready & 4) !== 0) {
+        const so = this.#takeSocketError();
+        return done(so !== 0 ? new KtlsSystemError(-so, 'write') : null);
+      }
+      const entered = this.#p.binding.tcpEntered(this.fd);
+      // A peer that reads nothing for 30 s does not keep the connection open forever.
+      if (entered < 0 || entered >= expected || waited > 30_000) return done(null);
+      setTimeout(() => poll(Math.min(delay * 2, 50), waited + delay), delay);
+    };
+    poll(1, 0);
+  }
+
+  /** New kernel TX keys are about to go in: the records under the current ones are counted now (their sequence restarts at 0). */
+  #txRekeying(): void {
+    if (this.#txRecords === null) return;
+    const seq = this.#p.binding.getSeq(this.fd, constants().TLS_TX);
+    if (typeof seq !== 'bigint') {
+      this.#txRecords = null; // the flush point can no longer be known: end() falls back to best effort
+      return;
+    }
+    this.#txRecords += Number(seq - this.#txEpochSeq);
+    this.#txEpochSeq = 0n;
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
@@ -780,7 +824,7 @@ export class KtlsSocket extends KtlsSocketBase {
     }
     this.#schedule?.wipe();
     const rc = this.#p.handle.close();
-    for (const side of [this.#p.tx, this.#p.rx]) if (side !== null && side !== 'kernel') side.wipe();
+    for (const side of [this.#p.tx, this.#p.rx]) if (typeof side === 'object' && side !== null) side.wipe();
     cb(err ?? (rc < 0 ? new KtlsSystemError(rc, 'close') : null));
   }
 }

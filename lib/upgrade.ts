@@ -235,9 +235,8 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
     const rc = install(b, fd, 'TLS_TX', s, s.tx);
     if (rc === 0) {
       tx = 'kernel';
-      const seq = b.getSeq(fd, b.constants.TLS_TX);
       const entered = b.tcpEntered(fd);
-      if (typeof seq === 'bigint' && entered >= 0) txStart = { entered, seq };
+      if (entered >= 0) txStart = { entered, seq: s.tx.seq };
     }
     else if (!unsupported(rc)) giveBack(new KtlsSystemError(rc, 'setsockopt(TLS_TX)'));
     else if (fallback === 'error') giveBack(new KtlsUnavailableError(`this kernel cannot install ${s.version} ${s.cipher} keys`, { errno: rc, syscall: 'setsockopt(TLS_TX)' }));

@@ -32,8 +32,8 @@ interface Entry {
 export interface TxHost {
   readonly binding: Binding;
   readonly handle: NativeHandle;
-  /** Kernel TX, the userspace sealer, or no TX keys. */
-  readonly tx: 'kernel' | RecordSealer | null;
+  /** Kernel TX, the userspace sealer, plain bytes (a record layer beyond the fd), or no TX keys. */
+  readonly tx: 'kernel' | 'plain' | RecordSealer | null;
   readonly destroyed: boolean;
   readonly maxRecordSize: number | undefined;
   destroy(err: Error): void;
@@ -41,6 +41,8 @@ export interface TxHost {
   activity(): void;
   /** A pass ended: re-evaluate polling (and TCP_CORK once empty). */
   passDone(): void;
+  /** New kernel TX keys are about to go in. */
+  txRekeying(): void;
 }
 
 /** A zero-length chunk stands in for an op in the Writable's own buffer, so ops keep their place among writes. */
@@ -67,13 +69,14 @@ export class WriteQueue {
     this.#ctx = {
       binding: host.binding,
       handle: host.handle,
-      sealer: tx !== 'kernel' && tx !== null ? tx : null,
+      sealer: typeof tx === 'object' ? tx : null,
       get maxRecordSize() {
         return host.maxRecordSize;
       },
       accepted: (n) => {
         this.kernelPlainSent += n;
       },
+      txRekeying: () => host.txRekeying(),
       wake: () => {
         if (!host.destroyed) this.run();
       },
@@ -86,7 +89,7 @@ export class WriteQueue {
 
   /** A userspace record is half sent at the head: nothing else may go on the wire now. */
   get midRecord(): boolean {
-    return this.#host.tx !== 'kernel' && this.#entries[0]?.started === true;
+    return typeof this.#host.tx === 'object' && this.#entries[0]?.started === true;
   }
 
   /** A marker chunk for `op` and the promise of its result; write the marker to the stream. */
@@ -139,7 +142,7 @@ export class WriteQueue {
     const plain = bufs.reduce((n, b) => n + b.length, 0);
     this.bytesWritten += type === 0 ? plain : 0;
     // An empty write is no record at all (the kernel sends nothing for it either).
-    this.#entries.push({ bufs, type, cb, seal: tx !== 'kernel' && (type !== 0 || plain > 0) });
+    this.#entries.push({ bufs, type, cb, seal: typeof tx === 'object' && (type !== 0 || plain > 0) });
     if (this.#entries.length === 1) this.run();
   }
 
@@ -163,7 +166,7 @@ export class WriteQueue {
         break;
       }
       const tx = host.tx;
-      if (entry.seal && tx !== 'kernel' && tx !== null && !this.#sealHead(entry, tx)) continue;
+      if (entry.seal && typeof tx === 'object' && tx !== null && !this.#sealHead(entry, tx)) continue;
       const batch = entry.bufs.length > MAX_IOV ? entry.bufs.slice(0, MAX_IOV) : entry.bufs;
       const n = host.handle.send(batch, entry.type);
       if (n === -E.EAGAIN || n === -E.EINTR) break;

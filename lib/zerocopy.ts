@@ -28,6 +28,8 @@ export interface TxContext {
   readonly maxRecordSize: number | undefined;
   /** Reports plaintext bytes the kernel accepted (for the flush-before-FIN accounting). */
   accepted(n: number): void;
+  /** New TX keys are about to go in (the sequence number restarts): count the records sealed under the old ones. */
+  txRekeying(): void;
   /** Re-runs the socket's write loop: an op that was waiting on something else can go on. */
   wake(): void;
 }

@@ -66,6 +66,16 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// socketPair() -> [fd, fd] | -errno: a connected AF_UNIX stream pair, non-blocking and close-on-exec.
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0) return Result(info.Env(), -1);
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, Napi::Number::New(info.Env(), fds[0]));
+  a.Set(1u, Napi::Number::New(info.Env(), fds[1]));
+  return a;
+}
+
 // ready(fd, events) -> revents | -errno without waiting: 1 readable, 2 writable,
 // 4 hang-up or error. Tells which side of an EAGAIN from splice() is not ready.
 Napi::Value Ready(const Napi::CallbackInfo& info) {
@@ -173,6 +183,7 @@ void InitZeroCopy(Napi::Env env, Napi::Object exports) {
   exports.Set("splice", Napi::Function::New(env, Splice, "splice"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("ready", Napi::Function::New(env, Ready, "ready"));
+  exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));
   exports.Set("fdKind", Napi::Function::New(env, FdKind, "fdKind"));
   exports.Set("readFd", Napi::Function::New(env, ReadFd, "readFd"));
   exports.Set("writeFd", Napi::Function::New(env, WriteFd, "writeFd"));

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import type { Readable } from 'node:stream';
 import { loadBinding, POLL_READABLE, POLL_WRITABLE, type Binding, type NativeHandle } from '../binding.js';
 import { cipherSpec, versionNumber, type CipherName, type TlsVersion } from '../constants.js';
+import { tls13Keys } from '../derive.js';
 import { errnoName } from '../errors.js';
 import { loopbackPair } from '../probe.js';
 import { RecordOpener, RecordSealer, type DirectionKeys } from '../record.js';
@@ -301,4 +302,21 @@ export async function rawKtls(ctx: CheckContext, seq: { ab?: bigint; ba?: bigint
   ctx.equal(rc(end.setKeys('rx', ctx.version, ctx.cipher, keys.ab)), 'ok', 'setsockopt(TLS_RX)');
   ctx.equal(rc(end.setKeys('tx', ctx.version, ctx.cipher, keys.ba)), 'ok', 'setsockopt(TLS_TX)');
   return { end, peer, keys, sealer: new RecordSealer(ctx.version, ctx.cipher, keys.ab), opener: new RecordOpener(ctx.version, ctx.cipher, keys.ba) };
+}
+
+/**
+ * Two TLS 1.3 KtlsSockets over loopback upgraded with traffic secrets, so
+ * both ends can initiate and follow KeyUpdates.
+ */
+export async function rekeyablePair(cipher: CipherName, options: UpgradeOptions = {}): Promise<[KtlsSocket, KtlsSocket]> {
+  const hash = cipher === 'aes-256-gcm' ? 'sha384' : 'sha256';
+  const size = hash === 'sha384' ? 48 : 32;
+  const ab = randomBytes(size);
+  const ba = randomBytes(size);
+  const side = (tx: Buffer, rx: Buffer): TlsSecrets => ({ version: 'TLSv1.3', cipher, tx: { ...tls13Keys(cipher, hash, tx), seq: 0n }, rx: { ...tls13Keys(cipher, hash, rx), seq: 0n } });
+  const [c, s] = await loopbackPair();
+  return Promise.all([
+    upgrade(c, side(ab, ba), { ...options, trafficSecrets: { tx: Buffer.from(ab), rx: Buffer.from(ba) } }),
+    upgrade(s, side(ba, ab), { ...options, trafficSecrets: { tx: Buffer.from(ba), rx: Buffer.from(ab) } }),
+  ]);
 }

@@ -158,6 +158,7 @@ t.test(`${RUNS} randomized hand-overs: no byte lost, duplicated or reordered`, a
     const kind = r.detail.split(': ')[1]!.split(' (')[0]!.split(' ')[0]!;
     counts.set(kind, (counts.get(kind) ?? 0) + 1);
     if (!r.ok) failures.push(r.detail);
+    if ((i + 1) % 100 === 0) t.comment(`${i + 1} runs, ${failures.length} failed`);
     if (r.ok && r.detail.includes('REKEY_UNSUPPORTED')) counts.set('typed rekey refusals', (counts.get('typed rekey refusals') ?? 0) + 1);
   }
   t.comment(`runs by topology: ${[...counts].map(([k, n]) => `${k} ${n}`).join(', ')}`);

@@ -14,7 +14,7 @@ import { RecordOpener, RecordSealer } from '../../record.js';
 import { upgrade } from '../../upgrade.js';
 import type { Check, CheckContext, CheckGroup } from '../types.js';
 import { alertChecks } from './alerts.js';
-import { binding, errorOf, kernelPair, openAll, rawKtls, rawPair, rc, readAll, readBytes, sessionKeys, sleep, wirePair } from '../util.js';
+import { binding, errorOf, kernelPair, openAll, rawKtls, rawPair, rc, readAll, readBytes, rekeyablePair, sessionKeys, sleep, wirePair } from '../util.js';
 
 const SEQ_MAX = (1n << 64n) - 1n;
 
@@ -399,6 +399,25 @@ const checks: Check[] = [
       ctx.equal(rc(end.setKeys('rx', ctx.version, ctx.cipher, next.ab)), 'ok', 'RX rekey');
       const data = await end.recv(100);
       ctx.equal(data.data.toString(), 'after update', 'records under the new RX key');
+    },
+  },
+  {
+    id: 'end-after-rekey',
+    title: 'end() after a KeyUpdate: everything sealed under both keys reaches a slow reader before close_notify and FIN',
+    versions: ['TLSv1.3'],
+    needs: 'TLS 1.3 key update in kTLS (Linux 6.14+)',
+    async run(ctx) {
+      if (!ctx.caps.rekey) ctx.unsupported('a second setsockopt(TLS_TX) answers EBUSY: this kernel cannot rekey');
+      const [a, b] = await rekeyablePair(ctx.cipher);
+      ctx.defer(() => (a.destroy(), b.destroy()));
+      b.pause(); // a reader that lags, so kTLS holds sealed records back when end() comes
+      const before = randomBytes(1 << 20);
+      const after = randomBytes(4 << 20);
+      a.write(before);
+      await a.updateKeys();
+      a.end(after);
+      await sleep(200);
+      ctx.bytes(await readAll(b), Buffer.concat([before, after]), 'every byte, then a clean end');
     },
   },
 ];
