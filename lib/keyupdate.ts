@@ -22,7 +22,7 @@ export function keyUpdateMessage(requestUpdate: boolean): Buffer {
 }
 
 /** The TLS 1.3 suite hash of a cipher: only AES-256-GCM uses SHA-384. */
-function hashOf(cipher: CipherName): SuiteHash {
+export function hashOf(cipher: CipherName): SuiteHash {
   return cipher === 'aes-256-gcm' ? 'sha384' : 'sha256';
 }
 

@@ -82,6 +82,16 @@ export class HandshakeReader {
   }
 }
 
+/** The request_update byte of a well-formed KeyUpdate that ends this handshake record, or null (TLS 1.3). */
+export function trailingKeyUpdate(data: Buffer): number | null {
+  for (let off = 0; data.length - off >= 4; ) {
+    const len = data.readUIntBE(off + 1, 3);
+    if (data[off] === KEY_UPDATE && len === 1 && off + 5 === data.length && data[off + 4]! <= 1) return data[off + 4]!;
+    off += 4 + len;
+  }
+  return null;
+}
+
 function fatal(alert: number, reason: string): PostHandshake {
   return { kind: 'fatal', alert, reason };
 }

@@ -48,6 +48,9 @@ export interface SequenceNumbers {
   rx: bigint | null;
 }
 
+/** A record opened before the switch; a KeyUpdate among them whose new RX keys `upgrade()` already installed is marked. */
+export type EarlyRecord = OpenedRecord & { keyUpdateFollowed?: boolean };
+
 /** How each direction's records are protected; built by `upgrade()`. */
 export interface RecordPaths {
   binding: Binding;
@@ -62,7 +65,7 @@ export interface RecordPaths {
   /** Our side of the handshake, when known (it decides which post-handshake messages the peer may send). */
   role?: 'client' | 'server';
   /** Records taken off the wire before the switch, already opened, delivered first. */
-  early: OpenedRecord[];
+  early: EarlyRecord[];
   /** TLS 1.3 application traffic secrets, for following KeyUpdates (copied, then wiped by the caller). */
   trafficSecrets?: { tx?: Buffer | undefined; rx?: Buffer | undefined };
   /** For kernel TX: bytes that had entered TCP, and the TX seq, when the keys were installed. */
@@ -372,7 +375,8 @@ export class KtlsSocket extends KtlsSocketBase {
     if (this.#reader) return; // spliceTo() owns the socket's input until it settles
     const early = this.#p.early;
     while (early.length > 0) {
-      if (!this.#deliver(early[0]!.type, early.shift()!.data)) return;
+      const rec = early.shift()!;
+      if (!this.#deliver(rec.type, rec.data, rec.keyUpdateFollowed)) return;
     }
     this.#readLoop();
   }
@@ -418,8 +422,8 @@ export class KtlsSocket extends KtlsSocketBase {
     }
   }
 
-  /** Handles one record's plaintext; returns false once reading should pause or stop. */
-  #deliver(type: number, data: Buffer): boolean {
+  /** Handles one record's plaintext; returns false once reading should pause or stop. `followed`: a KeyUpdate whose RX keys are already in. */
+  #deliver(type: number, data: Buffer, followed = false): boolean {
     const k = constants();
     // RFC 8446 §5.1: handshake messages are never interleaved with other records.
     if (type !== k.RECORD_HANDSHAKE && this.#handshake.partial) return this.#protocolError(ALERT.unexpected_message, `a record of type ${type} arrived in the middle of a handshake message`);
@@ -450,7 +454,7 @@ export class KtlsSocket extends KtlsSocketBase {
         this.emit('handshake', data);
         for (const msg of this.#handshake.push(data)) {
           if (msg.kind === 'fatal') return this.#protocolError(msg.alert, msg.reason);
-          if (msg.kind === 'key-update' && !this.#peerKeyUpdate(msg.requested)) return false;
+          if (msg.kind === 'key-update' && !this.#peerKeyUpdate(msg.requested, followed)) return false;
           if (msg.kind === 'renegotiation') this.#warn(ALERT.no_renegotiation);
         }
         return true;
@@ -470,17 +474,19 @@ export class KtlsSocket extends KtlsSocketBase {
     this.#queue.enqueue([Buffer.from([1, alert])], constants().RECORD_ALERT, () => undefined);
   }
 
-  /** The peer moved to its next keys: follow on RX, and answer a request with our own KeyUpdate. */
-  #peerKeyUpdate(requested: boolean): boolean {
+  /** The peer moved to its next keys: follow on RX (unless the switch already did), and answer a request with our own KeyUpdate. */
+  #peerKeyUpdate(requested: boolean, followed: boolean): boolean {
     const rx = this.#p.rx;
-    try {
-      const keys = this.#schedule!.next('rx');
-      if (rx === 'kernel') installKernelKeys(this.#p, this.fd, 'rx', this.#p.cipher, keys);
-      else if (rx !== null) rekeyUserspace(rx, keys);
-    } catch (err) {
-      // Reading on would stall (EKEYEXPIRED) or fail every record: end the connection, naming why.
-      this.destroy(err as Error);
-      return false;
+    if (!followed) {
+      try {
+        const keys = this.#schedule!.next('rx');
+        if (rx === 'kernel') installKernelKeys(this.#p, this.fd, 'rx', this.#p.cipher, keys);
+        else if (rx !== null) rekeyUserspace(rx, keys);
+      } catch (err) {
+        // Reading on would stall (EKEYEXPIRED) or fail every record: end the connection, naming why.
+        this.destroy(err as Error);
+        return false;
+      }
     }
     this.emit('keyUpdate', { direction: 'rx', requested });
     if (requested && this.#p.tx !== null && !this.writableEnded) {
@@ -652,7 +658,7 @@ export class KtlsSocket extends KtlsSocketBase {
       const kind = this.#p.binding.fdKind(fd);
       if (kind < 0) return reject(new KtlsSystemError(kind, 'fstat'));
       this.pause();
-      for (const rec of this.#p.early.splice(0)) this.#deliver(rec.type, rec.data);
+      for (const rec of this.#p.early.splice(0)) this.#deliver(rec.type, rec.data, rec.keyUpdateFollowed);
       const done = (err: Error | null, sent: number): void => {
         this.#reader = null;
         if (err) reject(Object.assign(err, { bytesSent: sent }));
@@ -700,7 +706,7 @@ export class KtlsSocket extends KtlsSocketBase {
         return rx === 'kernel' || rx === null ? null : this.#openNext(rx);
       },
       recvOnce: (max) => this.#recvChunk(max),
-      deliver: (type, data) => void this.#deliver(type, data),
+      deliver: (type, data, followed) => void this.#deliver(type, data, followed),
       unshift: (data) => void this.unshift(data),
       readError: (errno) => this.#readError(errno),
       eof: () => this.#eof(),

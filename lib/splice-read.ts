@@ -11,6 +11,7 @@ import { POLL_WRITABLE, type Binding } from './binding.js';
 import { constants } from './constants.js';
 import { KtlsSystemError } from './errors.js';
 import type { OpenedRecord } from './record.js';
+import type { EarlyRecord } from './socket.js';
 import { FdWatcher, consume } from './zerocopy.js';
 
 const E = os.constants.errno;
@@ -26,11 +27,11 @@ export interface RxHost {
   /** The kernel opens records (TLS_RX installed). */
   readonly kernelRx: boolean;
   /** The next record to handle before reading the socket: early records, or one the userspace opener has complete. undefined: the socket was destroyed. */
-  nextRecord(): OpenedRecord | null | undefined;
+  nextRecord(): EarlyRecord | null | undefined;
   /** One recvmsg, at most `max` bytes: a record's plaintext (kernel RX), `'pushed'` (userspace RX: raw bytes went to the opener), or 0 / -errno. */
   recvOnce(max: number): OpenedRecord | 'pushed' | number;
-  /** Hands a control record (or what a read would deliver) to the socket. */
-  deliver(type: number, data: Buffer): void;
+  /** Hands a control record (or what a read would deliver) to the socket; `followed`: a KeyUpdate the switch already followed. */
+  deliver(type: number, data: Buffer, followed?: boolean): void;
   /** Puts application data back for ordinary reads. */
   unshift(data: Buffer): void;
   readError(errno: number): void;
@@ -180,9 +181,9 @@ export class SpliceOut {
   }
 
   /** Application data goes to the target (what is past `length` back to the stream); anything else to the socket. */
-  #take(rec: OpenedRecord): void {
+  #take(rec: EarlyRecord): void {
     const h = this.#host;
-    if (rec.type !== constants().RECORD_APPLICATION_DATA) return h.deliver(rec.type, rec.data);
+    if (rec.type !== constants().RECORD_APPLICATION_DATA) return h.deliver(rec.type, rec.data, rec.keyUpdateFollowed);
     h.countRead(rec.data.length);
     const take = Math.min(rec.data.length, this.#remaining);
     if (take < rec.data.length) h.unshift(rec.data.subarray(take));

@@ -12,7 +12,10 @@ import { versionNumber, cipherSpec, constants } from './constants.js';
 import { KtlsError, KtlsSystemError, KtlsUnavailableError, handshakeTimeout, invalidArgType, invalidArgValue } from './errors.js';
 import { RecordOpener, RecordSealer, type OpenedRecord } from './record.js';
 import { normalizeSecrets, seqBytes, wipeDirection, type NormalizedDirection, type NormalizedSecrets, type TlsSecrets } from './secrets.js';
-import { KtlsSocket, type KtlsSocketOptions, type RecordPaths } from './socket.js';
+import { KtlsSocket, type EarlyRecord, type KtlsSocketOptions, type RecordPaths } from './socket.js';
+import { KtlsRekeyError, hashOf } from './keyupdate.js';
+import { nextTrafficSecret, tls13Keys } from './derive.js';
+import { trailingKeyUpdate } from './post-handshake.js';
 import { holdReads, uvHandle } from './net-handle.js';
 
 const E = os.constants.errno;
@@ -212,7 +215,7 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
   let tx: RecordPaths['tx'] = null;
   let rx: RecordPaths['rx'] = null;
   let txStart: RecordPaths['txStart'];
-  const early: OpenedRecord[] = [...(handover.early ?? [])];
+  const early: EarlyRecord[] = [...(handover.early ?? [])];
   const giveBack = (err: unknown): never => {
     handle.close(); // our duplicate only; libuv's fd keeps the connection
     restore(Buffer.concat(raw));
@@ -244,12 +247,30 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
   }
   if (s.tx && tx === null) tx = new RecordSealer(s.version, s.cipher, { key: s.tx.key, iv: s.tx.iv, seq: s.tx.seq });
 
+  let rxSecret: Buffer | undefined = s.version === 'TLSv1.3' && options.trafficSecrets?.rx ? Buffer.from(options.trafficSecrets.rx) : undefined;
   if (s.rx) {
     const opener = new RecordOpener(s.version, s.cipher, { key: s.rx.key, iv: s.rx.iv, seq: s.rx.seq });
+    let rxKeys: { key: Buffer; iv: Buffer } = { key: Buffer.from(s.rx.key), iv: Buffer.from(s.rx.iv) };
     opener.push(buffered);
     try {
       if (kernelOk) await completeRecord(b, handle, opener, raw, waiters, handover.deadline ?? Date.now() + (options.handshakeTimeout ?? 120_000));
-      for (let rec = opener.next(); rec !== null; rec = opener.next()) early.push(rec);
+      for (let rec = opener.next(); rec !== null; rec = opener.next()) {
+        const update = s.version === 'TLSv1.3' && rec.type === b.constants.RECORD_HANDSHAKE ? trailingKeyUpdate(rec.data) : null;
+        if (update === null) {
+          early.push(rec);
+          continue;
+        }
+        // The peer moved to its next keys before the switch: follow here, so the kernel
+        // gets the keys in force (a first install, which every kernel takes).
+        if (!rxSecret) throw new KtlsRekeyError('ERR_KTLS_REKEY_NO_SECRET', 'the peer updated its keys (TLS 1.3 KeyUpdate) but the rx traffic secret is unknown (upgrade() was given keys, not options.trafficSecrets)');
+        const next = nextTrafficSecret(hashOf(s.cipher), rxSecret);
+        rxSecret.fill(0);
+        rxSecret = next;
+        rxKeys.key.fill(0);
+        rxKeys = tls13Keys(s.cipher, hashOf(s.cipher), next);
+        opener.rekey({ ...rxKeys, seq: 0n });
+        early.push({ ...rec, keyUpdateFollowed: true });
+      }
     } catch (err) {
       opener.wipe();
       if (tx === 'kernel') {
@@ -260,7 +281,8 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
       giveBack(err);
     }
     if (kernelOk) {
-      const rc = install(b, fd, 'TLS_RX', s, { ...s.rx, seq: opener.seq });
+      const rc = install(b, fd, 'TLS_RX', s, { ...rxKeys, seq: opener.seq });
+      rxKeys.key.fill(0);
       if (rc === 0) {
         rx = 'kernel';
         opener.wipe();
@@ -293,7 +315,7 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
 
   const paths: RecordPaths = {
     binding: b, handle, out, version: s.version, cipher: s.cipher, tx, rx, early, ...(txStart ? { txStart } : {}), ...(handover.role ? { role: handover.role } : {}),
-    ...(options.trafficSecrets ? { trafficSecrets: options.trafficSecrets } : {}),
+    ...(options.trafficSecrets ? { trafficSecrets: { tx: options.trafficSecrets.tx, rx: rxSecret } } : {}),
     remote: { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily },
     local: { address: socket.localAddress, port: socket.localPort },
   };

@@ -226,7 +226,9 @@ export async function runInUml(command, { kernel = '6.1', cwd = process.cwd(), m
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ktls-uml-'));
   const status = path.join(work, 'status');
   const label = `UML ${info.version} (Debian ${info.suite} user-mode-linux)`;
-  const vars = { ...Object.fromEntries(PASS_ENV.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]])), ...env, KTLS_KERNEL_LABEL: label };
+  // The project's own knobs (KTLS_*: run counts, seeds) reach the guest too.
+  const passed = Object.keys(process.env).filter((k) => PASS_ENV.includes(k) || k.startsWith('KTLS_'));
+  const vars = { ...Object.fromEntries(passed.map((k) => [k, process.env[k]])), ...env, KTLS_KERNEL_LABEL: label };
   const init = [
     '#!/bin/sh',
     'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
