@@ -45,8 +45,13 @@ function chunked(rand: () => number, total: number): Buffer[] {
   return out;
 }
 
-/** Writes `chunks` to `w`, each now, on the next turn or a few ms later, then ends it. */
-async function writeAll(rand: () => number, w: { write(b: Buffer): boolean; end(): unknown }, chunks: Buffer[]): Promise<void> {
+/**
+ * Writes `chunks` to `w`, each now, on the next turn or a few ms later, then
+ * ends it once `endAfter` settles (a client's FIN before the server switched
+ * would keep the server on userspace records, by design: the kernel attaches
+ * TLS only to established connections).
+ */
+async function writeAll(rand: () => number, w: { write(b: Buffer): boolean; end(): unknown }, chunks: Buffer[], endAfter: Promise<unknown> = Promise.resolve()): Promise<void> {
   for (const c of chunks) {
     const r = rand();
     if (r < 0.3) await new Promise((resolve) => setImmediate(resolve));
@@ -55,6 +60,7 @@ async function writeAll(rand: () => number, w: { write(b: Buffer): boolean; end(
   }
   // Never in the handshake's own tick: a TLS 1.3 node:tls server that ends there sends no close_notify (a node:tls quirk, not ours).
   await new Promise((resolve) => setImmediate(resolve));
+  await endAfter;
   w.end();
 }
 
@@ -95,7 +101,7 @@ async function oneRun(seed: number, caps: Capabilities, ktlsServer: ktls.KtlsSer
   let clientReceived: Promise<{ data: Buffer; error?: Error }>;
   if (topology === 'ktls-server') {
     // node:tls client pipelining its first writes behind its Finished.
-    const t = tls.connect(clientOpts, () => void writeAll(rand, t, toServer));
+    const t = tls.connect(clientOpts, () => void writeAll(rand, t, toServer, serverSide));
     client = t;
     clientReceived = collect(t);
   } else if (topology === 'tlssocket-client') {
@@ -117,7 +123,7 @@ async function oneRun(seed: number, caps: Capabilities, ktlsServer: ktls.KtlsSer
     client = sock;
     const rest = collect(sock);
     clientReceived = rest.then((r) => ({ ...r, data: Buffer.concat([...early, r.data]) }));
-    void writeAll(rand, sock, after);
+    void writeAll(rand, sock, after, serverSide);
   } else {
     const kernel = topology === 'keyupdate-at-switch' ? false : undefined;
     const wait = v === 'TLSv1.3' && rand() < 0.3 ? { waitForTicket: 200 } : {};
@@ -126,7 +132,7 @@ async function oneRun(seed: number, caps: Capabilities, ktlsServer: ktls.KtlsSer
     clientReceived = collect(sock);
     // A userspace-record client (any kernel can rekey those) asks for a KeyUpdate at once, while the server switches.
     if (topology === 'keyupdate-at-switch') void sock.updateKeys({ requestPeer: true }).catch(() => undefined);
-    void writeAll(rand, sock, toServer);
+    void writeAll(rand, sock, toServer, serverSide);
   }
   where.phase = 'server switch';
   const server = await serverSide;
