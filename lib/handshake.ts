@@ -130,7 +130,8 @@ export class WireTap extends Duplex implements Tracks {
     if (this.#held) return;
     this.#held = true;
     this.#raw.pause();
-    this.#raw.off('data', this.#onData).off('end', this.#onEnd).off('error', this.#onError);
+    // A reset from here on is the KtlsSocket's to report (its own syscalls see it); the socket must not throw it meanwhile.
+    this.#raw.off('data', this.#onData).off('end', this.#onEnd).off('error', this.#onError).on('error', () => undefined);
     // Whatever is buffered here now must never reach node:tls: it is ours.
     this.pause();
   }

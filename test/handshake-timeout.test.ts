@@ -3,6 +3,7 @@
 // configured handshakeTimeout, and its connection is closed.
 import t from 'tap';
 import * as net from 'node:net';
+import type * as tls from 'node:tls';
 import * as ktls from '../lib/index.js';
 import { CERTS, listening, portOf } from './helpers/tls.js';
 
@@ -36,28 +37,27 @@ t.test('ktls.connect to a server that never answers rejects with ERR_TLS_HANDSHA
   silent.close();
 });
 
-t.test('upgradeTLSSocket rejects, not hangs, when the connection closes before the handshake ends', async (t) => {
-  const server = net.createServer((s) => s.once('data', () => s.destroy()));
+/** A TLSSocket from createTLSSocket, connected to a plain TCP server that treats each connection with `serve`. */
+async function tlsSocketTo(serve: (s: net.Socket) => void): Promise<{ raw: net.Socket; tlsSocket: tls.TLSSocket; server: net.Server }> {
+  const server = net.createServer(serve);
   server.listen(0, '127.0.0.1');
   await listening(server);
   const raw = net.connect({ port: portOf(server), host: '127.0.0.1' });
   await new Promise((resolve) => raw.once('connect', resolve));
   const tlsSocket = ktls.createTLSSocket(raw, { servername: 'localhost', ca: CERTS.ca });
   tlsSocket.on('error', () => undefined);
+  return { raw, tlsSocket, server };
+}
+
+t.test('upgradeTLSSocket rejects, not hangs, when the connection closes before the handshake ends', async (t) => {
+  const { tlsSocket, server } = await tlsSocketTo((s) => s.once('data', () => s.destroy()));
   await t.rejects(ktls.upgradeTLSSocket(tlsSocket, { handshakeTimeout: 5000 }), { code: /^(ERR_SOCKET_CLOSED|ECONNRESET)$/ });
   server.close();
 });
 
 t.test('upgradeTLSSocket of a handshake that never finishes rejects at its handshakeTimeout', async (t) => {
-  const server = net.createServer(() => undefined);
-  server.listen(0, '127.0.0.1');
-  await listening(server);
-  const raw = net.connect({ port: portOf(server), host: '127.0.0.1' });
-  await new Promise((resolve) => raw.once('connect', resolve));
-  const tlsSocket = ktls.createTLSSocket(raw, { servername: 'localhost', ca: CERTS.ca });
-  tlsSocket.on('error', () => undefined);
+  const { raw, tlsSocket, server } = await tlsSocketTo(() => undefined);
   await t.rejects(ktls.upgradeTLSSocket(tlsSocket, { handshakeTimeout: 300 }), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' });
   t.equal(raw.destroyed, true, 'its connection is closed');
   server.close();
 });
-

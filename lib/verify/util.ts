@@ -320,3 +320,8 @@ export async function rekeyablePair(cipher: CipherName, options: UpgradeOptions 
     upgrade(s, side(ba, ab), { ...options, trafficSecrets: { tx: Buffer.from(ba), rx: Buffer.from(ab) } }),
   ]);
 }
+
+/** A post-handshake message a peer may send: a NewSessionTicket (TLS 1.3), a HelloRequest (TLS 1.2, refused with a warning). */
+export function allowedHandshake(version: TlsVersion): Buffer {
+  return version === 'TLSv1.3' ? Buffer.from([4, 0, 0, 3, 1, 2, 3]) : Buffer.from([0, 0, 0, 0]);
+}

@@ -14,7 +14,7 @@ import { RecordOpener, RecordSealer } from '../../record.js';
 import { upgrade } from '../../upgrade.js';
 import type { Check, CheckContext, CheckGroup } from '../types.js';
 import { alertChecks } from './alerts.js';
-import { binding, errorOf, kernelPair, openAll, rawKtls, rawPair, rc, readAll, readBytes, rekeyablePair, sessionKeys, sleep, wirePair } from '../util.js';
+import { allowedHandshake, binding, errorOf, kernelPair, openAll, rawKtls, rawPair, rc, readAll, readBytes, rekeyablePair, sessionKeys, sleep, wirePair } from '../util.js';
 
 const SEQ_MAX = (1n << 64n) - 1n;
 
@@ -221,8 +221,7 @@ const checks: Check[] = [
     async run(ctx) {
       const k = constants();
       const { sock, raw, sealer } = await wirePair(ctx);
-      // What a peer may send after the handshake: a NewSessionTicket (TLS 1.3), a HelloRequest (TLS 1.2, refused with a warning).
-      const msg = ctx.version === 'TLSv1.3' ? Buffer.from([4, 0, 0, 3, 1, 2, 3]) : Buffer.from([0, 0, 0, 0]);
+      const msg = allowedHandshake(ctx.version);
       const seen = new Promise<Buffer>((resolve) => sock.once('handshake', resolve));
       const chunks: Buffer[] = [];
       sock.on('data', (c: Buffer) => chunks.push(c));

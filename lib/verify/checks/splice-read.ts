@@ -11,7 +11,7 @@ import { constants } from '../../constants.js';
 import type { KtlsSocket } from '../../socket.js';
 import { pipe } from '../../tcp.js';
 import type { Check, CheckContext, CheckGroup } from '../types.js';
-import { errorOf, kernelPair, readAll, sleep, wirePair } from '../util.js';
+import { allowedHandshake, errorOf, kernelPair, readAll, sleep, wirePair } from '../util.js';
 
 /** A pipe whose read end is collected by a `net.Socket`; `finish()` closes the write end and resolves with everything. */
 function sink(ctx: CheckContext): { writeFd: number; finish(): Promise<Buffer> } {
@@ -102,7 +102,7 @@ const checks: Check[] = [
     async run(ctx) {
       const k = constants();
       const { sock, raw, sealer } = await wirePair(ctx);
-      const msg = Buffer.from([4, 0, 0, 3, 1, 2, 3]);
+      const msg = allowedHandshake(ctx.version);
       const seen = new Promise<Buffer>((resolve) => sock.once('handshake', resolve));
       const out = sink(ctx);
       const d1 = randomBytes(20_000);
