@@ -1,0 +1,468 @@
+// `npm run soak [-- --quick]`: a server under load for as long as the run
+// lasts. Under a kernel with kTLS (natively where ktls.probe() finds it, else
+// under user-mode-linux):
+//  - concurrency: N connections at once through ktls.createServer, each moving
+//    random data both ways (an echo, checked with SHA-256), while a tenth of
+//    the clients misbehave (reset mid-stream, stall in the handshake, send
+//    garbage after it);
+//  - sequential: N connections one after another, sampling RSS and open fds
+//    (after a full GC) to report their slope;
+//  - idle: memory per idle connection of a ktls server against a node:tls one,
+//    each in its own process.
+// The full run writes docs/reliability.md; --quick is what `npm test` runs
+// (test/kernel/soak.test.ts). Seeded: --seed N replays a run.
+import { fork } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tls from 'node:tls';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import { pathToFileURL } from 'node:url';
+import * as ktls from '../lib/index.js';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+const KEY = path.join(FIXTURES, 'server.key');
+const CERT = path.join(FIXTURES, 'server.pem');
+const CA = fs.readFileSync(path.join(FIXTURES, 'ca.pem'));
+
+/** What a soak run does. */
+export interface SoakOptions {
+  /** Connections at once in the concurrency phase. */
+  concurrent: number;
+  /** Share of those clients that misbehave. */
+  misbehaving: number;
+  /** Largest payload a well-behaved client sends (and gets back). */
+  bytesMax: number;
+  /** Connections one after another in the sequential phase. */
+  sequential: number;
+  /** Sample RSS and fds every this many sequential connections. */
+  sampleEvery: number;
+  /** Idle connections per server in the memory phase. */
+  idle: number;
+  /** The server's handshakeTimeout (stalled clients are closed after it). */
+  handshakeTimeout: number;
+  seed: number;
+}
+
+/** The full run (docs/reliability.md). */
+export const FULL: SoakOptions = { concurrent: 1000, misbehaving: 0.1, bytesMax: 64 << 10, sequential: 10_000, sampleEvery: 500, idle: 300, handshakeTimeout: 5000, seed: 0x50a4 };
+/** The quick run `npm test` makes. */
+export const QUICK: SoakOptions = { concurrent: 100, misbehaving: 0.1, bytesMax: 16 << 10, sequential: 1000, sampleEvery: 100, idle: 50, handshakeTimeout: 3000, seed: 0x50a4 };
+
+type Misbehaviour = 'reset' | 'stall' | 'garbage';
+
+/** What a soak run saw. */
+export interface SoakReport {
+  kernel: string;
+  node: string;
+  options: SoakOptions;
+  concurrency: {
+    connections: number;
+    wellBehaved: number;
+    misbehaving: Record<Misbehaviour, number>;
+    /** Well-behaved connections whose echo came back byte-exact. */
+    intact: number;
+    /** Bytes checked by SHA-256, both ways. */
+    bytesChecked: number;
+    /** Well-behaved connections that lost, duplicated or corrupted a byte, or failed. */
+    broken: string[];
+    /** Misbehaving clients whose connection the server closed. */
+    closedByServer: number;
+    /** Server sockets whose records the kernel protected / all server sockets. */
+    kernelSockets: number;
+    serverSockets: number;
+    tlsClientErrors: Record<string, number>;
+    socketErrors: Record<string, number>;
+    fdsBefore: number;
+    fdsAfter: number;
+    ms: number;
+  };
+  sequential: {
+    connections: number;
+    samples: Array<{ after: number; rssKiB: number; heapKiB: number; arrayBuffersKiB: number; fds: number }>;
+    /** Least-squares slopes per 1000 connections, from the second sample on. */
+    rssSlopeKiB: number;
+    heapSlopeKiB: number;
+    fdSlope: number;
+    ms: number;
+  };
+  idle: Record<'ktls' | 'node:tls', { connections: number; kernel: number; rssKiB: number; arrayBuffersKiB: number; externalKiB: number; heapKiB: number }>;
+}
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const bump = (m: Record<string, number>, k: string | undefined): void => void (m[k ?? 'none'] = (m[k ?? 'none'] ?? 0) + 1);
+
+/** mulberry32: the same seed, the same run. */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let x = s;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Resolves with everything `s` delivers until it ends, closes or fails (never rejects). */
+function drain(s: NodeJS.ReadableStream & { once(ev: string, cb: (...a: unknown[]) => void): unknown }, want = Infinity): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const done = (): void => resolve(Buffer.concat(chunks));
+    s.on('data', (c: Buffer) => {
+      chunks.push(c);
+      if ((got += c.length) >= want) done();
+    });
+    s.once('end', done);
+    s.once('close', done);
+    s.once('error', done);
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)))]).finally(() => clearTimeout(timer));
+}
+
+async function echoServer(o: SoakOptions, stats?: SoakReport['concurrency']): Promise<{ server: ktls.KtlsServer; port: number }> {
+  const server = ktls.createServer({ key: fs.readFileSync(KEY), cert: fs.readFileSync(CERT), handshakeTimeout: o.handshakeTimeout, ktls: { fallback: 'error' } }, (s) => {
+    if (stats) {
+      stats.serverSockets++;
+      if (s.kernel) stats.kernelSockets++;
+    }
+    s.on('error', (e: Error & { code?: string }) => stats && bump(stats.socketErrors, e.code));
+    s.pipe(s);
+  });
+  server.on('tlsClientError', (e: Error & { code?: string }) => stats && bump(stats.tlsClientErrors, e.code));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as net.AddressInfo).port };
+}
+
+const clientOptions = (port: number): tls.ConnectionOptions => ({ port, host: '127.0.0.1', servername: 'localhost', ca: CA });
+
+/** One well-behaved client: random data in random chunks, the echo back, SHA-256 both ways. */
+async function goodClient(port: number, rand: () => number, o: SoakOptions, viaKtls: boolean): Promise<{ ok: boolean; bytes: number; detail: string }> {
+  const payload = randomBytes(1 + Math.floor(rand() * o.bytesMax));
+  const sock: tls.TLSSocket | ktls.KtlsSocket = viaKtls ? await ktls.connect({ ...clientOptions(port), ktls: { fallback: 'error' } }) : tls.connect(clientOptions(port));
+  if (!viaKtls) await new Promise<void>((resolve, reject) => (sock as tls.TLSSocket).once('secureConnect', resolve).once('error', reject));
+  const back = drain(sock, payload.length);
+  for (let off = 0; off < payload.length; ) {
+    const n = Math.min(payload.length - off, 1 + Math.floor(rand() * 16384));
+    sock.write(payload.subarray(off, off + n));
+    off += n;
+    if (rand() < 0.2) await tick();
+  }
+  const got = await withTimeout(back, 60_000, Buffer.alloc(0));
+  sock.end();
+  sock.destroy();
+  const ok = got.length === payload.length && sha(got) === sha(payload);
+  return { ok, bytes: 2 * payload.length, detail: ok ? '' : `${viaKtls ? 'ktls' : 'node:tls'} client: sent ${payload.length}, echoed ${got.length}${got.length === payload.length ? ' (differs)' : ''}` };
+}
+
+/** One misbehaving client; resolves with whether the server closed the connection. */
+async function badClient(port: number, rand: () => number, kind: Misbehaviour, o: SoakOptions): Promise<boolean> {
+  const raw = net.connect({ port, host: '127.0.0.1' });
+  raw.on('error', () => undefined);
+  const closed = new Promise<boolean>((resolve) => (raw.once('end', () => resolve(true)), raw.once('close', () => resolve(true))));
+  await new Promise((resolve) => raw.once('connect', resolve));
+  if (kind === 'stall') return withTimeout(closed, o.handshakeTimeout + 10_000, false); // says nothing: handshakeTimeout must end it
+  const t = tls.connect({ ...clientOptions(port), socket: raw });
+  t.on('error', () => undefined);
+  const secure = await withTimeout(new Promise<boolean>((resolve) => (t.once('secureConnect', () => resolve(true)), t.once('close', () => resolve(false)))), 60_000, false);
+  if (!secure) return false;
+  t.write(randomBytes(1 + Math.floor(rand() * 4096)));
+  await sleep(Math.floor(rand() * 20));
+  if (kind === 'reset') {
+    raw.resetAndDestroy();
+    return true; // the server must cope; our side is gone
+  }
+  raw.write(randomBytes(64 + Math.floor(rand() * 256))); // not a record: the server must answer with an alert and close
+  return withTimeout(closed, 30_000, false);
+}
+
+async function concurrency(o: SoakOptions): Promise<SoakReport['concurrency']> {
+  const rand = prng(o.seed);
+  const stats: SoakReport['concurrency'] = {
+    connections: o.concurrent, wellBehaved: 0, misbehaving: { reset: 0, stall: 0, garbage: 0 }, intact: 0, bytesChecked: 0, broken: [], closedByServer: 0,
+    kernelSockets: 0, serverSockets: 0, tlsClientErrors: {}, socketErrors: {}, fdsBefore: fdCount(), fdsAfter: 0, ms: 0,
+  };
+  const started = Date.now();
+  const { server, port } = await echoServer(o, stats);
+  const runs = Array.from({ length: o.concurrent }, async (_, i) => {
+    if (rand() < o.misbehaving) {
+      const kind = (['reset', 'stall', 'garbage'] as const)[Math.floor(rand() * 3)]!;
+      stats.misbehaving[kind]++;
+      if (await badClient(port, prng(o.seed + i + 1), kind, o)) stats.closedByServer++;
+      return;
+    }
+    stats.wellBehaved++;
+    const r = await goodClient(port, prng(o.seed + i + 1), o, i % 2 === 0).catch((e: Error & { code?: string }) => ({ ok: false, bytes: 0, detail: `client failed: ${e.code ?? e.message}` }));
+    if (r.ok) {
+      stats.intact++;
+      stats.bytesChecked += r.bytes;
+    } else stats.broken.push(`#${i}: ${r.detail}`);
+  });
+  await Promise.all(runs);
+  await withTimeout(new Promise<void>((resolve) => server.close(() => resolve())), 30_000, undefined);
+  for (const until = Date.now() + 5000; fdCount() > stats.fdsBefore && Date.now() < until; ) await sleep(50);
+  stats.fdsAfter = fdCount();
+  stats.ms = Date.now() - started;
+  return stats;
+}
+
+/** Least-squares slope of y over x. */
+function slope(xs: number[], ys: number[]): number {
+  const n = xs.length;
+  if (n < 2) return 0;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my);
+    den += (xs[i]! - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+async function sequential(o: SoakOptions): Promise<SoakReport['sequential']> {
+  const rand = prng(o.seed ^ 0x5e9);
+  const { server, port } = await echoServer(o);
+  const samples: SoakReport['sequential']['samples'] = [];
+  const sample = async (after: number): Promise<void> => {
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await sleep(5);
+    }
+    const u = process.memoryUsage();
+    samples.push({ after, rssKiB: u.rss / 1024, heapKiB: u.heapUsed / 1024, arrayBuffersKiB: u.arrayBuffers / 1024, fds: fdCount() });
+  };
+  const started = Date.now();
+  await sample(0);
+  for (let i = 1; i <= o.sequential; i++) {
+    const r = await goodClient(port, rand, { ...o, bytesMax: 1024 }, i % 2 === 0);
+    if (!r.ok) throw new Error(`sequential connection ${i}: ${r.detail}`);
+    if (i % o.sampleEvery === 0) await sample(i);
+  }
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  // The first sample is before any connection warmed caches and JIT: slopes start from the second.
+  const steady = samples.slice(1);
+  const xs = steady.map((s) => s.after / 1000);
+  return {
+    connections: o.sequential,
+    samples,
+    rssSlopeKiB: slope(xs, steady.map((s) => s.rssKiB)),
+    heapSlopeKiB: slope(xs, steady.map((s) => s.heapKiB)),
+    fdSlope: slope(xs, steady.map((s) => s.fds)),
+    ms: Date.now() - started,
+  };
+}
+
+/** Memory per idle connection of one kind of server, in its own process. */
+async function idleCost(kind: 'ktls' | 'node:tls', n: number): Promise<SoakReport['idle']['ktls']> {
+  const child = fork(path.join(__dirname, 'soak-server.js'), [kind === 'ktls' ? 'ktls' : 'node-tls', KEY, CERT], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  type Measure = { rss: number; external: number; arrayBuffers: number; heapUsed: number; fds: number; sockets: number; kernel: number };
+  const next = <T>(): Promise<T> => new Promise((resolve) => child.once('message', (m) => resolve(m as T)));
+  const { port } = await next<{ port: number }>();
+  const measure = async (): Promise<Measure> => {
+    const m = next<Measure>();
+    child.send({ op: 'measure' });
+    return m;
+  };
+  // One connection first, so what every connection shares (code, caches) is not counted.
+  const first = tls.connect(clientOptions(port));
+  await new Promise((resolve) => first.once('secureConnect', resolve));
+  first.write('x');
+  await new Promise((resolve) => first.once('data', resolve));
+  await sleep(100);
+  const before = await measure();
+  const clients: tls.TLSSocket[] = [first];
+  for (let i = 0; i < n; i++) {
+    const c = tls.connect(clientOptions(port));
+    await new Promise((resolve) => c.once('secureConnect', resolve));
+    c.write('x');
+    await new Promise((resolve) => c.once('data', resolve));
+    clients.push(c);
+  }
+  await sleep(200);
+  const after = await measure();
+  for (const c of clients) c.destroy();
+  child.disconnect();
+  const per = (a: number, b: number): number => (b - a) / n / 1024;
+  return {
+    connections: n,
+    kernel: after.kernel,
+    rssKiB: per(before.rss, after.rss),
+    arrayBuffersKiB: per(before.arrayBuffers, after.arrayBuffers),
+    externalKiB: per(before.external, after.external),
+    heapKiB: per(before.heapUsed, after.heapUsed),
+  };
+}
+
+/** One soak run under this process's kernel (which must have kTLS). */
+export async function runSoak(o: SoakOptions, log: (line: string) => void = () => undefined): Promise<SoakReport> {
+  const caps = await ktls.probe();
+  if (!caps.ulp) throw new Error(`this kernel has no kTLS (${caps.ulpError ?? 'no tls ULP'}): run the soak through \`npm run soak\`, which boots user-mode-linux`);
+  log(`concurrency: ${o.concurrent} connections, ${Math.round(o.misbehaving * 100)}% misbehaving`);
+  const conc = await concurrency(o);
+  log(`  ${conc.intact}/${conc.wellBehaved} intact, ${conc.broken.length} broken, ${conc.closedByServer} misbehaving closed by the server, fds ${conc.fdsBefore} → ${conc.fdsAfter} (${conc.ms} ms)`);
+  log(`sequential: ${o.sequential} connections`);
+  const seq = await sequential(o);
+  log(`  RSS slope ${seq.rssSlopeKiB.toFixed(1)} KiB/1000, heap ${seq.heapSlopeKiB.toFixed(1)} KiB/1000, fds ${seq.fdSlope.toFixed(2)}/1000 (${seq.ms} ms)`);
+  log(`idle: ${o.idle} connections per server`);
+  const idle = { ktls: await idleCost('ktls', o.idle), 'node:tls': await idleCost('node:tls', o.idle) };
+  log(`  per idle connection: ktls ${(idle.ktls.rssKiB + idle.ktls.arrayBuffersKiB).toFixed(0)} KiB (RSS + ArrayBuffers), node:tls ${(idle['node:tls'].rssKiB + idle['node:tls'].arrayBuffersKiB).toFixed(0)} KiB`);
+  return { kernel: process.env.KTLS_KERNEL_LABEL ?? `native ${os.release()}`, node: process.version, options: o, concurrency: conc, sequential: seq, idle };
+}
+
+const kib = (n: number): string => `${n.toFixed(1)} KiB`;
+
+/** docs/reliability.md from a full run (and the fuzzers' counts). */
+export function renderReliability(r: SoakReport, fuzz: Array<{ target: string; iterations: number }>, wall: number): string {
+  const c = r.concurrency;
+  const s = r.sequential;
+  const k = r.idle.ktls;
+  const n = r.idle['node:tls'];
+  const total = (m: { rssKiB: number; arrayBuffersKiB: number }): number => m.rssKiB + m.arrayBuffersKiB;
+  const lines = [
+    '# Reliability: soak, load and fuzz figures',
+    '',
+    `Generated by \`npm run soak\` (${Math.round(wall / 1000)} s) on ${new Date().toISOString().slice(0, 10)}: kernel ${r.kernel}, Node ${r.node}, seed ${r.options.seed}.`,
+    'Do not edit by hand; rerun `npm run soak` (add `-- --seed N` to replay another run). `npm test` runs the quick form',
+    '(test/kernel/soak.test.ts) and the fuzzers (test/fuzz-*.test.ts) on every run. Under user-mode-linux the',
+    'timings are functional, not performance.',
+    '',
+    '## Concurrency',
+    '',
+    `${c.connections} connections at once through \`ktls.createServer\` (handshakeTimeout ${r.options.handshakeTimeout} ms), each well-behaved client`,
+    `sending 1 B – ${r.options.bytesMax / 1024} KiB of random data in random chunks and checking the echo with SHA-256; half the clients are \`ktls.connect\`, half node:tls.`,
+    '',
+    '| | |',
+    '|---|---|',
+    `| connections | ${c.connections} |`,
+    `| well-behaved | ${c.wellBehaved}, of which intact: **${c.intact}**, broken: **${c.broken.length}** |`,
+    `| bytes checked (both ways) | ${c.bytesChecked.toLocaleString('en')} |`,
+    `| misbehaving | ${c.misbehaving.reset + c.misbehaving.stall + c.misbehaving.garbage} (reset mid-stream ${c.misbehaving.reset}, stalled in the handshake ${c.misbehaving.stall}, garbage after it ${c.misbehaving.garbage}); closed by the server: ${c.closedByServer} |`,
+    `| server sockets in the kernel | ${c.kernelSockets} of ${c.serverSockets} |`,
+    `| tlsClientError | ${Object.entries(c.tlsClientErrors).map(([code, v]) => `${code} ×${v}`).join(', ') || 'none'} |`,
+    `| socket errors | ${Object.entries(c.socketErrors).map(([code, v]) => `${code} ×${v}`).join(', ') || 'none'} |`,
+    `| open fds before → after | ${c.fdsBefore} → ${c.fdsAfter} |`,
+    `| wall time | ${(c.ms / 1000).toFixed(1)} s |`,
+    ...(c.broken.length ? ['', 'Broken:', ...c.broken.map((b) => `- ${b}`)] : []),
+    '',
+    '## Memory and fds over sequential connections',
+    '',
+    `${s.connections.toLocaleString('en')} connections one after another (each a handshake, 1 B – 1 KiB echoed, close), sampled after a full GC every ${r.options.sampleEvery}.`,
+    '',
+    `- RSS slope: **${kib(s.rssSlopeKiB)} per 1000 connections**; heap: ${kib(s.heapSlopeKiB)} per 1000; open fds: **${s.fdSlope.toFixed(2)} per 1000**.`,
+    `- RSS ${kib(s.samples[1]?.rssKiB ?? 0)} after ${s.samples[1]?.after} connections, ${kib(s.samples[s.samples.length - 1]?.rssKiB ?? 0)} after ${s.connections}; fds ${s.samples[0]?.fds} → ${s.samples[s.samples.length - 1]?.fds}.`,
+    '',
+    '| after | RSS KiB | heap KiB | ArrayBuffers KiB | fds |',
+    '|---|---|---|---|---|',
+    ...s.samples.map((x) => `| ${x.after} | ${x.rssKiB.toFixed(0)} | ${x.heapKiB.toFixed(0)} | ${x.arrayBuffersKiB.toFixed(0)} | ${x.fds} |`),
+    '',
+    '## Memory per idle connection',
+    '',
+    `${k.connections} idle connections (each exchanged one message) to a server in its own process, measured after a full GC.`,
+    '',
+    '| server | RSS | ArrayBuffers | RSS + ArrayBuffers | heap | kernel sockets |',
+    '|---|---|---|---|---|---|',
+    `| ktls | ${kib(k.rssKiB)} | ${kib(k.arrayBuffersKiB)} | **${kib(total(k))}** | ${kib(k.heapKiB)} | ${k.kernel} of ${k.connections + 1} |`,
+    `| node:tls | ${kib(n.rssKiB)} | ${kib(n.arrayBuffersKiB)} | **${kib(total(n))}** | ${kib(n.heapKiB)} | – |`,
+    '',
+    `ktls ÷ node:tls: ${(total(k) / total(n)).toFixed(2)}× (RSS + ArrayBuffers). The target for it belongs to the per-request cost issue.`,
+    '',
+    '## Fuzzing',
+    '',
+    'Bounded and seeded (`KTLS_FUZZ_SEED` replays a run); no crash, no hang, typed errors only.',
+    '',
+    '| target | iterations |',
+    '|---|---|',
+    ...fuzz.map((f) => `| ${f.target} | ${f.iterations.toLocaleString('en')} |`),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+interface Args {
+  quick: boolean;
+  inner: boolean;
+  out: string | null;
+  seed: number | null;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { quick: false, inner: false, out: null, seed: null };
+  for (let i = 0; i < argv.length; i++) {
+    const [k, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
+    const val = (): string => inline ?? argv[++i] ?? '';
+    if (k === '--quick') a.quick = true;
+    else if (k === '--inner') a.inner = true;
+    else if (k === '--out') a.out = val();
+    else if (k === '--seed') a.seed = Number(val());
+    else throw new Error(`unknown argument ${k}; usage: soak.js [--quick] [--seed N]`);
+  }
+  return a;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const options = { ...(args.quick ? QUICK : FULL), ...(args.seed !== null ? { seed: args.seed } : {}) };
+  const log = (line: string): void => void process.stderr.write(`# soak: ${line}\n`);
+  const started = Date.now();
+  let report: SoakReport;
+  const caps = await ktls.probe();
+  if (args.inner || caps.ulp) {
+    report = await runSoak(options, log);
+    if (args.inner) {
+      fs.writeFileSync(args.out!, JSON.stringify(report));
+      return;
+    }
+  } else {
+    const out = path.join(os.tmpdir(), `ktls-soak-${process.pid}.json`);
+    const uml = (await import(pathToFileURL(path.join(ROOT, 'scripts', 'uml.mjs')).href)) as {
+      runInUml: (cmd: string[], o: object) => Promise<{ status: number; kernelLabel: string }>;
+    };
+    log(`this kernel has no kTLS (${caps.ulpError ?? 'no tls ULP'}): running under user-mode-linux`);
+    const r = await uml.runInUml([process.execPath, __filename, '--inner', '--out', out, ...(args.quick ? ['--quick'] : []), ...(args.seed !== null ? ['--seed', String(args.seed)] : [])], { cwd: ROOT, mem: '2560M', timeout: 3600, output: process.stderr });
+    if (r.status !== 0) throw new Error(`the soak under user-mode-linux exited with ${r.status}`);
+    report = JSON.parse(fs.readFileSync(out, 'utf8')) as SoakReport;
+    fs.rmSync(out, { force: true });
+  }
+  const c = report.concurrency;
+  const failed = c.broken.length > 0 || c.fdsAfter > c.fdsBefore || c.closedByServer < c.misbehaving.stall + c.misbehaving.garbage + c.misbehaving.reset;
+  if (!args.quick) {
+    const fuzz = fuzzCounts();
+    fs.writeFileSync(path.join(ROOT, 'docs', 'reliability.md'), renderReliability(report, fuzz, Date.now() - started));
+    log('wrote docs/reliability.md');
+  }
+  process.stdout.write(`${JSON.stringify({ kernel: report.kernel, concurrency: { ...c, broken: c.broken.length }, sequential: { rssSlopeKiB: report.sequential.rssSlopeKiB, fdSlope: report.sequential.fdSlope }, idle: report.idle }, null, 2)}\n`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+/** The fuzzers' default iteration counts, as test/helpers/fuzz.ts defines them. */
+function fuzzCounts(): Array<{ target: string; iterations: number }> {
+  try {
+    const f = require(path.join(ROOT, 'dist', 'test', 'helpers', 'fuzz.js')) as { FUZZ_TARGETS?: Array<{ target: string; iterations: number }> };
+    return f.FUZZ_TARGETS ?? [];
+  } catch {
+    return [];
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`soak: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  });
+}
