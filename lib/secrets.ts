@@ -54,10 +54,13 @@ export class Secrets implements TlsSecrets {
 
   /** Wraps (without copying) the given secrets. */
   constructor(secrets: TlsSecrets) {
-    this.version = secrets.version;
-    this.cipher = secrets.cipher;
-    if (secrets.tx) this.tx = redacting(secrets.tx);
-    if (secrets.rx) this.rx = redacting(secrets.rx);
+    // Each field read once: upgrade() validates what was read, and a getter cannot change it afterwards.
+    const { version, cipher, tx, rx } = secrets;
+    this.version = version;
+    this.cipher = cipher;
+    // Anything else is kept as given, for normalizeSecrets() to refuse with a typed error.
+    if (tx !== undefined) this.tx = typeof tx === 'object' && tx !== null ? redacting(tx) : tx;
+    if (rx !== undefined) this.rx = typeof rx === 'object' && rx !== null ? redacting(rx) : rx;
   }
 
   /** Overwrites the key and IV bytes with zeros. */
@@ -91,14 +94,35 @@ function redacting(d: DirectionSecrets): DirectionSecrets {
   return out;
 }
 
-function checkBuffer(value: unknown, field: string, size: number): Buffer {
-  if (!Buffer.isBuffer(value)) {
-    throw invalidArgType(`Expected a ${size}-byte Buffer for ${field} but received ${value === null ? 'null' : typeof value}`);
+const byteLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength')!.get!;
+
+/** What a value is, for a message, without calling anything of it (a user object's toString may throw). */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean' || value === undefined) return String(value);
+  return typeof value;
+}
+
+/** Reads `o[key]` once; a getter or proxy that throws is a bad argument, not a crash. */
+function field(o: object, key: string, name: string): unknown {
+  try {
+    return (o as Record<string, unknown>)[key];
+  } catch (cause) {
+    throw Object.assign(invalidArgType(`Could not read ${name}`), { cause });
   }
-  if (value.length !== size) {
-    throw invalidArgValue(`Expected a ${size}-byte Buffer for ${field} but received ${value.length} bytes`);
+}
+
+function checkBuffer(value: unknown, name: string, size: number): Buffer {
+  // A real Uint8Array (checked by its internal slot, so no proxy or prototype trick passes), measured by the intrinsic getter.
+  if (!Buffer.isBuffer(value) || !util.types.isUint8Array(value)) {
+    throw invalidArgType(`Expected a ${size}-byte Buffer for ${name} but received ${kindOf(value)}`);
   }
-  return Buffer.from(value); // our own copy: wiped once the kernel has it
+  const length = byteLength.call(value) as number;
+  if (length !== size) throw invalidArgValue(`Expected a ${size}-byte Buffer for ${name} but received ${length} bytes`);
+  const copy = Buffer.alloc(length); // our own copy: wiped once the kernel has it
+  copy.set(value);
+  return copy;
 }
 
 function checkSeq(value: unknown, field: string): bigint {
@@ -112,7 +136,7 @@ function checkSeq(value: unknown, field: string): bigint {
     if (value < 0n || value > MAX_SEQ) throw invalidArgValue(`Expected ${field} in [0, 2^64) but received ${value}`);
     return value;
   }
-  throw invalidArgType(`Expected a bigint or number for ${field} but received ${typeof value}`);
+  throw invalidArgType(`Expected a bigint or number for ${field} but received ${kindOf(value)}`);
 }
 
 /** Validated secrets, with the library's own copies of every key. */
@@ -130,27 +154,28 @@ export interface NormalizedSecrets {
  */
 export function normalizeSecrets(secrets: unknown): NormalizedSecrets {
   if (typeof secrets !== 'object' || secrets === null) {
-    throw invalidArgType(`Expected an object for secrets but received ${secrets === null ? 'null' : typeof secrets}`);
+    throw invalidArgType(`Expected an object for secrets but received ${kindOf(secrets)}`);
   }
-  const s = secrets as Partial<Record<keyof TlsSecrets, unknown>>;
-  if (!VERSIONS.includes(s.version as TlsVersion)) {
-    throw invalidArgValue(`Expected secrets.version to be one of ${VERSIONS.join(', ')} but received ${String(s.version)}`);
+  // Every field is read exactly once: a getter cannot pass a check and then change.
+  const versionIn = field(secrets, 'version', 'secrets.version');
+  const cipherIn = field(secrets, 'cipher', 'secrets.cipher');
+  if (!VERSIONS.includes(versionIn as TlsVersion)) {
+    throw invalidArgValue(`Expected secrets.version to be one of ${VERSIONS.join(', ')} but received ${kindOf(versionIn)}`);
   }
-  if (!CIPHER_NAMES.includes(s.cipher as CipherName)) {
-    throw invalidArgValue(`Expected secrets.cipher to be one of ${CIPHER_NAMES.join(', ')} but received ${String(s.cipher)}`);
+  if (!CIPHER_NAMES.includes(cipherIn as CipherName)) {
+    throw invalidArgValue(`Expected secrets.cipher to be one of ${CIPHER_NAMES.join(', ')} but received ${kindOf(cipherIn)}`);
   }
-  const version = s.version as TlsVersion;
-  const cipher = s.cipher as CipherName;
+  const version = versionIn as TlsVersion;
+  const cipher = cipherIn as CipherName;
   const spec = cipherSpec(cipher);
   const direction = (name: 'tx' | 'rx'): NormalizedDirection | undefined => {
-    const d = s[name];
+    const d = field(secrets, name, `secrets.${name}`);
     if (d === undefined) return undefined;
-    if (typeof d !== 'object' || d === null) throw invalidArgType(`Expected an object for secrets.${name} but received ${d === null ? 'null' : typeof d}`);
-    const o = d as Partial<Record<keyof DirectionSecrets, unknown>>;
+    if (typeof d !== 'object' || d === null) throw invalidArgType(`Expected an object for secrets.${name} but received ${kindOf(d)}`);
     return {
-      key: checkBuffer(o.key, `secrets.${name}.key`, spec.keySize),
-      iv: checkBuffer(o.iv, `secrets.${name}.iv`, spec.nonceSize),
-      seq: checkSeq(o.seq, `secrets.${name}.seq`),
+      key: checkBuffer(field(d, 'key', `secrets.${name}.key`), `secrets.${name}.key`, spec.keySize),
+      iv: checkBuffer(field(d, 'iv', `secrets.${name}.iv`), `secrets.${name}.iv`, spec.nonceSize),
+      seq: checkSeq(field(d, 'seq', `secrets.${name}.seq`), `secrets.${name}.seq`),
     };
   };
   const tx = direction('tx');

@@ -29,8 +29,11 @@ inline int32_t ArgInt(const Napi::CallbackInfo& info, size_t i) {
   return static_cast<int32_t>(v);
 }
 
+// A Uint8Array (Buffer) only: napi_is_buffer also says yes to a DataView, whose
+// data the Buffer accessors then cannot read.
 inline Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsBuffer()) throw ArgError(info.Env(), false, "ktls native: expected a Buffer argument");
+  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw ArgError(info.Env(), false, "ktls native: expected a Buffer argument");
   return info[i].As<Napi::Buffer<uint8_t>>();
 }
 

@@ -140,7 +140,9 @@ class Handle : public Napi::ObjectWrap<Handle> {
       if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE)
         type = *reinterpret_cast<unsigned char*>(CMSG_DATA(c));
     }
-    out_.Value()[0] = type;
+    // The caller may have detached or shrunk the out array's buffer since: never write past it.
+    Napi::Int32Array out = out_.Value();
+    if (out.ElementLength() >= 1 && out.Data() != nullptr) out[0] = type;
     return Napi::Number::New(env, static_cast<double>(n));
   }
 
@@ -158,7 +160,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
     std::vector<iovec> iov(list.Length());
     for (uint32_t i = 0; i < list.Length(); i++) {
       Napi::Value v = list[i];
-      if (!v.IsBuffer()) throw ArgError(env, false, "ktls native: send expects Buffers");
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+        throw ArgError(env, false, "ktls native: send expects Buffers");
       auto b = v.As<Napi::Buffer<uint8_t>>();
       iov[i] = iovec{b.Data(), b.Length()};
     }

@@ -56,3 +56,18 @@ t.test('buffer ranges outside the buffer are refused', async (t) => {
   t.throws(() => h.send([buf, 'x' as unknown as Buffer], 0), { code: 'ERR_INVALID_ARG_TYPE' }, 'send of a non-Buffer');
   h.close();
 });
+
+t.test('a DataView is not a Buffer, and a detached out array is never written', async (t) => {
+  const fd = fs.openSync('/dev/null', 'r');
+  t.throws(() => b.readFd(fd, new DataView(new ArrayBuffer(8)) as unknown as Buffer, 0, 4), { code: 'ERR_INVALID_ARG_TYPE' }, 'readFd(DataView)');
+  fs.closeSync(fd);
+  const pair = b.socketPair() as [number, number];
+  const out = new Int32Array(1);
+  const h = new b.Handle(pair[0], noop, out);
+  t.throws(() => h.send([new DataView(new ArrayBuffer(4)) as unknown as Buffer], 0), { code: 'ERR_INVALID_ARG_TYPE' }, 'send([DataView])');
+  structuredClone(out.buffer, { transfer: [out.buffer] }); // detaches the array under the handle
+  b.writeFd(pair[1], Buffer.from('x'), 0, 1);
+  t.equal(h.recv(Buffer.alloc(4), 0, 4), 1, 'recv still works (the record type has nowhere to go)');
+  h.close();
+  b.closeFd(pair[1]);
+});

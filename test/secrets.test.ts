@@ -59,3 +59,17 @@ t.test('inspect and JSON of a Secrets object show no key bytes', async (t) => {
   s.wipe();
   t.ok(s.tx!.key.every((x) => x === 0), 'wipe() zeroes the keys');
 });
+
+t.test('things that only look like Buffers are refused with a typed error, and each field is read once', async (t) => {
+  const good = { version: 'TLSv1.3' as const, cipher: 'aes-128-gcm' as const, tx: { key: Buffer.alloc(16), iv: Buffer.alloc(12), seq: 0n } };
+  const fakes: Array<[string, unknown]> = [
+    ['a Proxy of a Buffer', new Proxy(Buffer.alloc(16), {})],
+    ['an object with Buffer.prototype', Object.setPrototypeOf({ length: 16 }, Buffer.prototype)],
+  ];
+  for (const [name, key] of fakes) t.throws(() => normalizeSecrets({ ...good, tx: { ...good.tx, key } }), { code: 'ERR_INVALID_ARG_TYPE' }, name);
+  let reads = 0;
+  const shifty = { ...good, get version() { return reads++ === 0 ? 'TLSv1.3' : 'TLSv1.0'; } };
+  t.equal(normalizeSecrets(shifty).version, 'TLSv1.3', 'a getter is read once: what was checked is what is used');
+  const nullProto = Object.create(null) as object;
+  t.throws(() => normalizeSecrets({ ...good, cipher: nullProto }), { code: 'ERR_INVALID_ARG_VALUE' }, 'an unprintable cipher still gets its typed error');
+});
