@@ -77,6 +77,8 @@ export interface SoakReport {
     serverSockets: number;
     tlsClientErrors: Record<string, number>;
     socketErrors: Record<string, number>;
+    /** One message per error code seen, to tell what each was. */
+    examples: Record<string, string>;
     fdsBefore: number;
     fdsAfter: number;
     ms: number;
@@ -140,10 +142,18 @@ async function echoServer(o: SoakOptions, stats?: SoakReport['concurrency']): Pr
       stats.serverSockets++;
       if (s.kernel) stats.kernelSockets++;
     }
-    s.on('error', (e: Error & { code?: string }) => stats && bump(stats.socketErrors, e.code));
+    s.on('error', (e: Error & { code?: string }) => {
+      if (!stats) return;
+      bump(stats.socketErrors, e.code);
+      stats.examples[e.code ?? 'none'] ??= e.message;
+    });
     s.pipe(s);
   });
-  server.on('tlsClientError', (e: Error & { code?: string }) => stats && bump(stats.tlsClientErrors, e.code));
+  server.on('tlsClientError', (e: Error & { code?: string }) => {
+    if (!stats) return;
+    bump(stats.tlsClientErrors, e.code);
+    stats.examples[e.code ?? 'none'] ??= e.message;
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, port: (server.address() as net.AddressInfo).port };
 }
@@ -163,7 +173,11 @@ async function goodClient(port: number, rand: () => number, o: SoakOptions, viaK
     if (rand() < 0.2) await tick();
   }
   const got = await withTimeout(back, 60_000, Buffer.alloc(0));
+  // A clean close both ways (close_notify, FIN), as a real client does; bounded.
+  const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+  sock.on('error', () => undefined);
   sock.end();
+  await withTimeout(closed, 10_000, undefined);
   sock.destroy();
   const ok = got.length === payload.length && sha(got) === sha(payload);
   return { ok, bytes: 2 * payload.length, detail: ok ? '' : `${viaKtls ? 'ktls' : 'node:tls'} client: sent ${payload.length}, echoed ${got.length}${got.length === payload.length ? ' (differs)' : ''}` };
@@ -179,7 +193,7 @@ async function badClient(port: number, rand: () => number, kind: Misbehaviour, o
   const t = tls.connect({ ...clientOptions(port), socket: raw });
   t.on('error', () => undefined);
   const secure = await withTimeout(new Promise<boolean>((resolve) => (t.once('secureConnect', () => resolve(true)), t.once('close', () => resolve(false)))), 60_000, false);
-  if (!secure) return false;
+  if (!secure) return withTimeout(closed, 1000, false); // the server gave up on the handshake (handshakeTimeout under load)
   t.write(randomBytes(1 + Math.floor(rand() * 4096)));
   await sleep(Math.floor(rand() * 20));
   if (kind === 'reset') {
@@ -194,7 +208,7 @@ async function concurrency(o: SoakOptions): Promise<SoakReport['concurrency']> {
   const rand = prng(o.seed);
   const stats: SoakReport['concurrency'] = {
     connections: o.concurrent, wellBehaved: 0, misbehaving: { reset: 0, stall: 0, garbage: 0 }, intact: 0, bytesChecked: 0, broken: [], closedByServer: 0,
-    kernelSockets: 0, serverSockets: 0, tlsClientErrors: {}, socketErrors: {}, fdsBefore: fdCount(), fdsAfter: 0, ms: 0,
+    kernelSockets: 0, serverSockets: 0, tlsClientErrors: {}, socketErrors: {}, examples: {}, fdsBefore: fdCount(), fdsAfter: 0, ms: 0,
   };
   const started = Date.now();
   const { server, port } = await echoServer(o, stats);
@@ -359,6 +373,10 @@ export function renderReliability(r: SoakReport, fuzz: Array<{ target: string; i
     `| open fds before → after | ${c.fdsBefore} → ${c.fdsAfter} |`,
     `| wall time | ${(c.ms / 1000).toFixed(1)} s |`,
     ...(c.broken.length ? ['', 'Broken:', ...c.broken.map((b) => `- ${b}`)] : []),
+    '',
+    'What each error code said (one example each):',
+    '',
+    ...Object.entries(c.examples).map(([code, msg]) => `- \`${code}\`: ${msg}`),
     '',
     '## Memory and fds over sequential connections',
     '',

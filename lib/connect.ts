@@ -253,7 +253,7 @@ export function connect(options: KtlsConnectOptions, listener?: (socket: KtlsSoc
     // After a failed hand-over the TLS state is gone with node:tls: the connection cannot be used.
     return handOver(t, { tap, raw, keylog, isServer: false, sessions: early, deadline }, opts).catch((err: unknown) => {
       r.destroy();
-      throw err;
+      throw r.errored ?? err;
     });
   })();
   if (listener) done.then(listener, () => undefined);
@@ -310,7 +310,8 @@ export class KtlsServer extends EventEmitter {
         (err: Error) => {
           t.destroy();
           raw.destroy();
-          this.emit('tlsClientError', err, t);
+          // A reset during the switch undoes it: the reset is the reason, not what it broke.
+          this.emit('tlsClientError', raw.errored ?? err, t);
         },
       );
     });
@@ -453,6 +454,6 @@ export async function upgradeTLSSocket(t: tls.TLSSocket, options: KtlsHandoverOp
   } catch (err) {
     t.destroy();
     state.raw.destroy();
-    throw err;
+    throw state.raw.errored ?? err;
   }
 }
