@@ -73,7 +73,10 @@ size_t Fill(tls12_crypto_info_chacha20_poly1305* s, uint16_t version, uint16_t c
   return sizeof(*s);
 }
 
-void Wipe(void* p, size_t n) { explicit_bzero(p, n); }
+// explicit_bzero is declared nonnull: an empty Buffer has no data pointer.
+void Wipe(void* p, size_t n) {
+  if (n != 0) explicit_bzero(p, n);
+}
 
 // setUlp(fd) -> 0 | -errno
 Napi::Value SetUlp(const Napi::CallbackInfo& info) {

@@ -413,10 +413,13 @@ const checks: Check[] = [
       const before = randomBytes(1 << 20);
       const after = randomBytes(4 << 20);
       a.write(before);
-      await a.updateKeys();
+      const rekeyed = a.updateKeys(); // resolves once the KeyUpdate is sent, which may wait for the reader
       a.end(after);
       await sleep(200);
-      ctx.bytes(await readAll(b), Buffer.concat([before, after]), 'every byte, then a clean end');
+      const got = readAll(b);
+      b.resume(); // a 'data' listener alone does not resume an explicitly paused stream
+      await rekeyed;
+      ctx.bytes(await got, Buffer.concat([before, after]), 'every byte, then a clean end');
     },
   },
 ];
