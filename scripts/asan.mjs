@@ -51,12 +51,13 @@
 //   PATH         build-asan/bin first: curl, openssl and python3 run without
 //                LD_PRELOAD (see PEERS).
 //   KTLS_PREBUILD the directory above.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInUml } from './uml.mjs';
+import { spawnTee, summarize, tee, testFiles } from './tap-run.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
@@ -178,27 +179,7 @@ if (addons.length !== 1 || fs.realpathSync(addons[0]) !== fs.realpathSync(proces
 }
 `;
 
-function files(dir) {
-  const full = path.join(root, 'dist', 'test', dir);
-  return fs.readdirSync(full).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join('dist', 'test', dir, f));
-}
-
-function summarize(text) {
-  const m = [...text.matchAll(/^# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?[^}]*\}/gm)].pop();
-  return m ? { total: Number(m[1]), pass: Number(m[2]), fail: Number(m[3] ?? 0) } : null;
-}
-
-function tee() {
-  let text = '';
-  return { write: (s) => { text += s; process.stdout.write(s); return true; }, text: () => text };
-}
-
-function spawnTee(cmd, args, env, sink) {
-  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.on('data', (c) => sink.write(c.toString()));
-  child.stderr.on('data', (c) => sink.write(c.toString()));
-  return new Promise((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
-}
+const files = (dir) => testFiles(root, dir);
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
@@ -280,6 +261,7 @@ async function main() {
       }
       label = uml.kernelLabel;
       status = uml.status;
+      if (uml.bootFailure) sink.write(`# [asan] FAIL: this host cannot boot ${label}: ${uml.bootFailure}\n`);
       if (status === 97) sink.write(`# [asan] FAIL: the check of the sanitized addon failed in the guest (see the reports below; ASan cannot start under UML kernels with a 39-bit address space, such as 6.1 and 6.12)\n`);
     }
     allText += sink.text();

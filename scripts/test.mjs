@@ -3,12 +3,13 @@
 // runs the kTLS suite (test/kernel/) under a kernel that has kTLS: this host's
 // own where it has the tls module, else the user-mode-linux harness. If neither
 // can run, the run fails and says why: kTLS tests are never skipped.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInUml } from './uml.mjs';
+import { spawnTee, summarize, tee, testFiles } from './tap-run.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
@@ -16,28 +17,11 @@ const tapBin = path.join(root, 'node_modules', '.bin', 'tap');
 const tapArgs = ['--disable-coverage', '--reporter=tap', '--timeout=240', '--jobs=1'];
 const env = { ...process.env, NO_COLOR: '1', TAP_COLORS: '0' };
 
-function files(dir) {
-  const full = path.join(root, 'dist', 'test', dir);
-  return fs.readdirSync(full).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join('dist', 'test', dir, f));
-}
-
-/** Runs tap, streaming its output through `sink`, and returns the exit status and the summary it printed. */
-function summarize(text) {
-  const m = [...text.matchAll(/^# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?[^}]*\}/gm)].pop();
-  return m ? { total: Number(m[1]), pass: Number(m[2]), fail: Number(m[3] ?? 0) } : null;
-}
-
-function tee() {
-  let text = '';
-  return { write: (s) => { text += s; process.stdout.write(s); return true; }, text: () => text };
-}
+const files = (dir) => testFiles(root, dir);
 
 async function tapOnHost(list, label) {
   const sink = tee();
-  const child = spawn(tapBin, [...tapArgs, ...list], { env: { ...env, ...(label ? { KTLS_KERNEL_LABEL: label } : {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.on('data', (c) => sink.write(c.toString()));
-  child.stderr.on('data', (c) => sink.write(c.toString()));
-  const status = await new Promise((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+  const status = await spawnTee(tapBin, [...tapArgs, ...list], { ...env, ...(label ? { KTLS_KERNEL_LABEL: label } : {}) }, sink);
   return { status, summary: summarize(sink.text()) };
 }
 
@@ -74,7 +58,7 @@ async function main() {
     } catch (err) {
       return fail(`no kernel with kTLS can run the kTLS tests: the host lacks the tls module and the user-mode-linux harness failed: ${err.message}`);
     }
-    label = uml.kernelLabel;
+    label = uml.kernelLabel + (uml.skippedKernels ? ` (this host cannot boot ${uml.skippedKernels.map((k) => `${k.kernel}: ${k.reason}`).join('; ')})` : '');
     results.push({ name: `kernel (${label})`, status: uml.status, summary: summarize(sink.text()) });
   }
 

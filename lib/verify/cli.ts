@@ -69,7 +69,9 @@ output:
   --json            the full report as JSON (observed kernel values included)
   --tap             TAP 14; checks the kernel cannot do are # SKIP
   --uml[=K]         run inside the project's user-mode-linux kernel K
-                    (default 6.1; 'all' for every kernel the harness has)
+                    (default auto: the first that boots on this host, 6.1
+                    first; 'all' for every kernel the harness has, those
+                    this host cannot boot reported as such)
   -h, --help        this text
 
 exit status: 0 all passed (or not supported by this kernel), 1 a check failed,
@@ -115,7 +117,7 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case '--cipher': o.ciphers.push(...value().split(',').map(parseCipher)); break;
       case '--check': o.only.push(...value().split(',').map((s) => s.trim())); break;
       case '--json': case '--tap': noValue(); formats.add(flag.slice(2)); break;
-      case '--uml': o.uml = (inline ?? '6.1').split(',').map((s) => s.trim()); break;
+      case '--uml': o.uml = (inline ?? 'auto').split(',').map((s) => s.trim()); break;
       case '--json-out': o.jsonOut = value(); break;
       case '-h': case '--help': noValue(); o.help = true; break;
       default: throw new UsageError(`unknown option '${arg}'`);
@@ -141,7 +143,7 @@ const defaultIo: CliIo = { stdout: (s) => void process.stdout.write(s), stderr: 
 
 /** The UML harness's exports we use (scripts/uml.mjs). */
 interface UmlHarness {
-  runInUml(command: string[], options: { kernel?: string; cwd?: string; env?: Record<string, string>; output?: { write(s: string): unknown } }): Promise<{ status: number; kernelLabel: string }>;
+  runInUml(command: string[], options: { kernel?: string; cwd?: string; env?: Record<string, string>; output?: { write(s: string): unknown } }): Promise<{ status: number; kernelLabel: string; bootFailure?: string }>;
   KERNEL_NAMES?: readonly string[];
 }
 
@@ -165,6 +167,8 @@ export interface UmlKernelResult {
   report?: VerifyReport;
   /** Why there is no report. */
   error?: string;
+  /** Set when this host cannot boot the kernel at all (no check ran; see scripts/uml.mjs). */
+  bootFailure?: string;
 }
 
 function forwardArgs(argv: readonly string[]): string[] {
@@ -181,7 +185,7 @@ async function runUml(o: CliOptions, argv: readonly string[], io: CliIo): Promis
   }
   const names = harness.KERNEL_NAMES ?? ['6.1'];
   const kernels = o.uml!.includes('all') ? [...names] : o.uml!;
-  for (const k of kernels) if (!names.includes(k)) throw new UsageError(`unknown UML kernel '${k}' (the harness has ${names.join(', ')}, or 'all')`);
+  for (const k of kernels) if (k !== 'auto' && !names.includes(k)) throw new UsageError(`unknown UML kernel '${k}' (the harness has ${names.join(', ')}, 'auto' or 'all')`);
   const results: UmlKernelResult[] = [];
   const args = forwardArgs(argv);
   for (const kernel of kernels) {
@@ -194,10 +198,14 @@ async function runUml(o: CliOptions, argv: readonly string[], io: CliIo): Promis
     const command = [process.execPath, path.join(__dirname, 'cli.js'), ...args, ...(human ? [] : ['--json', `--json-out=${jsonFile}`])];
     const r: UmlKernelResult = { kernel, status: 1 };
     try {
-      const { status, kernelLabel } = await harness.runInUml(command, { kernel, cwd: ROOT, output });
+      const { status, kernelLabel, bootFailure } = await harness.runInUml(command, { kernel, cwd: ROOT, output });
       r.status = status;
       r.label = kernelLabel;
-      if (!human) {
+      if (bootFailure !== undefined) {
+        r.bootFailure = bootFailure;
+        r.error = `this host cannot boot ${kernelLabel}: ${bootFailure}`;
+        io.stderr(`ktls-verify: ${r.error}\n`);
+      } else if (!human) {
         if (fs.existsSync(jsonFile)) r.report = JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as VerifyReport;
         else r.error = `no report from the guest (exit ${status}): ${captured.trim().slice(-2000)}`;
       }
@@ -211,19 +219,24 @@ async function runUml(o: CliOptions, argv: readonly string[], io: CliIo): Promis
     if (human && r.error === undefined && ![0, 1, 3].includes(r.status)) io.stderr(`ktls-verify: the guest ended with status ${r.status}\n`);
     results.push(r);
   }
+  // Under `all`, a kernel this host cannot boot is reported and left out of the status; a kernel
+  // named alone, or no kernel booting at all, fails.
+  const counted = kernels.length > 1 && results.some((r) => r.bootFailure === undefined) ? results.filter((r) => r.bootFailure === undefined) : results;
   const statuses = results.map((r) => (r.report ? exitCodeOf(r.report) : r.status));
-  const code = statuses.some((s) => s !== 0 && s !== 3) ? 1 : statuses.includes(3) ? 3 : 0;
+  const countedStatuses = counted.map((r) => statuses[results.indexOf(r)]!);
+  const code = countedStatuses.some((s) => s !== 0 && s !== 3) ? 1 : countedStatuses.includes(3) ? 3 : 0;
   if (o.format === 'json') io.stdout(JSON.stringify({ uml: true, exitCode: code, kernels: results }, null, 2) + '\n');
   else if (o.format === 'tap') {
     io.stdout('TAP version 14\n');
     results.forEach((r, i) => {
       io.stdout(`# Subtest: UML kernel ${r.kernel}\n`);
       io.stdout(r.report ? formatTap(r.report, '    ') : `    1..0 # SKIP ${r.error ?? 'no report'}\n`);
-      io.stdout(`${statuses[i] === 0 ? 'ok' : 'not ok'} ${i + 1} - UML kernel ${r.kernel}${r.label ? ` (${r.label})` : ''}\n`);
+      const bootNote = r.bootFailure !== undefined && counted !== results ? ` # SKIP this host cannot boot it: ${r.bootFailure}` : '';
+      io.stdout(`${statuses[i] === 0 || bootNote ? 'ok' : 'not ok'} ${i + 1} - UML kernel ${r.kernel}${r.label ? ` (${r.label})` : ''}${bootNote}\n`);
     });
     io.stdout(`1..${results.length}\n`);
   } else if (results.length > 1) {
-    io.stdout(`\nUML kernels: ${results.map((r, i) => `${r.kernel} ${statuses[i] === 0 ? 'passed' : statuses[i] === 3 ? 'no kTLS' : 'FAILED'}`).join(', ')}\n`);
+    io.stdout(`\nUML kernels: ${results.map((r, i) => `${r.kernel} ${r.bootFailure !== undefined ? 'cannot boot on this host' : statuses[i] === 0 ? 'passed' : statuses[i] === 3 ? 'no kTLS' : 'FAILED'}`).join(', ')}\n`);
   }
   return code;
 }

@@ -1,0 +1,32 @@
+// What `npm test` (scripts/test.mjs) and `npm run test:asan` (scripts/asan.mjs)
+// share: the compiled test files, tap's summary line, and output that is both
+// shown and kept.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** dist/test/<dir>/*.test.js, relative to `root`, sorted. */
+export function testFiles(root, dir) {
+  const full = path.join(root, 'dist', 'test', dir);
+  return fs.readdirSync(full).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join('dist', 'test', dir, f));
+}
+
+/** The last `# { total, pass, fail }` line tap printed, or null. */
+export function summarize(text) {
+  const m = [...text.matchAll(/^# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?[^}]*\}/gm)].pop();
+  return m ? { total: Number(m[1]), pass: Number(m[2]), fail: Number(m[3] ?? 0) } : null;
+}
+
+/** A sink that prints and remembers. */
+export function tee() {
+  let text = '';
+  return { write: (s) => { text += s; process.stdout.write(s); return true; }, text: () => text };
+}
+
+/** Runs `cmd`, streaming stdout and stderr into `sink`; resolves with its exit status. */
+export function spawnTee(cmd, args, env, sink) {
+  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (c) => sink.write(c.toString()));
+  child.stderr.on('data', (c) => sink.write(c.toString()));
+  return new Promise((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+}
