@@ -345,12 +345,10 @@ interface ChildResult {
 async function child(target: string, progressPath: string, resultPath: string): Promise<void> {
   const b = loadBinding().binding!;
   const progress = fs.openSync(progressPath, 'w');
-  // Unlinked at once and reached through /proc/self/fd, so not even a crash leaves it behind.
-  const tempPath = path.join(os.tmpdir(), `ktls-fuzz-${process.pid}`);
-  fs.writeFileSync(tempPath, Buffer.alloc(65536, 0x5a));
-  const tempFd = fs.openSync(tempPath, 'r');
-  fs.unlinkSync(tempPath);
-  const tempFile = `/proc/self/fd/${tempFd}`;
+  // Beside the progress file, in the folder the parent removes however the child ends. Not an
+  // unlinked file reopened through /proc/self/fd: user-mode-linux's hostfs answers that open with ENOMEM.
+  const tempFile = path.join(path.dirname(progressPath), 'data');
+  fs.writeFileSync(tempFile, Buffer.alloc(65536, 0x5a));
   const counts: Record<string, number> = {};
   const uncaught: string[] = [];
   // A throwing onPoll is reported through 'uncaughtException' (native/socket.cc); only our own FuzzTrap may arrive there.
