@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as tls from 'node:tls';
 import { loadBinding, POLL_READABLE, type Binding, type NativeHandle } from './binding.js';
 import { versionNumber, cipherSpec, constants } from './constants.js';
-import { KtlsError, KtlsSystemError, KtlsUnavailableError, handshakeTimeout, invalidArgType, invalidArgValue } from './errors.js';
+import { KtlsAlertError, KtlsError, KtlsSystemError, KtlsUnavailableError, handshakeTimeout, invalidArgType, invalidArgValue } from './errors.js';
 import { RecordOpener, RecordSealer, type OpenedRecord } from './record.js';
 import { normalizeSecrets, seqBytes, wipeDirection, type NormalizedDirection, type NormalizedSecrets, type TlsSecrets } from './secrets.js';
 import { KtlsSocket, type EarlyRecord, type KtlsSocketOptions, type RecordPaths } from './socket.js';
@@ -94,11 +94,13 @@ function waitReadable(handle: NativeHandle, waiters: { wake?: (status: number) =
  * records only, so the kernel starts on a record boundary. A peer that sends
  * half a record and stops is given until `deadline`.
  */
-async function completeRecord(b: Binding, handle: NativeHandle, opener: RecordOpener, raw: Buffer[], waiters: { wake?: (s: number) => void }, deadline: number): Promise<void> {
+async function completeRecord(b: Binding, handle: NativeHandle, opener: RecordOpener, raw: Buffer[], waiters: { wake?: (s: number) => void }, deadline: number, openComplete: () => void): Promise<void> {
   for (let need = opener.needed(); need > 0; need = opener.needed()) {
     const buf = Buffer.allocUnsafe(need);
     const n = handle.recv(buf, 0, need);
     if (n === -E.EAGAIN || n === -E.EINTR) {
+      // A header that cannot start a record fails now, not after waiting for a body that never comes.
+      openComplete();
       const status = await waitReadable(handle, waiters, deadline);
       if (status === 'timeout') throw handshakeTimeout();
       if (status < 0) {
@@ -252,8 +254,8 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
     const opener = new RecordOpener(s.version, s.cipher, { key: s.rx.key, iv: s.rx.iv, seq: s.rx.seq });
     let rxKeys: { key: Buffer; iv: Buffer } = { key: Buffer.from(s.rx.key), iv: Buffer.from(s.rx.iv) };
     opener.push(buffered);
-    try {
-      if (kernelOk) await completeRecord(b, handle, opener, raw, waiters, handover.deadline ?? Date.now() + (options.handshakeTimeout ?? 120_000));
+    // Opens the complete records held (following a KeyUpdate among them); throws at the first bad one, or a bad header.
+    const openComplete = (): void => {
       for (let rec = opener.next(); rec !== null; rec = opener.next()) {
         const update = s.version === 'TLSv1.3' && rec.type === b.constants.RECORD_HANDSHAKE ? trailingKeyUpdate(rec.data) : null;
         if (update === null) {
@@ -271,12 +273,19 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
         opener.rekey({ ...rxKeys, seq: 0n });
         early.push({ ...rec, keyUpdateFollowed: true });
       }
+    };
+    try {
+      if (kernelOk) await completeRecord(b, handle, opener, raw, waiters, handover.deadline ?? Date.now() + (options.handshakeTimeout ?? 120_000), openComplete);
+      openComplete();
     } catch (err) {
       opener.wipe();
       if (tx === 'kernel') {
+        // Keys are in the kernel already; the connection cannot go back to plain TCP. A record
+        // that failed gets its alert (kernel TX seals it), then the close.
+        if (err instanceof KtlsAlertError && err.local) err.alertSent = handle.send([Buffer.from([2, err.alertCode])], b.constants.RECORD_ALERT) === 2;
         handle.close();
         socket.destroy();
-        throw err; // keys are in the kernel already; the connection cannot go back to plain TCP
+        throw err;
       }
       giveBack(err);
     }

@@ -112,3 +112,32 @@ t.test('EOF without close_notify is a truncation error unless allowed', async (t
   lax.raw.end(Buffer.concat(lax.sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('x'))));
   t.equal((await readAll(lax.sock)).toString(), 'x', 'allowTruncation: a plain FIN ends the stream');
 });
+
+t.test('a forged record already buffered at upgrade, then half a header: rejected at once with bad_record_mac sent, not at handshakeTimeout', async (t) => {
+  await requireKtls(t);
+  const k = constants();
+  for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+    const [raw, peer] = await loopbackPair();
+    const keys = sessionKeys(version, 'aes-128-gcm');
+    const sealer = new ktls.RecordSealer(version, 'aes-128-gcm', keys.ab);
+    const bad = Buffer.concat(sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('forged')));
+    bad[bad.length - 3]! ^= 0x40;
+    const next = Buffer.concat(sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('never completed')));
+    peer.pause();
+    raw.write(Buffer.concat([bad, next.subarray(0, 3)]));
+    await new Promise((resolve) => peer.once('readable', resolve));
+    const rawSeen: Buffer[] = [];
+    raw.on('data', (c: Buffer) => rawSeen.push(c));
+    const rawEnded = new Promise<string>((resolve) => raw.once('end', () => resolve('end')).once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error')));
+    const started = Date.now();
+    const e = (await ktls.upgrade(peer, keys.b, { handshakeTimeout: 5000 }).then(() => null, (err: unknown) => err)) as ktls.KtlsAlertError | null;
+    t.match(e, { code: 'ERR_KTLS_BAD_RECORD', alert: 'bad_record_mac', alertSent: true }, `${version}: the bad record is the error, not the wait for the next one`);
+    t.ok(Date.now() - started < 5000, `${version}: rejected before handshakeTimeout (${Date.now() - started} ms)`);
+    t.equal(await rawEnded, 'end', `${version}: the connection was closed after the alert`);
+    const opener = new ktls.RecordOpener(version, 'aes-128-gcm', keys.ba);
+    opener.push(Buffer.concat(rawSeen));
+    const rec = opener.next();
+    t.same(rec && [rec.type, ...rec.data], [k.RECORD_ALERT, 2, 20], `${version}: the peer received a fatal bad_record_mac alert`);
+    raw.destroy();
+  }
+});
