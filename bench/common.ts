@@ -118,3 +118,15 @@ export function fmtBytes(n: number): string {
 export function hex(b: Buffer): string {
   return b.toString('hex');
 }
+
+/** A small deterministic PRNG (mulberry32), so failures can be replayed from the seed. */
+export function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let x = s;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -22,6 +22,7 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { pathToFileURL } from 'node:url';
 import * as ktls from '../lib/index.js';
+import { prng } from './common.js';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures');
@@ -103,17 +104,6 @@ const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const bump = (m: Record<string, number>, k: string | undefined): void => void (m[k ?? 'none'] = (m[k ?? 'none'] ?? 0) + 1);
 
-/** mulberry32: the same seed, the same run. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Resolves with everything `s` delivers until it ends, closes or fails (never rejects). */
 function drain(s: NodeJS.ReadableStream & { once(ev: string, cb: (...a: unknown[]) => void): unknown }, want = Infinity): Promise<Buffer> {

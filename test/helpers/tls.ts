@@ -58,16 +58,7 @@ export async function chaosProxy(targetPort: number, rand: () => number): Promis
   return server;
 }
 
-/** A small deterministic PRNG (mulberry32), so failures can be replayed from the seed. */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic PRNG, so failures can be replayed from the seed (one definition, with the benchmarks). */
+export { prng } from '../../bench/common.js';
 
 export type TlsServer = tls.Server;
