@@ -8,6 +8,8 @@ import * as path from 'node:path';
 export const ROOT = path.resolve(__dirname, '..', '..');
 /** Generated, git-ignored files: test files, the C binary, raw results. */
 export const CACHE = path.join(ROOT, '.cache', 'bench');
+/** The C contenders' program, built from bench/cbench.c by run.ts and run by the workers. */
+export const CBENCH = path.join(CACHE, 'cbench');
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
@@ -63,9 +65,9 @@ export function stat(values: number[]): Stat | null {
   const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (v.length === 0) return null;
   const mid = Math.floor(v.length / 2);
-  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
-  const min = v[0]!;
-  const max = v[v.length - 1]!;
+  const median = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+  const min = v[0];
+  const max = v[v.length - 1];
   return { median, min, max, spreadPct: median !== 0 ? ((max - min) / Math.abs(median)) * 100 : 0, n: v.length };
 }
 
@@ -73,7 +75,7 @@ export function stat(values: number[]): Stat | null {
 export function percentile(samples: Float64Array | number[], p: number): number {
   const v = Float64Array.from(samples).sort();
   if (v.length === 0) return NaN;
-  return v[Math.min(v.length - 1, Math.max(0, Math.ceil((p / 100) * v.length) - 1))]!;
+  return v[Math.min(v.length - 1, Math.max(0, Math.ceil((p / 100) * v.length) - 1))];
 }
 
 /** Where the kTLS scenarios run. */

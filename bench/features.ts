@@ -2,8 +2,10 @@
 // landed report "not available" with the reason instead of failing the run.
 import * as net from 'node:net';
 import * as ktls from '../lib/index.js';
-import { loadBinding } from '../lib/binding.js';
-import { KtlsSocket, type RecordPaths } from '../lib/socket.js';
+import { requireBinding } from '../lib/native/binding.js';
+import { holdReads, uvHandle } from '../lib/native/net-handle.js';
+import type { RecordPaths } from '../lib/socket/paths.js';
+import { KtlsSocket } from '../lib/socket/socket.js';
 
 /** The zero-copy part of KtlsSocket, typed locally with optional members: a contender whose method is missing reports "not available". */
 export interface ZeroCopySocket {
@@ -96,13 +98,11 @@ export async function plainKtlsSocket(sock: net.Socket): Promise<KtlsSocket> {
       plainMode = 'internal';
     }
   }
-  const { binding: b, error } = loadBinding();
-  if (!b) throw error ?? new Error('no addon');
-  const uv = (sock as unknown as { _handle: { fd: number; readStop(): number; reading: boolean } })._handle;
-  uv.readStop();
-  uv.reading = false;
-  const early: RecordPaths['early'] = [];
-  for (let c: unknown; (c = sock.read()) !== null; ) early.push({ type: b.constants.RECORD_APPLICATION_DATA, data: c as Buffer });
+  const b = requireBinding();
+  const uv = uvHandle(sock);
+  if (!uv) throw new Error('the socket has no handle');
+  const { buffered } = holdReads(sock, uv);
+  const early: RecordPaths['early'] = buffered.length > 0 ? [{ type: b.constants.RECORD_APPLICATION_DATA, data: buffered }] : [];
   const fd = b.adopt(uv.fd);
   if (fd < 0) throw new Error(`adopt failed: ${fd}`);
   const holder: { value?: KtlsSocket } = {};

@@ -11,13 +11,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { probe } from '../lib/index.js';
-import { CACHE, ROOT, machineInfo, progress, type KtlsWhere, type MachineInfo } from './common.js';
+import { CACHE, CBENCH, ROOT, machineInfo, progress, type KtlsWhere, type MachineInfo } from './common.js';
 import { writeReport } from './report.js';
-import {
-  bulkPlan, bulkScenario, handshakeScenario, addNetem, plainScenario, prepareFiles, smallScenario, spliceScenario, Worker,
-  type Ctx, type ScenarioResult,
-} from './scenarios.js';
-import { CBENCH } from './worker.js';
+import { Worker, type Ctx, type ScenarioResult } from './sampling.js';
+import { bulkPlan, bulkScenario, handshakeScenario, addNetem, plainScenario, prepareFiles, smallScenario, spliceScenario } from './scenarios.js';
 
 export interface BenchResults {
   version: 1;
@@ -45,7 +42,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const a: Args = { quick: false, only: null, inner: false, netns: false, out: null, reportOnly: null };
   for (let i = 0; i < argv.length; i++) {
-    const [k, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
+    const [k, inline] = argv[i].split('=', 2) as [string, string | undefined];
     const val = (): string => inline ?? argv[++i] ?? '';
     if (k === '--quick') a.quick = true;
     else if (k === '--only') a.only = val().split(',').filter(Boolean);

@@ -1,179 +1,20 @@
-// The benchmark scenarios. Each runs its contenders alternately (rotating the
-// order every round) in one pair of worker processes and keeps per-round
-// samples; the report shows their median and spread.
+// The benchmark scenarios: for each, its contenders, groups, metrics and
+// targets, and what one run of a contender does in the worker pair. Each runs
+// its contenders alternately (rotating the order every round, sampling.ts) and
+// keeps per-round samples; the report shows their median and spread.
 import { execFileSync } from 'node:child_process';
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CACHE, GiB, MiB, fmtBytes, progress, stat, type Cpu, type Stat } from './common.js';
+import { CACHE, GiB, MiB, fmtBytes, progress, type Cpu } from './common.js';
 import { FEATURES } from './features.js';
-import type { EchoKind, HsKind, RecvKind, RecvResult, SendKind, SendResult, WireKeys } from './worker.js';
+import type { RecvKind, RecvResult, SendKind, SendResult } from './ops/bulk.js';
+import type { EchoKind } from './ops/echo.js';
+import type { HsKind } from './ops/handshake.js';
+import { alternate, newKeys, perGB, type Contender, type Ctx, type Row, type Samples, type ScenarioResult, type TargetResult } from './sampling.js';
 
-// ---------------------------------------------------------------------------
-// Result shapes (written to results.json, read by report.ts)
-
-export interface Row {
-  group: string;
-  contender: string;
-  label: string;
-  available: boolean;
-  reason?: string;
-  note?: string;
-  metrics: Record<string, Stat | null>;
-}
-
-export interface TargetResult {
-  label: string;
-  value: number | null;
-  op: '>=' | '<=';
-  threshold: number;
-  met: boolean | null;
-  /** Measured under UML: correctness only, not a performance verdict. */
-  functionalOnly: boolean;
-  detail: string;
-}
-
-export interface ScenarioResult {
-  id: string;
-  title: string;
-  description: string;
-  where: 'native' | 'uml';
-  kernelLabel: string;
-  /** Metric names in display order. */
-  metrics: string[];
-  rows: Row[];
-  targets: TargetResult[];
-  notes: string[];
-  seconds: number;
-}
-
-export interface Ctx {
-  quick: boolean;
-  rounds: number;
-  where: 'native' | 'uml';
-  kernelLabel: string;
-  files: Map<number, string>;
-  a: Worker;
-  b: Worker;
-}
-
-// ---------------------------------------------------------------------------
-// Workers
-
-export class Worker {
-  readonly child: ChildProcess;
-  #id = 0;
-  #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-
-  constructor(readonly name: string) {
-    this.child = fork(path.join(__dirname, 'worker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.child.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
-      const p = this.#pending.get(m.id);
-      if (!p) return;
-      this.#pending.delete(m.id);
-      if (m.ok) p.resolve(m.result);
-      else p.reject(new Error(`${this.name}: ${m.error}`));
-    });
-    this.child.on('exit', (code) => {
-      for (const p of this.#pending.values()) p.reject(new Error(`${this.name} worker exited (${code})`));
-      this.#pending.clear();
-    });
-  }
-
-  call<T>(op: string, args: object = {}, timeoutMs = 180_000): Promise<T> {
-    const id = ++this.#id;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new Error(`${this.name}: ${op} timed out after ${timeoutMs / 1000}s`));
-      }, timeoutMs);
-      this.#pending.set(id, {
-        resolve: (v) => (clearTimeout(timer), resolve(v as T)),
-        reject: (e) => (clearTimeout(timer), reject(e)),
-      });
-      this.child.send({ id, op, args });
-    });
-  }
-
-  kill(): void {
-    this.child.kill('SIGKILL');
-  }
-}
-
-export function newKeys(): WireKeys {
-  return { ab: { key: randomBytes(16).toString('hex'), iv: randomBytes(12).toString('hex') }, ba: { key: randomBytes(16).toString('hex'), iv: randomBytes(12).toString('hex') } };
-}
-
+/** Ids of the receivers and echo servers a scenario starts in a worker. */
 let nextId = 0;
-const rotate = <T>(list: T[], r: number): T[] => list.map((_, i) => list[(i + r) % list.length]!);
-const perGB = (cpu: number, bytes: number): number => cpu / (bytes / 1e9);
-
-/** Samples of each metric per (group, contender). */
-class Samples {
-  #m = new Map<string, Map<string, number[]>>();
-  #notes = new Map<string, string>();
-  add(key: string, metric: string, v: number | null): void {
-    if (v === null || !Number.isFinite(v)) return;
-    const m = this.#m.get(key) ?? new Map<string, number[]>();
-    this.#m.set(key, m);
-    const list = m.get(metric) ?? [];
-    m.set(metric, list);
-    list.push(v);
-  }
-  note(key: string, note: string): void {
-    this.#notes.set(key, note);
-  }
-  stats(key: string, metrics: string[]): Record<string, Stat | null> {
-    const m = this.#m.get(key);
-    return Object.fromEntries(metrics.map((name) => [name, stat(m?.get(name) ?? [])]));
-  }
-  getNote(key: string): string | undefined {
-    return this.#notes.get(key);
-  }
-}
-
-interface Contender<K> {
-  id: string;
-  label: string;
-  spec: K;
-  /** Reasons the contender cannot run now (missing API), or null. */
-  unavailable?: () => string | null;
-}
-
-/** Runs every (group × contender) once per round, alternating, and builds rows. */
-async function alternate<G extends { name: string }, K>(
-  ctx: Ctx, scenario: string, groups: G[], contenders: Contender<K>[], metrics: string[],
-  once: (g: G, c: Contender<K>, s: Samples, key: string) => Promise<string>,
-): Promise<Row[]> {
-  const samples = new Samples();
-  const failed = new Map<string, string>();
-  for (let r = 0; r < ctx.rounds; r++) {
-    for (const g of groups) {
-      for (const c of rotate(contenders, r)) {
-        const key = `${g.name}\u0000${c.id}`;
-        if (c.unavailable?.() || failed.has(key)) continue;
-        try {
-          const summary = await once(g, c, samples, key);
-          progress(`${scenario} ${g.name} round ${r + 1}/${ctx.rounds}: ${c.label}: ${summary}`);
-        } catch (err) {
-          failed.set(key, (err as Error).message.split('\n')[0]!);
-          progress(`${scenario} ${g.name}: ${c.label} FAILED: ${(err as Error).message}`);
-        }
-      }
-    }
-  }
-  const rows: Row[] = [];
-  for (const g of groups) {
-    for (const c of contenders) {
-      const key = `${g.name}\u0000${c.id}`;
-      const why = c.unavailable?.() ?? (failed.has(key) ? `failed: ${failed.get(key)}` : null);
-      const note = samples.getNote(key);
-      rows.push({ group: g.name, contender: c.id, label: c.label, available: why === null, ...(why ? { reason: why } : {}), ...(note ? { note } : {}), metrics: why ? {} : samples.stats(key, metrics) });
-    }
-  }
-  return rows;
-}
 
 // ---------------------------------------------------------------------------
 // Bulk transfers (file send, and the addon's plain-TCP path)
@@ -362,8 +203,8 @@ export async function smallScenario(ctx: Ctx, plain: boolean): Promise<ScenarioR
     ? [{ id: 'addon', label: 'addon KtlsSocket (plain TCP)', spec: 'addon' }, { id: 'net', label: 'net.Socket', spec: 'net' }]
     : [{ id: 'ktls', label: 'ktls (connect/createServer)', spec: 'ktls' }, { id: 'tls', label: 'node:tls', spec: 'tls' }];
   const rows = await alternate(ctx, plain ? 'small-plain' : 'small', groups, contenders, ECHO_METRICS, (g, c, s, key) => echoOnce(ctx, c.spec, g.size, conns, ms, s, key));
-  const ratioOf = (g: string, m: string): number | null => ratio(rows, g, contenders[0]!.id, contenders[1]!.id, (r) => r.metrics[m]?.median ?? null);
-  const targets = groups.map((g) => target(ctx, `${g.name}: ${contenders[0]!.label} vs ${contenders[1]!.label} requests/s`, ratioOf(g.name, 'req/s'), '>=', 1.0, 'req/s ratio'));
+  const ratioOf = (g: string, m: string): number | null => ratio(rows, g, contenders[0].id, contenders[1].id, (r) => r.metrics[m]?.median ?? null);
+  const targets = groups.map((g) => target(ctx, `${g.name}: ${contenders[0].label} vs ${contenders[1].label} requests/s`, ratioOf(g.name, 'req/s'), '>=', 1.0, 'req/s ratio'));
   return {
     id: plain ? 'small-plain' : 'small', title: plain ? 'Small messages on plain TCP (addon vs net.Socket)' : 'Small messages (request/response echo)', where: ctx.where, kernelLabel: ctx.kernelLabel, metrics: ECHO_METRICS, rows,
     targets: plain ? targets.map((t) => ({ ...t, functionalOnly: false })) : targets,
@@ -446,10 +287,10 @@ export async function handshakeScenario(ctx: Ctx, netem: string | null, rttMs: n
     try {
       const samples = await ctx.a.call<Array<{ ms: number; segments: number | null; synData: boolean | null; resumed: boolean }>>('hsClient', { kind: c.spec.kind, port, version: g.version, fastOpen: c.spec.fastOpen, coalesce: c.spec.coalesce, resumed: c.spec.resumed, n });
       const ms = samples.map((x) => x.ms).sort((a, b) => a - b);
-      const med = ms[Math.floor(ms.length / 2)]!;
+      const med = ms[Math.floor(ms.length / 2)];
       s.add(key, 'TTFB ms', med);
       const segs = samples.map((x) => x.segments).filter((x): x is number => x !== null);
-      if (segs.length) s.add(key, 'segments', segs.sort((a, b) => a - b)[Math.floor(segs.length / 2)]!);
+      if (segs.length) s.add(key, 'segments', segs.sort((a, b) => a - b)[Math.floor(segs.length / 2)]);
       const resumed = samples.filter((x) => x.resumed).length;
       const syn = samples.filter((x) => x.synData === true).length;
       const notes = [`${resumed}/${samples.length} resumed`];

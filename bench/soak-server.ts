@@ -7,8 +7,8 @@ import * as tls from 'node:tls';
 import * as ktls from '../lib/index.js';
 
 const kind = process.argv[2];
-const key = fs.readFileSync(process.argv[3]!);
-const cert = fs.readFileSync(process.argv[4]!);
+const key = fs.readFileSync(process.argv[3]);
+const cert = fs.readFileSync(process.argv[4]);
 const sockets = new Set<NodeJS.ReadWriteStream & { destroy(): void }>();
 const track = (s: NodeJS.ReadWriteStream & { destroy(): void; once(ev: 'close', cb: () => void): unknown; on(ev: 'error', cb: () => void): unknown }): void => {
   sockets.add(s);

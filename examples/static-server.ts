@@ -69,7 +69,7 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
   }
   let urlPath: string;
   try {
-    urlPath = decodeURIComponent((req.url ?? '/').split('?')[0]!);
+    urlPath = decodeURIComponent((req.url ?? '/').split('?')[0]);
   } catch {
     res.writeHead(400, { 'Content-Length': 0 }).end();
     return '400 (bad percent-encoding)';
@@ -94,7 +94,7 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
     res.writeHead(301, { Location: `${encodeURI(urlPath)}/`, 'Content-Length': 0 }).end();
     return '301';
   }
-  const r = await ktls.sendFile(res, urlPath, { root });
+  const r = await ktls.serveFile(res, urlPath, { root });
   return `${r.statusCode} ${r.bytes} B via ${r.method}`;
 }
 

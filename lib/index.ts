@@ -8,16 +8,25 @@
  * ```
  * @packageDocumentation
  */
-export { upgrade, type UpgradeOptions } from './upgrade.js';
-export { KtlsSocket, type KtlsSocketOptions, type SequenceNumbers } from './socket.js';
-export { probe, type Capabilities, type CipherSupport } from './probe.js';
-export { Secrets, type TlsSecrets, type DirectionSecrets } from './secrets.js';
-export { RecordSealer, RecordOpener, type OpenedRecord, type DirectionKeys } from './record.js';
-export { KtlsError, KtlsUnavailableError, KtlsSystemError, KtlsAlertError } from './errors.js';
-export { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from './constants.js';
-export { connect, createServer, createTLSSocket, upgradeTLSSocket, KtlsServer, type KtlsConnectOptions, type KtlsServerOptions, type KtlsHandoverOptions } from './connect.js';
-export { createHttpsServer, sendFile, parseRange, contentTypeOf, CONTENT_TYPES, KtlsHttpsServer, type KtlsHttpsServerOptions, type HttpSendFileOptions, type HttpSendFileResult, type ParsedRange } from './http.js';
-export { pipe, tcpInfo, proxy, spliceEcho, type ProxyResult } from './tcp.js';
-export type { TcpInfo, SendFileOptions, SpliceOptions } from './socket.js';
-export type { FileSource } from './zerocopy.js';
+export { upgrade, type UpgradeOptions } from './socket/upgrade.js';
+export { KtlsSocket } from './socket/socket.js';
+export type { KtlsSocketOptions, SequenceNumbers, SendFileOptions, SpliceOptions } from './socket/options.js';
+export { probe, type Capabilities, type CipherSupport } from './native/probe.js';
+export { Secrets, type TlsSecrets, type DirectionSecrets } from './record/secrets.js';
+export { RecordSealer, RecordOpener, type OpenedRecord, type DirectionKeys } from './record/layer.js';
+export { KtlsError, KtlsUnavailableError, KtlsSystemError, KtlsAlertError } from './native/errors.js';
+export { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from './native/constants.js';
+export { connect, type KtlsConnectOptions } from './handover/client.js';
+export { createServer, KtlsServer, type KtlsServerOptions } from './handover/server.js';
+export { createTLSSocket, upgradeTLSSocket } from './handover/tls-socket.js';
+export type { KtlsHandoverOptions } from './handover/switch.js';
+export { createHttpsServer, KtlsHttpsServer, type KtlsHttpsServerOptions } from './http/server.js';
+export { serveFile, sendFile, parseRange, contentTypeOf, CONTENT_TYPES, type ServeFileOptions, type ServeFileResult, type HttpSendFileOptions, type HttpSendFileResult, type ParsedRange } from './http/serve-file.js';
+export { createPipe, pipe } from './tools/pipe.js';
+export { tcpInfo } from './tools/tcp-info.js';
+export { proxy, type ProxyResult } from './tools/proxy.js';
+export { spliceEcho } from './tools/splice-echo.js';
+export type { HandshakeTcp, TcpInfo } from './socket/base.js';
+export type { FileSource } from './socket/ops/send-file.js';
 export { runVerify, exitCodeOf, SUITE as VERIFY_SUITE, GROUPS as VERIFY_GROUPS, type VerifyOptions, type VerifyReport, type VerifyEvent, type CellSummary, type CheckResult, type GroupName } from './verify/runner.js';
+export type { Check, CheckContext, CheckGroup, CheckStatus, Observed } from './verify/types.js';

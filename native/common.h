@@ -5,6 +5,7 @@
 #include <napi.h>
 #include <cerrno>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
 namespace ktls {
@@ -36,6 +37,9 @@ inline Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i)
     throw ArgError(info.Env(), false, "ktls native: expected a Buffer argument");
   return info[i].As<Napi::Buffer<uint8_t>>();
 }
+
+// Buffers one sendmsg takes (IOV_MAX on Linux); lib/ batches at this size (constants.MAX_IOV).
+inline constexpr size_t kMaxIov = 1024;
 
 inline Napi::Number Result(Napi::Env env, long rc) {
   return Napi::Number::New(env, rc < 0 ? -errno : static_cast<double>(rc));

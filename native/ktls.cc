@@ -219,6 +219,7 @@ void InitKtls(Napi::Env env, Napi::Object exports) {
   Set(k, "RECORD_HANDSHAKE", 22);
   Set(k, "RECORD_APPLICATION_DATA", 23);
   Set(k, "MAX_PLAINTEXT", 1 << 14);
+  Set(k, "MAX_IOV", static_cast<double>(kMaxIov));
   Set(k, "NONCE_SIZE", kNonceSize);
   Set(k, "SOL_SOCKET", SOL_SOCKET);
   Set(k, "SO_TYPE", SO_TYPE);

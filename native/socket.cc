@@ -24,7 +24,6 @@ namespace {
 
 constexpr int kReadable = 1;
 constexpr int kWritable = 2;
-constexpr size_t kMaxIov = 1024;  // IOV_MAX on Linux; lib/ batches below it
 
 class Handle : public Napi::ObjectWrap<Handle> {
  public:

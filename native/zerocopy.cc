@@ -1,6 +1,6 @@
 // Zero-copy and TCP controls: sendfile(2), splice(2), pipes, readiness,
 // TCP_INFO and the Fast Open client socket. Each call is one syscall and
-// returns bytes or -errno; lib/zerocopy.ts and lib/socket.ts own the loops.
+// returns bytes or -errno; lib/socket/ops/ and lib/socket/ own the loops.
 #include "common.h"
 #include "tcpinfo.h"
 

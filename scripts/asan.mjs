@@ -167,7 +167,7 @@ function makeShims() {
 /** Runs in node with the test environment: fails unless the sanitized addon and libasan are what got loaded. */
 const CHECK = `
 const fs = require('fs');
-const r = require('./dist/lib/binding.js').loadBinding();
+const r = require('./dist/lib/native/binding.js').loadBinding();
 if (!r.binding) { console.error('# [asan] the addon did not load: ' + (r.error && r.error.message)); process.exit(1); }
 const libs = [...new Set(fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/\\s+/)[5]).filter((p) => p && p.startsWith('/')))];
 const addons = libs.filter((p) => p.endsWith('.node'));
@@ -188,7 +188,7 @@ async function main() {
 
   if (opts.tsc) {
     if (run(path.join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json']) !== 0) return fail('TypeScript compilation failed');
-  } else if (!fs.existsSync(path.join(root, 'dist', 'lib', 'binding.js'))) {
+  } else if (!fs.existsSync(path.join(root, 'dist', 'lib', 'native', 'binding.js'))) {
     return fail('dist/ is not built and --no-tsc was given');
   }
   if (opts.build && build() !== 0) return fail('the sanitized build failed');
@@ -219,7 +219,7 @@ async function main() {
 
   const results = [];
   let allText = '';
-  const hostFiles = pick(files('.'));
+  const hostFiles = pick(files('host'));
   if (opts.only !== 'kernel' && hostFiles.length) {
     console.log(`# === [asan] host suite: ${os.release()} (${hostFiles.length} files) at ${elapsed()} ===`);
     const sink = tee();
@@ -230,10 +230,10 @@ async function main() {
   }
 
   const kernelFiles = pick(files('kernel'));
-  const guestFiles = opts.guestAll ? [...pick(files('.')), ...kernelFiles] : kernelFiles;
+  const guestFiles = opts.guestAll ? [...pick(files('host')), ...kernelFiles] : kernelFiles;
   let label = 'not run';
   if (opts.only !== 'host' && guestFiles.length) {
-    const probe = spawnSync(process.execPath, ['-e', `require('./dist/lib/probe.js').probe().then(c => { console.log(JSON.stringify(c)); })`], { env: hostEnv, encoding: 'utf8' });
+    const probe = spawnSync(process.execPath, ['-e', `require('./dist/lib/native/probe.js').probe().then(c => { console.log(JSON.stringify(c)); })`], { env: hostEnv, encoding: 'utf8' });
     if (probe.status !== 0) return fail(`probe failed: ${probe.stderr}`);
     const caps = JSON.parse(probe.stdout);
     const sink = tee();

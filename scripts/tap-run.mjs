@@ -5,10 +5,23 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** dist/test/<dir>/*.test.js, relative to `root`, sorted. */
-export function testFiles(root, dir) {
-  const full = path.join(root, 'dist', 'test', dir);
-  return fs.readdirSync(full).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join('dist', 'test', dir, f));
+/**
+ * The compiled tests under dist/test/ (relative to `root`, sorted), one folder
+ * per layer as in lib/. `'kernel'`: the kTLS suite, files named
+ * `*.kernel.test.js`, which need a kernel with kTLS; `'host'`: the rest, which
+ * run on any kernel.
+ */
+export function testFiles(root, which) {
+  const out = [];
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
+      const rel = path.join(dir, e.name);
+      if (e.isDirectory()) walk(rel);
+      else if (e.name.endsWith('.test.js') && e.name.endsWith('.kernel.test.js') === (which === 'kernel')) out.push(rel);
+    }
+  };
+  walk(path.join('dist', 'test'));
+  return out.sort();
 }
 
 /** The last `# { total, pass, fail }` line tap printed, or null. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: compiles the TypeScript, runs the whole suite on the host, then
-// runs the kTLS suite (test/kernel/) under a kernel that has kTLS: this host's
+// runs the kTLS suite (test/**/*.kernel.test.ts) under a kernel that has kTLS: this host's
 // own where it has the tls module, else the user-mode-linux harness. If neither
 // can run, the run fails and says why: kTLS tests are never skipped.
 import { spawnSync } from 'node:child_process';
@@ -27,7 +27,7 @@ async function tapOnHost(list, label) {
 
 /** Does the host kernel itself do kTLS? Decided by trying (probe), not by version. */
 function hostHasKtls() {
-  const r = spawnSync(process.execPath, ['-e', `require('./dist/lib/probe.js').probe().then(c => { console.log(JSON.stringify(c)); })`], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', `require('./dist/lib/native/probe.js').probe().then(c => { console.log(JSON.stringify(c)); })`], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`probe failed: ${r.stderr}`);
   const caps = JSON.parse(r.stdout);
   return { ok: caps.ulp && caps.ciphers.some((c) => c.tx && c.rx), caps };
@@ -41,7 +41,7 @@ async function main() {
 
   const results = [];
   console.log('# === host suite (any kernel): ' + os.release() + ' ===');
-  results.push({ name: 'host', ...(await tapOnHost(files('.'))) });
+  results.push({ name: 'host', ...(await tapOnHost(files('host'))) });
 
   const { ok, caps } = hostHasKtls();
   let label;
@@ -54,7 +54,7 @@ async function main() {
     const sink = tee();
     let uml;
     try {
-      uml = await runInUml([tapBin, ...tapArgs, ...files('.'), ...files('kernel')], { cwd: root, output: sink, env: { NO_COLOR: '1', TAP_COLORS: '0' } });
+      uml = await runInUml([tapBin, ...tapArgs, ...files('host'), ...files('kernel')], { cwd: root, output: sink, env: { NO_COLOR: '1', TAP_COLORS: '0' } });
     } catch (err) {
       return fail(`no kernel with kTLS can run the kTLS tests: the host lacks the tls module and the user-mode-linux harness failed: ${err.message}`);
     }

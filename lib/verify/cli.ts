@@ -10,9 +10,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from '../constants.js';
-import { KtlsError } from '../errors.js';
-import { probe } from '../probe.js';
+import { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from '../native/constants.js';
+import { KtlsError } from '../native/errors.js';
+import { probe } from '../native/probe.js';
 import { formatHeader, formatProbe, formatSummary, formatTap, progress } from './report.js';
 import { exitCodeOf, GROUPS, runVerify, SUITE, UNAVAILABLE_HINT, type GroupName, type VerifyReport } from './runner.js';
 
@@ -95,7 +95,7 @@ export function parseArgs(argv: readonly string[]): CliOptions {
   const o: CliOptions = { groups: [], versions: [], ciphers: [], only: [], format: 'human', probe: false, help: false, uml: null };
   const formats = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i];
     const eq = arg.indexOf('=');
     const [flag, inline] = arg.startsWith('--') && eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
     const value = (): string => {
@@ -223,7 +223,7 @@ async function runUml(o: CliOptions, argv: readonly string[], io: CliIo): Promis
   // named alone, or no kernel booting at all, fails.
   const counted = kernels.length > 1 && results.some((r) => r.bootFailure === undefined) ? results.filter((r) => r.bootFailure === undefined) : results;
   const statuses = results.map((r) => (r.report ? exitCodeOf(r.report) : r.status));
-  const countedStatuses = counted.map((r) => statuses[results.indexOf(r)]!);
+  const countedStatuses = counted.map((r) => statuses[results.indexOf(r)]);
   const code = countedStatuses.some((s) => s !== 0 && s !== 3) ? 1 : countedStatuses.includes(3) ? 3 : 0;
   if (o.format === 'json') io.stdout(JSON.stringify({ uml: true, exitCode: code, kernels: results }, null, 2) + '\n');
   else if (o.format === 'tap') {

@@ -4,7 +4,7 @@
  * the probe report.
  * @packageDocumentation
  */
-import type { Capabilities } from '../probe.js';
+import type { Capabilities } from '../native/probe.js';
 import type { CellSummary, VerifyEvent, VerifyReport } from './runner.js';
 import type { CheckResult } from './types.js';
 
@@ -67,8 +67,8 @@ export function formatTable(report: VerifyReport): string {
       rows.push([group, version, ...cells.map(tableCell)]);
     }
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => '  ' + r.map((v, i) => v.padEnd(widths[i]! + 2)).join('').trimEnd()).join('\n') + '\n';
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => '  ' + r.map((v, i) => v.padEnd(widths[i] + 2)).join('').trimEnd()).join('\n') + '\n';
 }
 
 /** Unsupported results grouped by check and reason: `[label, reason, cells]`. */

@@ -5,8 +5,8 @@
  * @packageDocumentation
  */
 import * as os from 'node:os';
-import { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from '../constants.js';
-import { probe, type Capabilities } from '../probe.js';
+import { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from '../native/constants.js';
+import { probe, type Capabilities } from '../native/probe.js';
 import { handling } from './checks/handling.js';
 import { sendpage } from './checks/sendpage.js';
 import { spliceRead } from './checks/splice-read.js';
@@ -36,9 +36,30 @@ export interface VerifyOptions {
 
 /** Progress events of {@link runVerify}. */
 export type VerifyEvent =
-  | { type: 'cell-start'; group: GroupName; version: TlsVersion; cipher: CipherName; checks: number }
-  | { type: 'check-done'; result: CheckResult }
-  | { type: 'cell-done'; cell: CellSummary };
+  | {
+      /** A group × version × cipher cell begins. */
+      type: 'cell-start';
+      /** Its group. */
+      group: GroupName;
+      /** Its TLS version. */
+      version: TlsVersion;
+      /** Its cipher. */
+      cipher: CipherName;
+      /** How many checks it holds. */
+      checks: number;
+    }
+  | {
+      /** A check finished. */
+      type: 'check-done';
+      /** Its outcome. */
+      result: CheckResult;
+    }
+  | {
+      /** A cell finished. */
+      type: 'cell-done';
+      /** Its summary. */
+      cell: CellSummary;
+    };
 
 /** Outcome of one group × version × cipher cell. */
 export interface CellSummary {
@@ -73,13 +94,27 @@ export interface VerifyReport {
   /** What `ktls.probe()` found. */
   probe: Capabilities;
   /** What was selected. */
-  selection: { groups: GroupName[]; versions: TlsVersion[]; ciphers: CipherName[] };
+  selection: {
+    /** Groups that ran. */
+    groups: GroupName[];
+    /** TLS versions that ran. */
+    versions: TlsVersion[];
+    /** Ciphers that ran. */
+    ciphers: CipherName[];
+  };
   /** Per-check results, in run order. */
   results: CheckResult[];
   /** Per-cell summaries (the table). */
   cells: CellSummary[];
   /** Totals over all checks. */
-  totals: { passed: number; failed: number; unsupported: number };
+  totals: {
+    /** Checks that passed. */
+    passed: number;
+    /** Checks that failed. */
+    failed: number;
+    /** Checks this kernel cannot do (never counted as passed). */
+    unsupported: number;
+  };
   /** Wall time in milliseconds. */
   ms: number;
 }

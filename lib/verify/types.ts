@@ -2,9 +2,9 @@
  * Shared shapes of the verify suite: checks, their context, and their results.
  * @packageDocumentation
  */
-import type { Capabilities } from '../probe.js';
-import type { CipherName, TlsVersion } from '../constants.js';
-import { KtlsError } from '../errors.js';
+import type { Capabilities } from '../native/probe.js';
+import type { CipherName, TlsVersion } from '../native/constants.js';
+import { KtlsError } from '../native/errors.js';
 
 /** The suite's groups, in the order `--all` runs them. */
 export const GROUPS = ['transmission', 'handling', 'sendpage', 'splice-read'] as const;

@@ -8,15 +8,16 @@ import { randomBytes } from 'node:crypto';
 import type * as net from 'node:net';
 import * as os from 'node:os';
 import type { Readable } from 'node:stream';
-import { loadBinding, POLL_READABLE, POLL_WRITABLE, type Binding, type NativeHandle } from '../binding.js';
-import { cipherSpec, versionNumber, type CipherName, type TlsVersion } from '../constants.js';
-import { tls13Keys } from '../derive.js';
-import { errnoName } from '../errors.js';
-import { loopbackPair } from '../probe.js';
-import { RecordOpener, RecordSealer, type DirectionKeys } from '../record.js';
-import type { TlsSecrets } from '../secrets.js';
-import type { KtlsSocket } from '../socket.js';
-import { upgrade, type UpgradeOptions } from '../upgrade.js';
+import { requireBinding, POLL_READABLE, POLL_WRITABLE, type Binding, type NativeHandle } from '../native/binding.js';
+import { cipherSpec, versionNumber, type CipherName, type TlsVersion } from '../native/constants.js';
+import { hashOf, hashSize, tls13Keys } from '../record/derive.js';
+import { errnoName } from '../native/errors.js';
+import { loopbackPair } from '../native/probe.js';
+import { handleFd } from '../native/net-handle.js';
+import { RecordOpener, RecordSealer, type DirectionKeys } from '../record/layer.js';
+import type { TlsSecrets } from '../record/secrets.js';
+import type { KtlsSocket } from '../socket/socket.js';
+import { upgrade, type UpgradeOptions } from '../socket/upgrade.js';
 import type { CheckContext } from './types.js';
 
 /** Positive errno constants. */
@@ -40,11 +41,7 @@ export function sessionKeys(version: TlsVersion, cipher: CipherName, seq: { ab?:
 }
 
 /** The addon, or a failure that says why it is missing. */
-export function binding(): Binding {
-  const { binding: b, error } = loadBinding();
-  if (!b) throw new Error(`the ktls native addon is not available: ${error?.message ?? 'unknown'}`);
-  return b;
-}
+export const binding: () => Binding = requireBinding;
 
 /** Two kernel-TLS sockets talking to each other over loopback; destroyed when the check ends. */
 export async function kernelPair(ctx: CheckContext, options: UpgradeOptions = {}, seq: { ab?: bigint; ba?: bigint } = {}): Promise<{ a: KtlsSocket; b: KtlsSocket; keys: SessionKeys }> {
@@ -124,7 +121,7 @@ export class RawEnd {
   recvNow(max: number): RawRecv {
     const buf = Buffer.alloc(max);
     const n = this.handle.recv(buf, 0, max);
-    return { n, data: n > 0 ? buf.subarray(0, n) : Buffer.alloc(0), type: n >= 0 ? this.#out[0]! : 0, result: rc(n) };
+    return { n, data: n > 0 ? buf.subarray(0, n) : Buffer.alloc(0), type: n >= 0 ? this.#out[0] : 0, result: rc(n) };
   }
 
   /** One `recvmsg` of at most `max` bytes, waiting (up to `timeoutMs`) while it would block. */
@@ -193,7 +190,7 @@ export async function rawPair(ctx: CheckContext): Promise<{ end: RawEnd; peer: n
   const b = binding();
   const [c, s] = await loopbackPair();
   ctx.defer(() => (c.destroy(), s.destroy()));
-  const fd = b.adopt((s as unknown as { _handle: { fd: number } })._handle.fd);
+  const fd = b.adopt(handleFd(s));
   ctx.ok(fd >= 0, `fcntl(F_DUPFD_CLOEXEC): ${rc(fd)}`);
   s.destroy(); // libuv must not read from our fd; the dup keeps the connection
   const end = new RawEnd(b, fd);
@@ -309,8 +306,8 @@ export async function rawKtls(ctx: CheckContext, seq: { ab?: bigint; ba?: bigint
  * both ends can initiate and follow KeyUpdates.
  */
 export async function rekeyablePair(cipher: CipherName, options: UpgradeOptions = {}): Promise<[KtlsSocket, KtlsSocket]> {
-  const hash = cipher === 'aes-256-gcm' ? 'sha384' : 'sha256';
-  const size = hash === 'sha384' ? 48 : 32;
+  const hash = hashOf(cipher);
+  const size = hashSize(hash);
   const ab = randomBytes(size);
   const ba = randomBytes(size);
   const side = (tx: Buffer, rx: Buffer): TlsSecrets => ({ version: 'TLSv1.3', cipher, tx: { ...tls13Keys(cipher, hash, tx), seq: 0n }, rx: { ...tls13Keys(cipher, hash, rx), seq: 0n } });

@@ -1,8 +1,8 @@
 // The kTLS suite runs only under a kernel with kTLS. This asserts that it does
 // (failing, never skipping, if not) and says which kernel it is.
 import type { Test } from 'tap';
-import { probe, type Capabilities } from '../../lib/probe.js';
-import type { CipherName, TlsVersion } from '../../lib/constants.js';
+import { probe, type Capabilities } from '../../lib/native/probe.js';
+import type { CipherName, TlsVersion } from '../../lib/native/constants.js';
 
 let caps: Promise<Capabilities> | undefined;
 

@@ -1,22 +1,11 @@
 // Shared test fixtures: loopback pairs, random keys, and reading streams to the end.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as ktls from '../../lib/index.js';
-import { cipherSpec, type CipherName, type TlsVersion } from '../../lib/constants.js';
-import { loopbackPair } from '../../lib/probe.js';
-import type { TlsSecrets } from '../../lib/secrets.js';
+import type { CipherName, TlsVersion } from '../../lib/native/constants.js';
+import { loopbackPair } from '../../lib/native/probe.js';
+import { sessionKeys } from '../../lib/verify/util.js';
 
-interface Keys { key: Buffer; iv: Buffer; seq: bigint }
-
-export { loopbackPair };
-
-/** Random keys for both directions; `a` and `b` are the two ends' views of one session. */
-export function sessionKeys(version: TlsVersion, cipher: CipherName, seq: { ab?: bigint; ba?: bigint } = {}): { a: TlsSecrets; b: TlsSecrets; ab: Keys; ba: Keys } {
-  const spec = cipherSpec(cipher);
-  const ab = { key: randomBytes(spec.keySize), iv: randomBytes(spec.nonceSize), seq: seq.ab ?? 0n };
-  const ba = { key: randomBytes(spec.keySize), iv: randomBytes(spec.nonceSize), seq: seq.ba ?? 0n };
-  const copy = (d: Keys): Keys => ({ key: Buffer.from(d.key), iv: Buffer.from(d.iv), seq: d.seq });
-  return { a: { version, cipher, tx: copy(ab), rx: copy(ba) }, b: { version, cipher, tx: copy(ba), rx: copy(ab) }, ab: copy(ab), ba: copy(ba) };
-}
+export { loopbackPair, sessionKeys };
 
 /** Two KtlsSockets talking to each other over loopback. */
 export async function upgradedPair(version: TlsVersion, cipher: CipherName, options: ktls.UpgradeOptions = {}): Promise<[ktls.KtlsSocket, ktls.KtlsSocket]> {

@@ -1,7 +1,7 @@
 // Reads TLS records off a raw socket and opens them with the userspace record layer.
 import type * as net from 'node:net';
-import type { CipherName, TlsVersion } from '../../lib/constants.js';
-import { RecordOpener, type DirectionKeys } from '../../lib/record.js';
+import type { CipherName, TlsVersion } from '../../lib/native/constants.js';
+import { RecordOpener, type DirectionKeys } from '../../lib/record/layer.js';
 
 /** Opens records from `raw` until `total` plaintext bytes arrived; returns each record's plaintext size and the data. */
 export function recordSizesOnWire(raw: net.Socket, keys: DirectionKeys, version: TlsVersion, cipher: CipherName, total: number): Promise<{ plaintexts: number[]; opened: Buffer }> {
@@ -19,7 +19,7 @@ export function recordSizesOnWire(raw: net.Socket, keys: DirectionKeys, version:
           got += rec.data.length;
         }
       } catch (err) {
-        reject(err as Error);
+        reject(err instanceof Error ? err : new Error(String(err)));
         return;
       }
       if (got >= total) {

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ktls from '../../lib/index.js';
-import { loadBinding } from '../../lib/binding.js';
+import { loadBinding } from '../../lib/native/binding.js';
 import { readAll, sha256, upgradedPair } from './pair.js';
 
 export const FILE_SIZES = [0, 1, 4095, 4096, 4097, 16383, 16384, 16385, 65537, 1024 * 1024 + 7, ...Array.from({ length: 3 }, () => 1 + Math.floor(Math.random() * 200_000))];
@@ -107,7 +107,7 @@ export function zeroCopySuite(t: Test, options: ktls.UpgradeOptions, expectKerne
     fs.writeFileSync(file, data);
     const [a, b] = await upgradedPair('TLSv1.3', 'aes-256-gcm', options);
     const got = readAll(b);
-    const [r, w] = ktls.pipe();
+    const [r, w] = ktls.createPipe();
     const child = spawn('cat', [file], { stdio: ['ignore', w, 'inherit'] });
     fs.closeSync(w);
     a.write('<');
@@ -125,7 +125,7 @@ export function zeroCopySuite(t: Test, options: ktls.UpgradeOptions, expectKerne
   t.test('spliceFrom honours length and leaves the rest in the pipe', async (t) => {
     const [a, b] = await upgradedPair('TLSv1.2', 'chacha20-poly1305', options);
     const got = readAll(b);
-    const [r, w] = ktls.pipe();
+    const [r, w] = ktls.createPipe();
     fs.writeSync(w, Buffer.from('0123456789'));
     t.equal(await a.spliceFrom(r, { length: 4 }), 4);
     t.equal(await a.spliceFrom(r, { length: 6 }), 6);
@@ -143,7 +143,7 @@ export function zeroCopySuite(t: Test, options: ktls.UpgradeOptions, expectKerne
     a.write(data);
     // Part of the stream is read the ordinary way first.
     const first = await new Promise<Buffer>((resolve) => b.once('data', (c: Buffer) => { b.pause(); resolve(c); }));
-    const [r, w] = ktls.pipe();
+    const [r, w] = ktls.createPipe();
     const piped = drainFd(r);
     const n1 = await b.spliceTo(w, { length: 100_000 });
     fs.closeSync(w);
@@ -164,7 +164,7 @@ export function zeroCopySuite(t: Test, options: ktls.UpgradeOptions, expectKerne
     t.equal(a.kernelDirections.tx, expectKernel); // the raw handshake record below needs kernel TX
     const handshakes: Buffer[] = [];
     b.on('handshake', (m: Buffer) => handshakes.push(m));
-    const [r, w] = ktls.pipe();
+    const [r, w] = ktls.createPipe();
     const piped = drainFd(r);
     const spliced = b.spliceTo(w);
     await new Promise<void>((resolve) => a.write('before;', () => resolve()));
@@ -183,7 +183,7 @@ export function zeroCopySuite(t: Test, options: ktls.UpgradeOptions, expectKerne
 
   t.test('a second spliceTo while one runs is ERR_KTLS_BUSY; the first goes on', async (t) => {
     const [a, b] = await upgradedPair('TLSv1.3', 'aes-128-gcm', options);
-    const [r, w] = ktls.pipe();
+    const [r, w] = ktls.createPipe();
     const piped = drainFd(r);
     const first = b.spliceTo(w);
     t.throws(() => b.spliceTo(w), { code: 'ERR_KTLS_BUSY' });

@@ -7,11 +7,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import type * as net from 'node:net';
-import type { TlsVersion } from '../../constants.js';
-import { constants } from '../../constants.js';
-import type { KtlsAlertError } from '../../errors.js';
-import type { RecordOpener, RecordSealer } from '../../record.js';
-import type { KtlsSocket } from '../../socket.js';
+import type { TlsVersion } from '../../native/constants.js';
+import { constants } from '../../native/constants.js';
+import type { KtlsAlertError } from '../../native/errors.js';
+import type { RecordOpener, RecordSealer } from '../../record/layer.js';
+import type { KtlsSocket } from '../../socket/socket.js';
 import type { Check, CheckContext } from '../types.js';
 import { errorOf, openAll, wirePair } from '../util.js';
 
@@ -37,7 +37,7 @@ export const ALERT_CASES: readonly AlertCase[] = [
     title: 'a record that fails authentication gets bad_record_mac, then a close',
     input: (s) => {
       const bad = Buffer.concat(seal(s, constants().RECORD_APPLICATION_DATA, Buffer.from('forged')));
-      bad[bad.length - 1]! ^= 1;
+      bad[bad.length - 1] ^= 1;
       return [bad];
     },
     alert: () => 'bad_record_mac',

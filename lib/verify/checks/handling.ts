@@ -1,39 +1,20 @@
 /**
  * Handling: how the kernel (and this package in front of it) answers misuse,
- * edge cases and control records — ULP and key installation errors, record
+ * edge cases and control records — ULP and key installation errors (setup.ts), record
  * sequence exhaustion, alerts and handshake records both ways, forged and
  * malformed records, ciphertext queued before the keys, close_notify, rekey.
  * @packageDocumentation
  */
 import { randomBytes } from 'node:crypto';
-import * as net from 'node:net';
-import { cipherSpec, constants, versionNumber } from '../../constants.js';
-import { KtlsAlertError } from '../../errors.js';
-import { loopbackPair } from '../../probe.js';
-import { RecordOpener, RecordSealer } from '../../record.js';
-import { upgrade } from '../../upgrade.js';
+import { constants } from '../../native/constants.js';
+import { KtlsAlertError } from '../../native/errors.js';
+import { RecordOpener, RecordSealer } from '../../record/layer.js';
 import type { Check, CheckContext, CheckGroup } from '../types.js';
 import { alertChecks } from './alerts.js';
-import { allowedHandshake, binding, errorOf, kernelPair, openAll, rawKtls, rawPair, rc, readAll, readBytes, rekeyablePair, sessionKeys, sleep, wirePair } from '../util.js';
+import { setupChecks } from './setup.js';
+import { allowedHandshake, errorOf, kernelPair, openAll, rawKtls, rawPair, rc, readAll, readBytes, rekeyablePair, sessionKeys, sleep, wirePair } from '../util.js';
 
 const SEQ_MAX = (1n << 64n) - 1n;
-
-/** Resolves with the error (or null on success) of listening on / connecting from a dup of `fd`. */
-async function netCallOnDup(fd: number, call: 'listen' | 'connect', port: number): Promise<string> {
-  const dup = binding().adopt(fd);
-  if (dup < 0) return `adopt ${rc(dup)}`;
-  return new Promise((resolve) => {
-    if (call === 'listen') {
-      const server = net.createServer();
-      server.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-      server.listen({ fd: dup }, () => (server.close(), resolve('ok')));
-    } else {
-      const s = new net.Socket({ fd: dup, readable: false, writable: false });
-      s.once('error', (e: NodeJS.ErrnoException) => (s.destroy(), resolve(e.code ?? e.message)));
-      s.connect(port, '127.0.0.1', () => (s.destroy(), resolve('ok')));
-    }
-  });
-}
 
 /** A raw kTLS end whose peer has just sent `records`; resolves once they had time to arrive. */
 async function rawReceiving(ctx: CheckContext, build: (sealer: RecordSealer) => Buffer[]) {
@@ -44,128 +25,6 @@ async function rawReceiving(ctx: CheckContext, build: (sealer: RecordSealer) => 
 }
 
 const checks: Check[] = [
-  {
-    id: 'ulp-unconnected',
-    title: 'TCP_ULP "tls" on a socket that is not connected (listening) fails with ENOTCONN',
-    async run(ctx) {
-      const server = net.createServer();
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      ctx.defer(() => server.close());
-      const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-      const r = rc(binding().setUlp(fd));
-      ctx.observe('setUlp', r);
-      ctx.equal(r, 'ENOTCONN', 'setsockopt(TCP_ULP) on a listening socket');
-    },
-  },
-  {
-    id: 'ulp-twice',
-    title: 'TCP_ULP "tls" twice: EEXIST, and getsockopt(TCP_ULP) names "tls"',
-    async run(ctx) {
-      const { end } = await rawPair(ctx);
-      ctx.equal(rc(end.setUlp()), 'ok', 'first setsockopt(TCP_ULP)');
-      const second = rc(end.setUlp());
-      ctx.observe('secondSetUlp', second);
-      ctx.equal(second, 'EEXIST', 'second setsockopt(TCP_ULP)');
-      ctx.equal(end.b.getUlp(end.fd), 'tls', 'getsockopt(TCP_ULP)');
-    },
-  },
-  {
-    id: 'keys-without-ulp',
-    title: 'keys before the ULP are refused (the socket stays plain TCP)',
-    async run(ctx) {
-      const { end, peer } = await rawPair(ctx);
-      const r = rc(end.setKeys('tx', ctx.version, ctx.cipher, sessionKeys(ctx.version, ctx.cipher).ab));
-      ctx.observe('setKeysWithoutUlp', r);
-      ctx.ok(r !== 'ok', 'setsockopt(SOL_TLS, TLS_TX) without the ULP must fail');
-      ctx.equal(end.send([Buffer.from('plain')]), 5, 'the socket still sends plain bytes');
-      ctx.equal((await readBytes(peer, 5)).toString(), 'plain', 'peer got them unencrypted');
-    },
-  },
-  {
-    id: 'bad-params-raw',
-    title: 'the raw binding: bad version, cipher and key size give EINVAL; a good install still works afterwards',
-    async run(ctx) {
-      const { end } = await rawPair(ctx);
-      const b = end.b;
-      const k = b.constants;
-      const spec = cipherSpec(ctx.cipher);
-      ctx.equal(rc(end.setUlp()), 'ok', 'setsockopt(TCP_ULP)');
-      const seq = Buffer.alloc(8);
-      const attempt = (version: number, cipher: number, keySize: number): string => rc(b.setKeys(end.fd, k.TLS_TX, version, cipher, randomBytes(keySize), randomBytes(12), seq));
-      const badVersion = attempt(0x0302, spec.id, spec.keySize); // TLS 1.1
-      const badCipher = attempt(versionNumber(ctx.version), 9999, spec.keySize);
-      const badKey = attempt(versionNumber(ctx.version), spec.id, spec.keySize - 1);
-      ctx.observe('badVersion', badVersion);
-      ctx.observe('badCipher', badCipher);
-      ctx.observe('badKeySize', badKey);
-      ctx.equal(badVersion, 'EINVAL', 'TLS 1.1 version number');
-      ctx.equal(badCipher, 'EINVAL', 'unknown cipher id');
-      ctx.equal(badKey, 'EINVAL', 'key one byte short');
-      ctx.equal(rc(end.setKeys('tx', ctx.version, ctx.cipher, sessionKeys(ctx.version, ctx.cipher).ab)), 'ok', 'a good install after the failures');
-    },
-  },
-  {
-    id: 'bad-params-typed',
-    title: 'upgrade() rejects a bad version, cipher, key size and seq with typed errors before any syscall, leaving the socket plain',
-    async run(ctx) {
-      const [c, s] = await loopbackPair();
-      ctx.defer(() => (c.destroy(), s.destroy()));
-      const good = sessionKeys(ctx.version, ctx.cipher).a;
-      const cases: Array<[string, unknown, string, string]> = [
-        ['version', { ...good, version: 'TLSv1.1' }, 'ERR_INVALID_ARG_VALUE', 'RangeError'],
-        ['cipher', { ...good, cipher: 'aes-128-cbc' }, 'ERR_INVALID_ARG_VALUE', 'RangeError'],
-        ['keySize', { ...good, tx: { ...good.tx, key: randomBytes(15) } }, 'ERR_INVALID_ARG_VALUE', 'RangeError'],
-        ['ivType', { ...good, rx: { ...good.rx, iv: 'x' } }, 'ERR_INVALID_ARG_TYPE', 'TypeError'],
-        ['seq', { ...good, tx: { ...good.tx, seq: 1n << 64n } }, 'ERR_INVALID_ARG_VALUE', 'RangeError'],
-      ];
-      for (const [name, secrets, code, cls] of cases) {
-        const err = await upgrade(s, secrets as typeof good).then(() => null, (e: Error & { code?: string }) => e);
-        if (!err) return ctx.fail(`${name}: upgrade() accepted bad secrets`);
-        ctx.observe(name, err.code ?? err.name);
-        ctx.equal(err.code, code, `${name}: error code`);
-        ctx.equal(err.name, cls, `${name}: error class`);
-      }
-      const fd = (s as unknown as { _handle: { fd: number } })._handle.fd;
-      const ulp = binding().getUlp(fd);
-      ctx.ok(ulp === '' || typeof ulp === 'number', `no ULP was attached (getsockopt(TCP_ULP) = ${String(ulp)})`);
-      ctx.equal(s.destroyed, false, 'the net.Socket is intact');
-      const got = readBytes(c, 5);
-      s.write('plain');
-      ctx.equal((await got).toString(), 'plain', 'and still carries plain bytes');
-    },
-  },
-  {
-    id: 'keys-twice',
-    title: 'TLS 1.2 keys installed twice: EBUSY in each direction',
-    versions: ['TLSv1.2'],
-    async run(ctx) {
-      const { end } = await rawKtls(ctx);
-      const again = sessionKeys(ctx.version, ctx.cipher);
-      const tx = rc(end.setKeys('tx', ctx.version, ctx.cipher, again.ab));
-      const rx = rc(end.setKeys('rx', ctx.version, ctx.cipher, again.ba));
-      ctx.observe('secondTx', tx);
-      ctx.observe('secondRx', rx);
-      ctx.equal(tx, 'EBUSY', 'second TLS_TX');
-      ctx.equal(rx, 'EBUSY', 'second TLS_RX');
-    },
-  },
-  {
-    id: 'listen-connect-after-keys',
-    title: 'listen() and connect() on a socket with kTLS keys both fail',
-    async run(ctx) {
-      const { end } = await rawKtls(ctx);
-      const server = net.createServer();
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      ctx.defer(() => server.close());
-      const listen = await netCallOnDup(end.fd, 'listen', 0);
-      const connect = await netCallOnDup(end.fd, 'connect', (server.address() as net.AddressInfo).port);
-      ctx.observe('listen', listen);
-      ctx.observe('connect', connect);
-      ctx.ok(listen !== 'ok', 'listen() must fail');
-      ctx.ok(connect !== 'ok', 'connect() must fail');
-      ctx.equal(end.seq('tx'), 0n, 'the keys are still installed');
-    },
-  },
   {
     id: 'seq-max',
     title: 'sequence number 2^64-1: whatever the kernel sends or accepts there opens correctly, and it never sends under the wrapped seq 0 (nonce reuse)',
@@ -191,7 +50,7 @@ const checks: Check[] = [
       if (first > 0) ctx.equal(recs[0]?.data.toString(), 'last', 'the accepted record opens at seq 2^64-1');
       const reuse = new RecordOpener(ctx.version, ctx.cipher, { ...tx.keys.ba, seq: 0n });
       reuse.push(bytes);
-      let reused = false;
+      let reused: boolean;
       try {
         reused = openAll(reuse).length > 0;
       } catch {
@@ -264,7 +123,7 @@ const checks: Check[] = [
       const { end } = await rawReceiving(ctx, (sealer) => {
         const good = sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('good'));
         const bad = Buffer.concat(sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('forged')));
-        bad[bad.length - 1]! ^= 0x01;
+        bad[bad.length - 1] ^= 0x01;
         return [...good, bad];
       });
       const first = await end.recv(100);
@@ -283,7 +142,7 @@ const checks: Check[] = [
       const err = errorOf(sock);
       const good = sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('good'));
       const bad = Buffer.concat(sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('forged')));
-      bad[bad.length - 1]! ^= 0x01;
+      bad[bad.length - 1] ^= 0x01;
       raw.write(Buffer.concat([...good, bad]));
       const e = (await err) as KtlsAlertError;
       ctx.equal(e.code, 'ERR_KTLS_BAD_RECORD', 'socket error code');
@@ -428,5 +287,5 @@ const checks: Check[] = [
 export const handling: CheckGroup = {
   name: 'handling',
   description: 'ULP/key errors, sequence exhaustion, control records both ways, forged and malformed records and the alerts they get, queued ciphertext, close_notify, rekey',
-  checks: [...checks, ...alertChecks],
+  checks: [...setupChecks, ...checks, ...alertChecks],
 };

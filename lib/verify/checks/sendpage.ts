@@ -10,8 +10,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { constants } from '../../constants.js';
-import { pipe } from '../../tcp.js';
+import { constants } from '../../native/constants.js';
+import { createPipe } from '../../tools/pipe.js';
 import type { Check, CheckContext, CheckGroup } from '../types.js';
 import { kernelPair, readAll, readRecords, wirePair } from '../util.js';
 
@@ -29,7 +29,7 @@ function tempFile(ctx: CheckContext, data: Buffer): string {
 
 /** A pipe whose write end is a `net.Socket`: `feed(data)` writes and closes it. */
 function feeder(ctx: CheckContext): { readFd: number; feed(data: Buffer): void } {
-  const [r, w] = pipe();
+  const [r, w] = createPipe();
   const writer = new net.Socket({ fd: w, readable: false, writable: true });
   ctx.defer(() => (writer.destroy(), fs.closeSync(r)));
   return { readFd: r, feed: (data) => void writer.end(data) };

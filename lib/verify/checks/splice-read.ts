@@ -7,15 +7,15 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { constants } from '../../constants.js';
-import type { KtlsSocket } from '../../socket.js';
-import { pipe } from '../../tcp.js';
+import { constants } from '../../native/constants.js';
+import type { KtlsSocket } from '../../socket/socket.js';
+import { createPipe } from '../../tools/pipe.js';
 import type { Check, CheckContext, CheckGroup } from '../types.js';
 import { allowedHandshake, errorOf, kernelPair, readAll, sleep, wirePair } from '../util.js';
 
 /** A pipe whose read end is collected by a `net.Socket`; `finish()` closes the write end and resolves with everything. */
 function sink(ctx: CheckContext): { writeFd: number; finish(): Promise<Buffer> } {
-  const [r, w] = pipe();
+  const [r, w] = createPipe();
   const reader = new net.Socket({ fd: r, readable: true, writable: false });
   const all = readAll(reader);
   all.catch(() => undefined);

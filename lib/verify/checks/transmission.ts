@@ -6,8 +6,8 @@
  * @packageDocumentation
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from '../../constants.js';
-import { RecordSealer } from '../../record.js';
+import { constants } from '../../native/constants.js';
+import { RecordSealer } from '../../record/layer.js';
 import type { Check, CheckGroup } from '../types.js';
 import { E, kernelPair, openAll, rawKtls, rc, readAll, readBytes, readRecords, sleep, wirePair } from '../util.js';
 
@@ -22,7 +22,10 @@ function eachWay(id: string, size: number, title: string): Check {
       const { a, b } = await kernelPair(ctx);
       const ab = randomBytes(size);
       const ba = randomBytes(size);
-      const [gotB, gotA] = await Promise.all([readAll(b), readAll(a), a.end(ab), b.end(ba)]);
+      const reads = Promise.all([readAll(b), readAll(a)]);
+      a.end(ab);
+      b.end(ba);
+      const [gotB, gotA] = await reads;
       ctx.bytes(gotB, ab, `${size} B a→b`);
       ctx.bytes(gotA, ba, `${size} B b→a`);
       ctx.equal(a.bytesWritten, size, 'bytesWritten');
@@ -71,7 +74,7 @@ const checks: Check[] = [
       const recs = openAll(opener);
       ctx.observe('writevRecords', recs.length);
       ctx.equal(recs.length, 1, 'one record for one sendmsg below 16 KiB');
-      ctx.bytes(recs[0]!.data, Buffer.concat(iov), 'record holds the iovecs in order');
+      ctx.bytes(recs[0].data, Buffer.concat(iov), 'record holds the iovecs in order');
     },
   },
   {

@@ -1,0 +1,161 @@
+/**
+ * The switch itself, shared by the client, the server and upgradeTLSSocket():
+ * once node:tls has finished the handshake through the wire tap, wait until it
+ * owes nothing, recover each direction's keys and sequence numbers, and hand
+ * the connection to `upgrade()` (or keep it on node:tls where no record layer
+ * of ours can carry its suite).
+ * @packageDocumentation
+ */
+import type * as net from 'node:net';
+import type * as tls from 'node:tls';
+import { loadBinding } from '../native/binding.js';
+import { KtlsError, handshakeTimeout } from '../native/errors.js';
+import { handleFd } from '../native/net-handle.js';
+import type { HandshakeTcp } from '../socket/base.js';
+import type { KtlsSocketOptions } from '../socket/options.js';
+import type { KtlsSocket } from '../socket/socket.js';
+import { upgradeWith } from '../socket/upgrade.js';
+import { bridgeToNodeTls } from './node-tls-carried.js';
+import { answerKeyUpdate, carriable, deriveSecrets, secretsOf, startTracking, wipeKeys } from './sequence.js';
+import { settled, tlsInfo, type WireTap } from './wire-tap.js';
+
+/** ktls-specific options of `connect()`, `createServer()` and `upgradeTLSSocket()`. */
+export interface KtlsHandoverOptions extends KtlsSocketOptions {
+  /**
+   * Where the kernel lacks kTLS or the negotiated cipher: `'tls'` (default)
+   * keeps the connection working with userspace record crypto behind the same
+   * API (`socket.kernel === false`, one warning per process); `'error'` fails
+   * with `ERR_KTLS_UNAVAILABLE`.
+   */
+  fallback?: 'tls' | 'error';
+  /**
+   * Client, TLS 1.3: wait up to this many milliseconds after the handshake for
+   * the server's first NewSessionTicket, so that node:tls turns it into a
+   * `'session'` event (and `getSession()`) usable with `connect({ session })`.
+   * Default 0: switch at once; tickets then arrive as `'handshake'` events.
+   */
+  waitForTicket?: number;
+  /**
+   * Gather each handshake flight node:tls writes (ServerHello … Finished) into
+   * one write, so it leaves in as few TCP segments as the MSS allows. Default true.
+   */
+  coalesce?: boolean;
+  /** `false`: keep records in userspace even where the kernel has kTLS (comparisons, debugging). */
+  kernel?: boolean;
+  /**
+   * Milliseconds the handshake and the switch to the kernel may take together,
+   * from when the connection began (default: the server's `handshakeTimeout`,
+   * else 120 s, node:tls's default). Past it the connection is closed with
+   * `ERR_TLS_HANDSHAKE_TIMEOUT` (a `'tlsClientError'` on the server).
+   */
+  handshakeTimeout?: number;
+  /**
+   * `TCP_NODELAY` from the first byte (default true): a Finished and the first
+   * record after it, or a small request and its response, are not held back by
+   * Nagle's algorithm waiting for an ACK (a delayed ACK costs up to 40 ms).
+   */
+  noDelay?: boolean;
+}
+
+let warned = false;
+
+/** TCP segment counters of a connection, for handshake statistics (undefined without the addon or the socket). */
+function tcpCounters(raw: net.Socket): HandshakeTcp | undefined {
+  const b = loadBinding().binding;
+  const fd = handleFd(raw);
+  const i = b && fd >= 0 ? b.tcpInfo(fd) : -1;
+  return typeof i === 'number' ? undefined : { segmentsOut: i.segsOut, segmentsIn: i.segsIn, dataSegmentsOut: i.dataSegsOut };
+}
+
+/** Where a hand-over stands: what it needs besides the TLSSocket. */
+export interface HandoverState {
+  tap: WireTap;
+  raw: net.Socket;
+  keylog: Buffer[];
+  isServer: boolean;
+  /** 'session' events node:tls emitted (client), forwarded to the KtlsSocket. */
+  sessions?: Buffer[];
+  /** Plaintext the user already read through node:tls. */
+  consumed?: () => number;
+  /** Absolute time (ms) by which the hand-over must be done. */
+  deadline: number;
+}
+
+/** The hand-over deadline: `handshakeTimeout` (node:tls's default 120 s) from when the connection began. */
+export function deadlineOf(since: number, timeout: number | undefined): number {
+  return since + (timeout !== undefined && timeout > 0 ? timeout : 120_000);
+}
+
+let warnedNodeTls = false;
+
+/** A suite neither kTLS nor the userspace record layer has: node:tls keeps the records (or, with fallback 'error', the switch fails). */
+function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOptions): KtlsSocket {
+  const suite = `${String(t.getProtocol())} ${t.getCipher().standardName}`;
+  if (opts.fallback === 'error') throw new KtlsError('ERR_KTLS_UNSUPPORTED', `kernel TLS cannot carry ${suite}`);
+  st.tap.fed.abandon();
+  st.tap.sent.abandon();
+  const info = tlsInfo(t);
+  info.handshakeTcp = tcpCounters(st.raw);
+  const sock = bridgeToNodeTls(t, st.raw, info, opts);
+  for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
+  if (!warnedNodeTls) {
+    warnedNodeTls = true;
+    process.emitWarning(`a connection negotiated ${suite}, which kernel TLS cannot carry; node:tls keeps protecting its records`, { code: 'KTLS_NODE_TLS' });
+  }
+  return sock;
+}
+
+/** Resolves on `event`; rejects on the socket's error, its close, or at `deadline` (`ERR_TLS_HANDSHAKE_TIMEOUT`). */
+export function untilSecure(t: tls.TLSSocket, event: 'secure' | 'secureConnect', deadline: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => done(handshakeTimeout()), Math.max(0, deadline - Date.now()));
+    const onClose = (): void => done(new KtlsError('ERR_SOCKET_CLOSED', 'the connection closed before the TLS handshake finished'));
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      t.off(event, ok).off('error', done).off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const ok = (): void => done();
+    t.once(event, ok).once('error', done).once('close', onClose);
+  });
+}
+
+/** Moves a finished node:tls handshake onto the kernel. */
+export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOptions = {}): Promise<KtlsSocket> {
+  const { tap, raw } = st;
+  tap.markSecure();
+  if (!carriable(t)) return keepOnNodeTls(t, st, opts);
+  // 'secure' fires inside OpenSSL's handshake callback: stop feeding it now,
+  // then wait until it has written everything it owes (tickets, user writes).
+  tap.hold();
+  t.disableRenegotiation();
+  startTracking(t, st.keylog, tap, st.isServer);
+  await settled(t, tap, st.deadline);
+  const d = deriveSecrets(t, tap, st.consumed?.() ?? 0);
+  const prefix = tap.unconsumed();
+  const info = tlsInfo(t);
+  info.handshakeTcp = tcpCounters(raw);
+  tap.markSwitched();
+  t.destroy();
+  if (d.owesKeyUpdate) raw.write(answerKeyUpdate(d));
+  const secrets = secretsOf(d);
+  const trafficSecrets = d.tx.secret && d.rx.secret ? { tx: d.tx.secret, rx: d.rx.secret } : undefined;
+  const fallback = opts.fallback ?? 'tls';
+  try {
+    const sock = await upgradeWith(raw, secrets, { ...opts, ...(trafficSecrets ? { trafficSecrets } : {}), fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix, early: d.early, skip: d.skip, deadline: st.deadline, role: st.isServer ? 'server' : 'client' });
+    sock.attachTlsInfo(info);
+    if (tap.lateWrite) sock.destroy(tap.lateWrite);
+    else tap.onLateWrite = (err) => sock.destroy(err);
+    if (!sock.kernel && !warned) {
+      warned = true;
+      process.emitWarning('kernel TLS is not available for this connection; records are protected in userspace (load the tls module: modprobe tls)', { code: 'KTLS_FALLBACK' });
+    }
+    for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
+    return sock;
+  } finally {
+    secrets.wipe();
+    wipeKeys(d.tx);
+    wipeKeys(d.rx);
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * {@link serveFile}: a file as an HTTP response (content type, conditional
+ * requests, single ranges) whose body goes out with `KtlsSocket#sendFile` —
+ * `sendfile(2)` on a kTLS socket: the file's pages are encrypted by the kernel
+ * and never copied into JavaScript.
+ * @packageDocumentation
+ */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import * as util from 'node:util';
+import { KtlsError, invalidArgType, invalidArgValue } from '../native/errors.js';
+import { KtlsSocket } from '../socket/socket.js';
+
+
+/** Options of {@link serveFile}. */
+export interface ServeFileOptions {
+  /** Extra response headers (e.g. `Cache-Control`); they win over the defaults except the length and range headers. */
+  headers?: http.OutgoingHttpHeaders;
+  /**
+   * Serve `file` as a path under this directory (e.g. a decoded URL pathname).
+   * A path with a `..` segment or a NUL byte is answered `403` / `400`.
+   * Without `root`, `file` is a file system path used as it is.
+   */
+  root?: string;
+  /**
+   * How the body is sent. `'auto'` (default): `KtlsSocket#sendFile` when
+   * `res.socket` is a KtlsSocket whose records the kernel seals (zero-copy),
+   * otherwise `fs.createReadStream().pipe(res)`. `'sendfile'`: `KtlsSocket#sendFile`
+   * whenever `res.socket` is a KtlsSocket that has it, kernel or userspace records.
+   * `'stream'`: always the read stream. Either way the response is the same;
+   * a response whose `write`/`end` were replaced (e.g. by compression middleware)
+   * always gets the stream.
+   */
+  via?: 'auto' | 'sendfile' | 'stream';
+}
+
+/** What {@link serveFile} did. */
+export interface ServeFileResult {
+  /** The status sent: 200, 206, 400, 403, 404 or 416. */
+  statusCode: number;
+  /** File bytes sent as the body: 0 for HEAD, an empty file or an error status (whose short text body is not counted). */
+  bytes: number;
+  /** How the body went out: `'sendfile'` (KtlsSocket#sendFile), `'stream'` (read stream), or `'none'` (no file body). */
+  method: 'sendfile' | 'stream' | 'none';
+  /** The file that was served (absolute when `root` was given). */
+  path: string;
+}
+
+/** Content types by extension, for a handful of common files; anything else is `application/octet-stream`. */
+export const CONTENT_TYPES: Readonly<Record<string, string>> = Object.freeze({
+  '.html': 'text/html; charset=utf-8',
+  '.htm': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.md': 'text/markdown; charset=utf-8',
+  '.csv': 'text/csv; charset=utf-8',
+  '.xml': 'application/xml',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.gif': 'image/gif',
+  '.webp': 'image/webp',
+  '.avif': 'image/avif',
+  '.ico': 'image/x-icon',
+  '.wasm': 'application/wasm',
+  '.pdf': 'application/pdf',
+  '.zip': 'application/zip',
+  '.gz': 'application/gzip',
+  '.tar': 'application/x-tar',
+  '.mp4': 'video/mp4',
+  '.webm': 'video/webm',
+  '.mp3': 'audio/mpeg',
+  '.woff': 'font/woff',
+  '.woff2': 'font/woff2',
+});
+
+/** The content type {@link sendFile} sends for a file name. */
+export function contentTypeOf(file: string): string {
+  return CONTENT_TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
+}
+
+/** A parsed `Range` header: one satisfiable range, `'unsatisfiable'`, or null (absent, malformed or multiple: serve it all). */
+export type ParsedRange =
+  | {
+      /** First byte, from 0. */
+      start: number;
+      /** Last byte, inclusive. */
+      end: number;
+    }
+  | 'unsatisfiable'
+  | null;
+
+/**
+ * Parses a `Range: bytes=…` header against a representation of `size` bytes
+ * (RFC 9110 §14.1.2). Only a single range is served: several ranges, another
+ * unit or bad syntax give null (the whole file, as the RFC allows).
+ */
+export function parseRange(header: string | undefined, size: number): ParsedRange {
+  if (header === undefined) return null;
+  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
+  if (!m) return null;
+  const [, first = '', last = ''] = m;
+  if (first === '') {
+    if (last === '') return null;
+    const suffix = Number(last);
+    if (suffix === 0 || size === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(first);
+  if (last !== '' && Number(last) < start) return null; // invalid range-spec: ignore the header
+  if (!(start < size)) return 'unsatisfiable';
+  return { start, end: last === '' ? size - 1 : Math.min(Number(last), size - 1) };
+}
+
+/** Answers with a short text body (or none for HEAD). */
+function respondStatus(res: http.ServerResponse, statusCode: number, headers: http.OutgoingHttpHeaders = {}): void {
+  const body = `${http.STATUS_CODES[statusCode] ?? 'Error'}\n`;
+  res.writeHead(statusCode, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...headers });
+  res.end(res.req?.method === 'HEAD' ? undefined : body);
+}
+
+/** Resolves `file` under `root`: the absolute path, or the status to answer with. */
+function resolveUnder(root: string, file: string): string | number {
+  if (file.includes('\0')) return 400;
+  const parts = file.split(/[\\/]+/);
+  if (parts.includes('..')) return 403;
+  return path.join(path.resolve(root), ...parts.filter((p) => p !== '' && p !== '.'));
+}
+
+/** True when `res.write`/`res.end` are Node's own (nobody transforms the body). */
+function untouched(res: http.ServerResponse): boolean {
+  return res.write === http.OutgoingMessage.prototype.write && res.end === http.OutgoingMessage.prototype.end;
+}
+
+/**
+ * Serves a file as the response to `res`: status and headers (`Content-Length`,
+ * `Content-Type` from the extension, `Last-Modified`, `Accept-Ranges: bytes`),
+ * then the body. On a KtlsSocket whose records the kernel seals, the body goes
+ * out with `KtlsSocket#sendFile` (`sendfile(2)`: no copy through JavaScript,
+ * no userspace crypto); elsewhere through `fs.createReadStream()`. Keep-alive
+ * is unaffected: the response ends exactly after `Content-Length` bytes.
+ *
+ * - `HEAD`: headers only.
+ * - `Range: bytes=a-b` (one range): `206` with `Content-Range`; a range that
+ *   starts past the end: `416` with `Content-Range: bytes *\/size`. Several
+ *   ranges: the whole file (`200`). `If-Range` with a date other than the
+ *   file's `Last-Modified`: the whole file.
+ * - A missing file or a directory: `404`; no permission: `403`.
+ * - The status is serveFile's (a `res.statusCode` set before is replaced);
+ *   headers set with `res.setHeader()` before are kept.
+ *
+ * Resolves once the body has been handed to the kernel and the response has
+ * finished. Rejects without touching the response on unexpected I/O errors
+ * before the headers (answer 500 yourself), with `ERR_HTTP_HEADERS_SENT` if
+ * headers were already sent, and — after destroying the connection, since the
+ * promised length cannot be kept — when the body cannot be sent in full (the
+ * peer went away: the socket's error; the file shrank: `ERR_KTLS_HTTP_SHORT_FILE`).
+ */
+export async function serveFile(res: http.ServerResponse, file: string, options: ServeFileOptions = {}): Promise<ServeFileResult> {
+  if (!(res instanceof http.ServerResponse)) throw invalidArgType('Expected res to be an http.ServerResponse');
+  if (typeof file !== 'string') throw invalidArgType(`Expected file to be a string but received ${typeof file}`);
+  const via = options.via ?? 'auto';
+  if (via !== 'auto' && via !== 'sendfile' && via !== 'stream') throw invalidArgValue(`Expected options.via to be 'auto', 'sendfile' or 'stream' but received ${String(via)}`);
+  if (res.headersSent) throw new KtlsError('ERR_HTTP_HEADERS_SENT', 'cannot send a file: the response headers were already sent');
+
+  let full = file;
+  if (options.root !== undefined) {
+    const r = resolveUnder(options.root, file);
+    if (typeof r === 'number') {
+      respondStatus(res, r);
+      return { statusCode: r, bytes: 0, method: 'none', path: file };
+    }
+    full = r;
+  }
+  const none = (statusCode: number): ServeFileResult => ({ statusCode, bytes: 0, method: 'none', path: full });
+
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(full, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG' || code === 'ELOOP') {
+      respondStatus(res, 404);
+      return none(404);
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      respondStatus(res, 403);
+      return none(403);
+    }
+    throw err;
+  }
+  let owned = true; // closed here unless a read stream took it
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) {
+      respondStatus(res, 404);
+      return none(404);
+    }
+    const size = st.size;
+    const lastModified = st.mtime.toUTCString();
+    const req = res.req as http.IncomingMessage | undefined;
+    const ifRange = req?.headers['if-range'];
+    const rangeHeader = ifRange === undefined || ifRange === lastModified ? req?.headers.range : undefined;
+    const range = parseRange(rangeHeader, size);
+    if (range === 'unsatisfiable') {
+      respondStatus(res, 416, { 'Content-Range': `bytes */${size}` });
+      return none(416);
+    }
+    const start = range ? range.start : 0;
+    const length = range ? range.end - range.start + 1 : size;
+    const statusCode = range ? 206 : 200;
+    const headers: http.OutgoingHttpHeaders = {};
+    if (!res.hasHeader('content-type')) headers['Content-Type'] = contentTypeOf(full);
+    headers['Last-Modified'] = lastModified;
+    Object.assign(headers, options.headers);
+    headers['Accept-Ranges'] = 'bytes';
+    headers['Content-Length'] = length;
+    if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+    res.writeHead(statusCode, headers);
+    const result = (bytes: number, method: ServeFileResult['method']): ServeFileResult => ({ statusCode, bytes, method, path: full });
+
+    if (req?.method === 'HEAD' || length === 0) {
+      await endResponse(res);
+      return result(0, 'none');
+    }
+
+    const socket = res.socket;
+    const kernelPath = via !== 'stream' && socket instanceof KtlsSocket && (via === 'sendfile' || socket.kernelDirections.tx) && untouched(res) && !res.chunkedEncoding;
+    if (kernelPath) {
+      // flushHeaders() puts the head into the socket's write queue and sendFile
+      // queues the body behind it (corked: they leave together, TCP_CORK under
+      // kernel TX). Once sendFile resolves the queue is empty, so end() below
+      // writes nothing: no byte follows the Content-Length bytes.
+      let sent: number;
+      try {
+        socket.cork();
+        let pending: Promise<number>;
+        try {
+          res.flushHeaders();
+          pending = socket.sendFile(handle, { offset: start, length });
+        } finally {
+          socket.uncork();
+        }
+        sent = await pending;
+      } catch (err) {
+        socket.destroy();
+        throw err;
+      }
+      if (sent !== length) {
+        const err = new KtlsError('ERR_KTLS_HTTP_SHORT_FILE', `the file ended after ${sent} of the ${length} bytes promised in Content-Length`);
+        socket.destroy(err);
+        throw err;
+      }
+      await endResponse(res);
+      return result(sent, 'sendfile');
+    }
+
+    owned = false;
+    const stream = fs.createReadStream('', { fd: handle, start, end: start + length - 1, autoClose: true });
+    try {
+      await pipeline(stream, res);
+    } catch (err) {
+      res.socket?.destroy();
+      throw err;
+    }
+    if (stream.bytesRead !== length) {
+      const err = new KtlsError('ERR_KTLS_HTTP_SHORT_FILE', `the file ended after ${stream.bytesRead} of the ${length} bytes promised in Content-Length`);
+      res.socket?.destroy(err);
+      throw err;
+    }
+    return result(length, 'stream');
+  } finally {
+    if (owned) await handle.close().catch(() => undefined);
+  }
+}
+
+/** `res.end()` and wait for `'finish'` (or `'close'`, if the connection went away first). */
+function endResponse(res: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('finish', done).off('close', done);
+      resolve();
+    };
+    res.once('finish', done).once('close', done);
+    res.end();
+  });
+}
+
+/** @deprecated Renamed {@link ServeFileOptions} (it is not `KtlsSocket#sendFile`'s); the old name goes in the next minor version. */
+export type HttpSendFileOptions = ServeFileOptions;
+/** @deprecated Renamed {@link ServeFileResult}; the old name goes in the next minor version. */
+export type HttpSendFileResult = ServeFileResult;
+
+/**
+ * @deprecated Renamed {@link serveFile}: `ktls.sendFile(res, …)` read as
+ * `KtlsSocket#sendFile`, which sends a file's bytes without HTTP. This alias
+ * warns once (`KTLS_DEP_SEND_FILE`) and goes in the next minor version.
+ */
+export const sendFile: typeof serveFile = util.deprecate(serveFile, 'ktls.sendFile(res, file) is renamed ktls.serveFile(res, file)', 'KTLS_DEP_SEND_FILE');

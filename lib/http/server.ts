@@ -1,0 +1,200 @@
+/**
+ * HTTPS over kTLS: {@link createHttpsServer} feeds the {@link KtlsSocket}s of a
+ * {@link KtlsServer} to Node's own `http.Server`, so express and fastify work on
+ * top, and `serveFile()` (serve-file.ts) can send bodies with `sendfile(2)`.
+ * @packageDocumentation
+ */
+import { EventEmitter } from 'node:events';
+import * as http from 'node:http';
+import type * as net from 'node:net';
+import { createServer, type KtlsServer, type KtlsServerOptions } from '../handover/server.js';
+import { invalidArgType } from '../native/errors.js';
+import { KtlsSocket } from '../socket/socket.js';
+
+/**
+ * Options of {@link createHttpsServer}: those of `ktls.createServer()` (the TLS
+ * options of `tls.createServer()` plus `ktls`) and those of `http.createServer()`,
+ * in one object as for `https.createServer()`.
+ *
+ * Defaults that differ from `ktls.createServer()`: `ALPNProtocols: ['http/1.1']`,
+ * `ktls.allowHalfOpen: true` (http.Server decides when to end, as it does over
+ * `net`), and `ktls.allowTruncation: true` (HTTP/1.1 messages carry their own
+ * length, and many clients close without close_notify, as `node:https` accepts).
+ */
+export interface KtlsHttpsServerOptions extends KtlsServerOptions, http.ServerOptions {}
+
+/** `http.Server` events, forwarded to a {@link KtlsHttpsServer} only once it has a listener (their presence changes http's behaviour). */
+const HTTP_EVENTS = new Set(['request', 'checkContinue', 'checkExpectation', 'clientError', 'connect', 'upgrade', 'dropRequest', 'timeout']);
+/** {@link KtlsServer} events forwarded the same way. */
+const TLS_EVENTS = new Set(['tlsClientError', 'secureConnection', 'newSession', 'resumeSession', 'OCSPRequest', 'keylog']);
+
+/**
+ * An HTTPS server whose connections run on kTLS: a {@link KtlsServer} does the
+ * handshakes and hands each {@link KtlsSocket} to an `http.Server` that never
+ * listens itself. `'request'` handlers get ordinary `IncomingMessage` /
+ * `ServerResponse` objects with `res.socket` a KtlsSocket, so `serveFile()`
+ * can send bodies with `sendfile(2)`.
+ *
+ * Events: `'listening'`, `'close'`, `'error'` always; `'request'`,
+ * `'checkContinue'`, `'checkExpectation'`, `'clientError'`, `'connect'`,
+ * `'upgrade'`, `'dropRequest'`, `'timeout'` from the `http.Server`, and
+ * `'tlsClientError'`, `'secureConnection'`, `'newSession'`, `'resumeSession'`,
+ * `'OCSPRequest'`, `'keylog'` from the KtlsServer, each attached on the first
+ * listener.
+ */
+export class KtlsHttpsServer extends EventEmitter {
+  /** The `http.Server` that parses requests (fed with `'connection'` events; it never listens). */
+  readonly http: http.Server;
+  /** The TLS server that listens, handshakes and hands connections to the kernel. */
+  readonly tls: KtlsServer;
+  #noDelay: boolean;
+  #keepAlive: { enable: boolean; delay: number } | undefined;
+
+  /** See {@link createHttpsServer}. */
+  constructor(options: KtlsHttpsServerOptions = {}, requestListener?: http.RequestListener) {
+    super();
+    if (options === null || typeof options !== 'object') throw invalidArgType(`Expected options to be an object but received ${typeof options}`);
+    this.#noDelay = options.noDelay ?? true;
+    this.#keepAlive = options.keepAlive ? { enable: true, delay: options.keepAliveInitialDelay ?? 0 } : undefined;
+    this.tls = createServer({
+      ...options,
+      ALPNProtocols: options.ALPNProtocols ?? ['http/1.1'],
+      ktls: { allowHalfOpen: true, allowTruncation: true, ...options.ktls },
+    });
+    this.http = http.createServer(options, requestListener);
+    this.tls.on('secureConnection', (socket: KtlsSocket) => this.#onConnection(socket));
+    this.tls.on('listening', () => {
+      // http.Server starts its connection tracking (headersTimeout/requestTimeout,
+      // closeIdleConnections) on its own 'listening'; it never listens, so say it.
+      this.http.emit('listening');
+      this.emit('listening');
+    });
+    this.tls.on('error', (err: Error) => this.emit('error', err));
+    this.tls.on('close', () => this.emit('close'));
+    const httpEvents = new Set(HTTP_EVENTS);
+    const tlsEvents = new Set(TLS_EVENTS);
+    this.on('newListener', (ev: string | symbol) => {
+      if (typeof ev !== 'string') return;
+      if (httpEvents.delete(ev)) this.http.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
+      else if (tlsEvents.delete(ev)) this.tls.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
+    });
+  }
+
+  #onConnection(socket: KtlsSocket): void {
+    try {
+      socket.setNoDelay(this.#noDelay);
+      if (this.#keepAlive) socket.setKeepAlive(this.#keepAlive.enable, this.#keepAlive.delay);
+    } catch {
+      // The connection is already gone (setsockopt on a closed fd); http sees 'close'.
+    }
+    this.http.emit('connection', socket);
+  }
+
+  /** Starts listening, with the arguments of `net.Server#listen`. */
+  listen(port?: number, host?: string, backlog?: number, listeningListener?: () => void): this;
+  listen(options: net.ListenOptions, listeningListener?: () => void): this;
+  listen(port?: number, listeningListener?: () => void): this;
+  listen(...args: unknown[]): this {
+    (this.tls.listen as (...a: unknown[]) => KtlsServer)(...args);
+    return this;
+  }
+
+  /** Whether the server is listening. */
+  get listening(): boolean {
+    return this.tls.netServer.listening;
+  }
+
+  /** The bound address, as `net.Server#address`. */
+  address(): ReturnType<net.Server['address']> {
+    return this.tls.address();
+  }
+
+  /**
+   * Stops accepting connections and closes idle keep-alive connections, as
+   * `http.Server#close` does; requests in flight finish (their connections close
+   * once idle or at their keep-alive timeout). `callback` runs when the
+   * listening socket is closed (with `ERR_SERVER_NOT_RUNNING` if it was not listening).
+   */
+  close(callback?: (err?: Error) => void): this {
+    this.tls.close(callback);
+    this.http.close();
+    return this;
+  }
+
+  /** Destroys every connection, busy or idle (`http.Server#closeAllConnections`). */
+  closeAllConnections(): void {
+    this.http.closeAllConnections();
+  }
+
+  /** Destroys connections that have no request in flight (`http.Server#closeIdleConnections`). */
+  closeIdleConnections(): void {
+    this.http.closeIdleConnections();
+  }
+
+  /** Sets the socket inactivity timeout of new connections, as `http.Server#setTimeout`. */
+  setTimeout(msecs?: number, callback?: () => void): this {
+    this.http.setTimeout(msecs, callback);
+    return this;
+  }
+
+  /** `http.Server#keepAliveTimeout`: how long an idle keep-alive connection stays open (ms). */
+  get keepAliveTimeout(): number {
+    return this.http.keepAliveTimeout;
+  }
+  /** Sets `http.Server#keepAliveTimeout`. */
+  set keepAliveTimeout(ms: number) {
+    this.http.keepAliveTimeout = ms;
+  }
+
+  /** `http.Server#headersTimeout` (ms). */
+  get headersTimeout(): number {
+    return this.http.headersTimeout;
+  }
+  /** Sets `http.Server#headersTimeout`. */
+  set headersTimeout(ms: number) {
+    this.http.headersTimeout = ms;
+  }
+
+  /** `http.Server#requestTimeout` (ms). */
+  get requestTimeout(): number {
+    return this.http.requestTimeout;
+  }
+  /** Sets `http.Server#requestTimeout`. */
+  set requestTimeout(ms: number) {
+    this.http.requestTimeout = ms;
+  }
+
+  /** `http.Server#timeout`: socket inactivity timeout while a request is in flight (ms, 0: none). */
+  get timeout(): number {
+    return this.http.timeout;
+  }
+  /** Sets `http.Server#timeout`. */
+  set timeout(ms: number) {
+    this.http.timeout = ms;
+  }
+
+  /** `http.Server#maxRequestsPerSocket` (0: no limit). */
+  get maxRequestsPerSocket(): number | null {
+    return this.http.maxRequestsPerSocket;
+  }
+  /** Sets `http.Server#maxRequestsPerSocket`. */
+  set maxRequestsPerSocket(n: number | null) {
+    this.http.maxRequestsPerSocket = n;
+  }
+}
+
+/**
+ * Creates an HTTPS server on kTLS: `https.createServer()`'s shape, with
+ * connections whose records the kernel seals and opens. Works with express
+ * (`createHttpsServer(opts, app)`) and fastify (`serverFactory`).
+ *
+ * ```ts
+ * const server = ktls.createHttpsServer({ key, cert }, (req, res) => {
+ *   const file = decodeURIComponent(new URL(req.url ?? '/', 'https://x').pathname);
+ *   ktls.serveFile(res, file, { root: '/srv/www' }).catch(() => res.destroy());
+ * }).listen(8443);
+ * ```
+ */
+export function createHttpsServer(options: KtlsHttpsServerOptions = {}, requestListener?: http.RequestListener): KtlsHttpsServer {
+  return new KtlsHttpsServer(options, requestListener);
+}

@@ -1,0 +1,270 @@
+/**
+ * What a KtlsSocket shares with `tls.TLSSocket` and `net.Socket` beyond the
+ * stream itself: what the handshake negotiated, and the TCP controls servers
+ * and frameworks call (timeouts, keep-alive, Nagle, TCP_CORK, TCP_INFO,
+ * destroySoon).
+ * @packageDocumentation
+ */
+import { Duplex, type DuplexOptions } from 'node:stream';
+import type * as tls from 'node:tls';
+import type { Binding, NativeHandle, NativeTcpInfo } from '../native/binding.js';
+import { constants } from '../native/constants.js';
+import { KtlsSystemError, invalidArgValue } from '../native/errors.js';
+import type { RecordPaths } from './paths.js';
+
+/** TCP_INFO counters of a connection at the switch to kTLS. */
+export interface HandshakeTcp {
+  /** Segments sent (SYN/SYN-ACK and pure ACKs included). */
+  segmentsOut: number;
+  /** Segments received. */
+  segmentsIn: number;
+  /** Segments sent that carried data: the handshake flights. */
+  dataSegmentsOut: number;
+}
+
+/** What node:tls knew about the session, kept for the KtlsSocket. */
+export interface TlsInfo {
+  /** TCP segments each way up to the switch (from `TCP_INFO`), when the kernel reports them. */
+  handshakeTcp?: HandshakeTcp;
+  /** Negotiated ALPN protocol, or false. */
+  alpnProtocol: string | false | null;
+  /** SNI server name (server side: what the client asked for). */
+  servername: string | false | null | undefined;
+  /** Whether the peer certificate was verified. */
+  authorized: boolean;
+  /** Why it was not, if it was not. */
+  authorizationError: Error | null;
+  /** `getPeerCertificate(true)` at the switch. */
+  peerCertificate: tls.DetailedPeerCertificate | Record<string, never>;
+  /** `getSession()` at the switch (client side). */
+  session: Buffer | undefined;
+  /** `isSessionReused()`. */
+  sessionReused: boolean;
+  /** `getProtocol()`. */
+  protocol: string | null;
+  /** `getCipher()`. */
+  cipher: tls.CipherNameAndProtocol;
+}
+
+/** `TCP_INFO` as `getTcpInfo()` reports it. */
+export interface TcpInfo extends NativeTcpInfo {
+  /** The SYN carried data (TCP Fast Open), sent or received. */
+  readonly synData: boolean;
+}
+
+/** `TCP_INFO` of a TCP fd. @internal */
+export function tcpInfoOf(binding: Binding, fd: number): TcpInfo {
+  const info = binding.tcpInfo(fd);
+  if (typeof info === 'number') throw new KtlsSystemError(info, 'getsockopt(TCP_INFO)');
+  return { ...info, synData: (info.options & constants().TCPI_OPT_SYN_DATA) !== 0 };
+}
+
+/** The node:tls-like and net-like surface of a KtlsSocket. */
+export abstract class KtlsSocketBase extends Duplex {
+  /** Always true, as on `tls.TLSSocket`: frameworks read it for `req.protocol`/`req.secure`. */
+  readonly encrypted = true;
+  /** Negotiated TLS version (`'TLSv1.2'` or `'TLSv1.3'`). */
+  abstract readonly version: string;
+  /** Peer address as the original `net.Socket` saw it. */
+  readonly remoteAddress: string | undefined;
+  /** Peer port. */
+  readonly remotePort: number | undefined;
+  /** `'IPv4'` or `'IPv6'`. */
+  readonly remoteFamily: string | undefined;
+  /** Local address. */
+  readonly localAddress: string | undefined;
+  /** Local port. */
+  readonly localPort: number | undefined;
+  /** @internal The TCP connection's fd, for TCP options. */
+  abstract get tcpFd(): number;
+
+  /** Writes queued below the stream (not yet taken by the kernel). */
+  protected abstract get queuedWrites(): number;
+
+  #tls: TlsInfo | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #binding: Binding;
+  #handle: NativeHandle;
+  #tcpCorked = false;
+  #uncorkPending = false;
+
+  constructor(options: DuplexOptions, conn: Pick<RecordPaths, 'binding' | 'handle' | 'remote' | 'local'>) {
+    super(options);
+    this.#binding = conn.binding;
+    this.#handle = conn.handle;
+    this.remoteAddress = conn.remote.address;
+    this.remotePort = conn.remote.port;
+    this.remoteFamily = conn.remote.family;
+    this.localAddress = conn.local.address;
+    this.localPort = conn.local.port;
+    this.once('close', () => clearTimeout(this.#timer));
+  }
+
+  /** The underlying fd (owned by this socket; -1 once closed). */
+  get fd(): number {
+    return this.#handle.fd;
+  }
+
+  /** Lets the process exit while this socket is open. */
+  unref(): this {
+    this.#handle.unref();
+    return this;
+  }
+
+  /** Undoes `unref()`. */
+  ref(): this {
+    this.#handle.ref();
+    return this;
+  }
+
+  /** @internal Called by the handshake hand-over with what node:tls knew. */
+  attachTlsInfo(info: TlsInfo): void {
+    this.#tls = info;
+  }
+
+  /** TCP segments sent and received on this connection up to the switch to kTLS (handshake included). */
+  get handshakeTcp(): HandshakeTcp | undefined {
+    return this.#tls?.handshakeTcp;
+  }
+
+  /** ALPN protocol negotiated by the node:tls handshake (false if none; undefined after a bare `upgrade()`). */
+  get alpnProtocol(): string | false | null | undefined {
+    return this.#tls?.alpnProtocol;
+  }
+
+  /** SNI server name of the handshake, as `tls.TLSSocket#servername`. */
+  get servername(): string | false | null | undefined {
+    return this.#tls?.servername;
+  }
+
+  /** Whether the peer's certificate was verified during the handshake. */
+  get authorized(): boolean {
+    return this.#tls?.authorized ?? false;
+  }
+
+  /** Why the peer's certificate was not verified, if it was not. */
+  get authorizationError(): Error | null {
+    return this.#tls?.authorizationError ?? null;
+  }
+
+  /** The peer certificate (with its chain) as `tls.TLSSocket#getPeerCertificate(true)` returned it at the switch. */
+  getPeerCertificate(): tls.DetailedPeerCertificate | Record<string, never> {
+    return this.#tls?.peerCertificate ?? {};
+  }
+
+  /** The TLS session (for `tls.connect({ session })`), or undefined. Updated by later `'session'` events. */
+  getSession(): Buffer | undefined {
+    return this.#tls?.session;
+  }
+
+  /** Whether the handshake resumed a session. */
+  isSessionReused(): boolean {
+    return this.#tls?.sessionReused ?? false;
+  }
+
+  /** The negotiated protocol, as `tls.TLSSocket#getProtocol()`. */
+  getProtocol(): string | null {
+    return this.#tls?.protocol ?? this.version;
+  }
+
+  /** The negotiated cipher suite, as `tls.TLSSocket#getCipher()`. */
+  getCipher(): tls.CipherNameAndProtocol | undefined {
+    return this.#tls?.cipher;
+  }
+
+  /**
+   * As `net.Socket#setTimeout`: emits `'timeout'` (once, without destroying)
+   * after `msecs` with no data read or written; `0` disables it. The timer does
+   * not keep the process alive.
+   */
+  setTimeout(msecs: number, callback?: () => void): this {
+    if (typeof msecs !== 'number' || !(msecs >= 0) || !Number.isFinite(msecs)) throw invalidArgValue(`Expected a non-negative number for msecs but received ${String(msecs)}`);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (msecs === 0) {
+      if (callback) this.removeListener('timeout', callback);
+      return this;
+    }
+    if (callback) this.once('timeout', callback);
+    if (!this.destroyed) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.emit('timeout');
+      }, msecs);
+      this.#timer.unref();
+    }
+    return this;
+  }
+
+  /** Restarts the idle timer; called on every read and every accepted write. */
+  protected activity(): void {
+    this.#timer?.refresh();
+  }
+
+  /** As `net.Socket#setKeepAlive`: `SO_KEEPALIVE`, and `TCP_KEEPIDLE` from `initialDelay` ms when given. */
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    const b = this.#binding;
+    if (this.fd < 0) return this;
+    const k = b.constants;
+    let rc = b.setsockoptInt(this.tcpFd, k.SOL_SOCKET, k.SO_KEEPALIVE, enable ? 1 : 0);
+    if (rc < 0) throw new KtlsSystemError(rc, 'setsockopt(SO_KEEPALIVE)');
+    if (enable && initialDelay > 0) {
+      rc = b.setsockoptInt(this.tcpFd, k.SOL_TCP, k.TCP_KEEPIDLE, Math.max(1, Math.floor(initialDelay / 1000)));
+      if (rc < 0) throw new KtlsSystemError(rc, 'setsockopt(TCP_KEEPIDLE)');
+    }
+    return this;
+  }
+
+  /** As `net.Socket#destroySoon`: ends the writable side, then destroys once it has finished. */
+  destroySoon(): void {
+    if (this.writable) this.end();
+    if (this.writableFinished) this.destroy();
+    else this.once('finish', () => this.destroy());
+  }
+
+  /** Enables or disables Nagle's algorithm (TCP_NODELAY), like `net.Socket#setNoDelay`. */
+  setNoDelay(noDelay = true): this {
+    const k = constants();
+    const rc = this.#binding.setsockoptInt(this.tcpFd, k.SOL_TCP, k.TCP_NODELAY, noDelay ? 1 : 0);
+    if (rc < 0 && !this.destroyed) throw new KtlsSystemError(rc, 'setsockopt(TCP_NODELAY)');
+    return this;
+  }
+
+  /**
+   * Holds writes back, as `Writable#cork()`, and also sets `TCP_CORK` so that
+   * what is written until the matching `uncork()` (headers, a
+   * `sendFile()`) leaves as full segments, not one per write.
+   */
+  override cork(): void {
+    super.cork();
+    if (this.writableCorked === 1 && !this.#tcpCorked) this.#setTcpCork(true);
+  }
+
+  /** Releases `cork()`; `TCP_CORK` is cleared once everything written under it has gone to the kernel. */
+  override uncork(): void {
+    super.uncork();
+    if (this.writableCorked === 0 && this.#tcpCorked) {
+      this.#uncorkPending = true;
+      if (this.queuedWrites === 0) this.#setTcpCork(false);
+    }
+  }
+
+  /** A write pass ended: an uncork that waited for the queue to empty clears `TCP_CORK` now. */
+  protected writesFlushed(): void {
+    if (this.queuedWrites === 0 && this.#uncorkPending) this.#setTcpCork(false);
+  }
+
+  #setTcpCork(on: boolean): void {
+    this.#uncorkPending = false;
+    if (this.destroyed || this.fd < 0) return;
+    const k = constants();
+    const rc = this.#binding.setsockoptInt(this.tcpFd, k.SOL_TCP, k.TCP_CORK, on ? 1 : 0);
+    if (rc < 0) return void this.destroy(new KtlsSystemError(rc, 'setsockopt(TCP_CORK)'));
+    this.#tcpCorked = on;
+  }
+
+  /** `TCP_INFO` of the connection: segment and byte counters, RTT, Fast Open flags (`synData`). */
+  getTcpInfo(): TcpInfo {
+    return tcpInfoOf(this.#binding, this.tcpFd);
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * What a KtlsSocket and its operations accept, and how those options are checked.
+ * @packageDocumentation
+ */
+import { invalidArgValue } from '../native/errors.js';
+
+/** Options of a {@link KtlsSocket}. */
+export interface KtlsSocketOptions {
+  /** Keep the writable side open after the peer's close_notify (default false, like `net.Socket`). */
+  allowHalfOpen?: boolean;
+  /**
+   * Accept a TCP FIN without a preceding close_notify as a normal end of stream.
+   * Default false: such an EOF destroys the socket with `ERR_KTLS_TRUNCATED`,
+   * because an attacker can cut a connection short.
+   */
+  allowTruncation?: boolean;
+  /**
+   * Largest plaintext per record sent (64..16384); see {@link KtlsSocket.maxRecordSize}.
+   * Under kernel TX it needs `TLS_TX_MAX_PAYLOAD_LEN`: `ERR_KTLS_UNSUPPORTED` (and
+   * the connection closed) on kernels without it.
+   */
+  maxRecordSize?: number;
+  /** Readable/writable high-water mark in bytes. */
+  highWaterMark?: number;
+}
+
+/** Sequence numbers of the next record in each direction (`null` where no keys are installed). */
+export interface SequenceNumbers {
+  /** Next record we send. */
+  tx: bigint | null;
+  /** Next record we expect. */
+  rx: bigint | null;
+}
+
+/** Options of {@link KtlsSocket.sendFile}. */
+export interface SendFileOptions {
+  /** First byte of the file to send (default 0). */
+  offset?: number;
+  /** Bytes to send (default: to the end of the file). */
+  length?: number;
+}
+
+/** Options of {@link KtlsSocket.spliceFrom} and {@link KtlsSocket.spliceTo}. */
+export interface SpliceOptions {
+  /** Stop after this many bytes (default: until end of input). */
+  length?: number;
+}
+
+/** Validates an optional byte count or offset. @internal */
+export function checkLength(name: string, v: number | undefined): void {
+  if (v === undefined) return;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalidArgValue(`Expected a non-negative integer for ${name} but received ${String(v)}`);
+}

@@ -1,0 +1,45 @@
+/**
+ * How each direction of a KtlsSocket's records is protected (the kernel, the
+ * userspace record layer, node:tls beyond a socketpair, or nothing), as
+ * `upgrade()` and the hand-over build it.
+ * @packageDocumentation
+ */
+import type { Binding, NativeHandle } from '../native/binding.js';
+import { cipherSpec, type CipherName, type TlsVersion } from '../native/constants.js';
+import type { OpenedRecord, RecordOpener, RecordSealer } from '../record/layer.js';
+
+/** A record opened before the switch; a KeyUpdate among them whose new RX keys `upgrade()` already installed is marked. */
+export type EarlyRecord = OpenedRecord & { keyUpdateFollowed?: boolean };
+
+/** How each direction's records are protected; built by `upgrade()`. */
+export interface RecordPaths {
+  binding: Binding;
+  handle: NativeHandle;
+  out: Int32Array;
+  version: TlsVersion;
+  cipher: CipherName;
+  /** Kernel sends (TLS_TX installed), userspace sealer, plain bytes to a record layer beyond the fd (node:tls), or no TX keys. */
+  tx: 'kernel' | 'plain' | RecordSealer | null;
+  /** Kernel receives (TLS_RX installed), userspace opener, or neither. */
+  rx: 'kernel' | RecordOpener | null;
+  /** Our side of the handshake, when known (it decides which post-handshake messages the peer may send). */
+  role?: 'client' | 'server';
+  /** Records taken off the wire before the switch, already opened, delivered first. */
+  early: EarlyRecord[];
+  /** TLS 1.3 application traffic secrets, for following KeyUpdates (copied, then wiped by the caller). */
+  trafficSecrets?: { tx?: Buffer | undefined; rx?: Buffer | undefined };
+  /** For kernel TX: bytes that had entered TCP, and the TX seq, when the keys were installed. */
+  txStart?: { entered: number; seq: bigint };
+  remote: { address?: string; port?: number; family?: string };
+  local: { address?: string; port?: number };
+  /** The TCP connection's fd when it is not `handle.fd` (records carried by node:tls over a socketpair). */
+  tcpFd?: number;
+  /** Set when node:tls carries the records (a suite neither kTLS nor the userspace layer has): its protocol name. */
+  nodeTls?: { protocol: string };
+}
+
+/** Wire bytes a record adds to its plaintext: header, tag, TLS 1.2's explicit nonce, TLS 1.3's inner type. */
+export function recordOverhead(version: TlsVersion, cipher: CipherName): number {
+  const spec = cipherSpec(cipher);
+  return 5 + spec.tagSize + (version === 'TLSv1.3' ? 1 : spec.saltSize > 0 ? spec.ivSize : 0);
+}

@@ -1,0 +1,339 @@
+/**
+ * A KtlsSocket's read path: one recvmsg at a time into a slab, each record's
+ * plaintext handled by its type (application data pushed, close_notify ends,
+ * alerts destroy, handshake messages checked and followed), and every way a
+ * read can fail mapped to the alert OpenSSL would send and a typed error.
+ * @packageDocumentation
+ */
+import * as os from 'node:os';
+import { constants } from '../native/constants.js';
+import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError, alertName } from '../native/errors.js';
+import type { KeySchedule } from '../record/key-schedule.js';
+import type { OpenedRecord, RecordOpener } from '../record/layer.js';
+import { HandshakeReader } from '../record/post-handshake.js';
+import type { WriteOp } from './ops/op.js';
+import { KeyUpdateOp, installKernelKeys, rekeyUserspace } from './ops/key-update.js';
+import type { RecordPaths } from './paths.js';
+import type { RxHost } from './splice-to.js';
+import type { WriteQueue } from './write-queue.js';
+
+const E = os.constants.errno;
+const SLAB = 256 * 1024;
+
+/** What the read path needs from its socket. */
+export interface ReadHost {
+  readonly paths: RecordPaths;
+  readonly queue: WriteQueue;
+  readonly schedule: KeySchedule | null;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  /** `Readable#push`. */
+  push(chunk: Buffer | null): boolean;
+  /** `Readable#unshift`. */
+  unshift(chunk: Buffer): void;
+  destroy(err: Error): void;
+  emit(event: string, ...args: unknown[]): boolean;
+  /** Bytes moved: restarts the idle timer. */
+  activity(): void;
+  /** Re-evaluates what the socket polls for. */
+  setPoll(): void;
+  /** Queues an op after everything written so far. */
+  startOp(op: WriteOp): Promise<number>;
+}
+
+/** The socket's read side. */
+export class ReadPath {
+  /** Application bytes received. */
+  bytesRead = 0;
+  /** The stream wants data (`_read` was called and no push said stop). */
+  wantRead = false;
+  /** close_notify (or an accepted EOF) ended the readable side. */
+  readEnded = false;
+  #host: ReadHost;
+  #allowTruncation: boolean;
+  #closeNotifyReceived = false;
+  #fatalSent = false;
+  #shortRead = false;
+  #slab = Buffer.allocUnsafe(SLAB);
+  #slabOff = 0;
+  #handshake: HandshakeReader;
+
+  constructor(host: ReadHost, allowTruncation: boolean) {
+    this.#host = host;
+    this.#allowTruncation = allowTruncation;
+    this.#handshake = new HandshakeReader(host.paths.version, host.paths.role);
+  }
+
+  /** `_read`: records opened before the switch first, then the socket. */
+  read(): void {
+    const early = this.#host.paths.early;
+    while (early.length > 0) {
+      const rec = early.shift()!;
+      if (!this.deliver(rec.type, rec.data, rec.keyUpdateFollowed)) return;
+    }
+    this.loop();
+  }
+
+  /** Reads and delivers until the stream is full, the socket is drained, or the read side ends. */
+  loop(): void {
+    const host = this.#host;
+    const rx = host.paths.rx;
+    let drained = false;
+    while (this.wantRead && !host.destroyed && !this.readEnded) {
+      if (rx !== 'kernel' && rx !== null) {
+        const rec = this.openNext(rx);
+        if (rec === undefined) return; // destroyed
+        if (rec !== null) {
+          this.deliver(rec.type, rec.data);
+          continue;
+        }
+      }
+      // A short read drained the socket: wait for the next readiness instead of
+      // paying a recvmsg for EAGAIN (the poll is level-triggered, as libuv does it).
+      if (drained) break;
+      const got = this.recvChunk(SLAB);
+      drained = this.#shortRead;
+      if (got === 'pushed') continue;
+      if (typeof got !== 'number') {
+        this.deliver(got.type, got.data);
+        continue;
+      }
+      if (got === -E.EAGAIN || got === -E.EINTR) return host.setPoll();
+      if (got < 0) return this.readError(got);
+      return this.eof();
+    }
+    host.setPoll();
+  }
+
+  /** Opens the next buffered userspace record: null when none is complete, undefined when it failed. */
+  openNext(opener: RecordOpener): OpenedRecord | null | undefined {
+    try {
+      return opener.next();
+    } catch (err) {
+      const code = err instanceof KtlsAlertError ? err.alertCode : ALERT.internal_error;
+      this.fatal(code, err as Error);
+      return undefined;
+    }
+  }
+
+  /** Handles one record's plaintext; returns false once reading should pause or stop. `followed`: a KeyUpdate whose RX keys are already in. */
+  deliver(type: number, data: Buffer, followed = false): boolean {
+    const k = constants();
+    const host = this.#host;
+    // RFC 8446 §5.1: handshake messages are never interleaved with other records.
+    if (type !== k.RECORD_HANDSHAKE && this.#handshake.partial) return this.#protocolError(ALERT.unexpected_message, `a record of type ${type} arrived in the middle of a handshake message`);
+    switch (type) {
+      case k.RECORD_APPLICATION_DATA:
+        this.bytesRead += data.length;
+        host.activity();
+        if (data.length === 0) return true;
+        if (!host.push(data)) this.wantRead = false;
+        return this.wantRead;
+      case k.RECORD_ALERT: {
+        const [level, desc] = [data[0] ?? 0, data[1] ?? ALERT.decode_error];
+        if (data.length !== 2) return this.#protocolError(ALERT.decode_error, `an alert record of ${data.length} bytes`);
+        if (desc === ALERT.close_notify) {
+          this.#closeNotifyReceived = true;
+          this.#endReadable();
+          return false;
+        }
+        // RFC 8446 §6.1: user_canceled is a closure alert (close_notify follows), not an error.
+        if (desc === ALERT.user_canceled) return true;
+        // TLS 1.2 warnings carry no data; TLS 1.3 treats every other alert as fatal.
+        if (level === 1 && host.paths.version === 'TLSv1.2') return true;
+        host.destroy(new KtlsAlertError(desc, false));
+        return false;
+      }
+      case k.RECORD_HANDSHAKE:
+        if (data.length === 0) return this.#protocolError(ALERT.unexpected_message, 'an empty handshake record');
+        host.emit('handshake', data);
+        for (const msg of this.#handshake.push(data)) {
+          if (msg.kind === 'fatal') return this.#protocolError(msg.alert, msg.reason);
+          if (msg.kind === 'key-update' && !this.#peerKeyUpdate(msg.requested, followed)) return false;
+          if (msg.kind === 'renegotiation') this.#warn(ALERT.no_renegotiation);
+        }
+        return true;
+      default:
+        return this.#protocolError(ALERT.unexpected_message, `a record of content type ${type} after the handshake`);
+    }
+  }
+
+  /** The peer broke the protocol: fatal `alert`, destroyed with `ERR_KTLS_PROTOCOL`. Returns false. */
+  #protocolError(alert: number, reason: string): false {
+    return this.fatal(alert, new KtlsAlertError(alert, true, `${reason}: fatal alert ${alertName(alert)}`, 'ERR_KTLS_PROTOCOL'));
+  }
+
+  /** Sends a warning alert after what is already queued (e.g. no_renegotiation). */
+  #warn(alert: number): void {
+    const host = this.#host;
+    if (host.paths.tx === null || host.paths.tx === 'plain' || host.writableEnded || host.destroyed) return;
+    host.queue.enqueue([Buffer.from([1, alert])], constants().RECORD_ALERT, () => undefined);
+  }
+
+  /** The peer moved to its next keys: follow on RX (unless the switch already did), and answer a request with our own KeyUpdate. */
+  #peerKeyUpdate(requested: boolean, followed: boolean): boolean {
+    const host = this.#host;
+    const p = host.paths;
+    if (!followed) {
+      try {
+        const keys = host.schedule!.next('rx');
+        if (p.rx === 'kernel') installKernelKeys(p, p.handle.fd, 'rx', p.cipher, keys);
+        else if (p.rx !== null) rekeyUserspace(p.rx, keys);
+      } catch (err) {
+        // Reading on would stall (EKEYEXPIRED) or fail every record: end the connection, naming why.
+        host.destroy(err as Error);
+        return false;
+      }
+    }
+    host.emit('keyUpdate', { direction: 'rx', requested });
+    if (requested && p.tx !== null && !host.writableEnded) {
+      host.startOp(new KeyUpdateOp(host.schedule!, p.cipher, false)).then(
+        () => host.emit('keyUpdate', { direction: 'tx', requested: false }),
+        (err: Error) => host.destroy(err),
+      );
+    }
+    return true;
+  }
+
+  #endReadable(): void {
+    this.readEnded = true;
+    this.wantRead = false;
+    this.#host.setPoll();
+    this.#host.push(null);
+  }
+
+  /** The peer's FIN: the end of the stream after close_notify (or where truncation is allowed), else `ERR_KTLS_TRUNCATED`. */
+  eof(): void {
+    const opener = this.#host.paths.rx;
+    const partial = opener !== 'kernel' && opener !== null && opener.buffered > 0;
+    // Without rx keys the bytes are not TLS records, so there is no close_notify to expect.
+    if (opener === null || this.#closeNotifyReceived || (this.#allowTruncation && !partial)) {
+      this.#endReadable();
+      return;
+    }
+    this.#host.destroy(new KtlsError('ERR_KTLS_TRUNCATED', partial ? 'connection closed in the middle of a TLS record' : 'connection closed without close_notify (truncated)'));
+  }
+
+  /**
+   * A read failed. kTLS reports a record it cannot open as EBADMSG, and leaves
+   * that error pending (SO_ERROR) when authentication failed, but consumes it
+   * when it refused the record by its header: one too short to hold a tag,
+   * which in TLS 1.3 can only be a ChangeCipherSpec, not allowed after the
+   * handshake. `socketErrorTaken`: SO_ERROR was already read (it said `errno`).
+   */
+  readError(errno: number, socketErrorTaken = false): void {
+    const p = this.#host.paths;
+    const kernel = p.rx === 'kernel';
+    if (errno === -E.EBADMSG) {
+      const authFailure = socketErrorTaken || !kernel || this.takeSocketError() === E.EBADMSG;
+      if (!authFailure && p.version === 'TLSv1.3') return void this.#protocolError(ALERT.unexpected_message, 'a record too short for its tag (a ChangeCipherSpec) after the handshake (EBADMSG)');
+      this.fatal(ALERT.bad_record_mac, new KtlsAlertError(ALERT.bad_record_mac, true, 'a record failed authentication (EBADMSG): fatal alert bad_record_mac'));
+    } else if (errno === -E.EMSGSIZE) {
+      this.fatal(ALERT.record_overflow, new KtlsAlertError(ALERT.record_overflow, true, 'record too large or malformed header (EMSGSIZE): fatal alert record_overflow'));
+    } else if (errno === -E.EINVAL && kernel) {
+      // kTLS refuses a record header with the wrong version; OpenSSL's alerts for that.
+      const alert = p.version === 'TLSv1.3' ? ALERT.decode_error : ALERT.protocol_version;
+      this.fatal(alert, new KtlsAlertError(alert, true, `a record with a wrong version (EINVAL): fatal alert ${alertName(alert)}`));
+    } else {
+      this.#host.destroy(new KtlsSystemError(errno, 'read'));
+    }
+  }
+
+  /** Reads (and so clears) the socket's pending error: a positive errno, or 0. */
+  takeSocketError(): number {
+    const p = this.#host.paths;
+    const k = constants();
+    const so = p.binding.getsockoptInt(p.handle.fd, k.SOL_SOCKET, k.SO_ERROR);
+    return so > 0 ? so : 0;
+  }
+
+  /** Sends a fatal alert (best effort, once) and destroys with `err`. Returns false. */
+  fatal(alert: number, err: Error): false {
+    const host = this.#host;
+    const p = host.paths;
+    if (!this.#fatalSent && p.tx !== null && p.tx !== 'plain' && p.handle.fd >= 0) {
+      this.#fatalSent = true;
+      const body = Buffer.from([2, alert]);
+      // Anything still queued is abandoned: a fatal alert ends the connection.
+      // A userspace record half-sent at the head of the queue would swallow the alert's bytes.
+      if (!host.queue.midRecord) {
+        try {
+          // kTLS refuses every send while the socket error an RX failure left (EBADMSG) is pending; reading SO_ERROR clears it.
+          if (p.tx === 'kernel') this.takeSocketError();
+          const wire = p.tx === 'kernel' ? [body] : p.tx.seal(constants().RECORD_ALERT, body);
+          const rc = p.handle.send(wire, p.tx === 'kernel' ? constants().RECORD_ALERT : 0);
+          const sent = rc === wire.reduce((n, b) => n + b.length, 0);
+          if (err instanceof KtlsAlertError) err.alertSent = sent;
+          // The peer reads the alert, then our FIN (close() alone may reset: the bad record is still unread).
+          if (sent) p.handle.shutdown(constants().SHUT_WR);
+        } catch {
+          // sealing failed (keys wiped or sequence exhausted): no alert, still destroy
+        }
+      }
+    }
+    host.destroy(err);
+    return false;
+  }
+
+  /**
+   * One recvmsg into the slab: under kernel RX a record's plaintext with its
+   * type; in userspace the raw bytes go to the opener (`'pushed'`); without RX
+   * keys raw bytes as application data. 0 at EOF, -errno on failure.
+   */
+  recvChunk(max: number): OpenedRecord | 'pushed' | number {
+    const p = this.#host.paths;
+    if (this.#slab.length - this.#slabOff < 32 * 1024) {
+      this.#slab = Buffer.allocUnsafe(SLAB);
+      this.#slabOff = 0;
+    }
+    const want = Math.min(max, this.#slab.length - this.#slabOff);
+    const n = p.handle.recv(this.#slab, this.#slabOff, want);
+    this.#shortRead = n > 0 && n < want;
+    const rx = p.rx;
+    // An empty record (a TLS 1.3 alert with no body, say) comes with its type; EOF comes without one.
+    if (n === 0 && rx === 'kernel' && p.out[0] !== 0) return { type: p.out[0], data: Buffer.alloc(0) };
+    if (n <= 0) return n;
+    const data = this.#slab.subarray(this.#slabOff, this.#slabOff + n);
+    this.#slabOff += n;
+    const k = constants();
+    if (rx === 'kernel') return { type: p.out[0] || k.RECORD_APPLICATION_DATA, data };
+    if (rx === null) return { type: k.RECORD_APPLICATION_DATA, data };
+    rx.push(data);
+    return 'pushed';
+  }
+
+  /** The socket as spliceTo() sees it: this read path's own handling of what splice(2) cannot move. */
+  spliceHost(): RxHost {
+    const self = this;
+    const host = this.#host;
+    const p = host.paths;
+    return {
+      binding: p.binding,
+      kernelRx: p.rx === 'kernel',
+      get fd() {
+        return p.handle.fd;
+      },
+      get destroyed() {
+        return host.destroyed;
+      },
+      get readEnded() {
+        return self.readEnded;
+      },
+      nextRecord: () => {
+        const early = p.early.shift();
+        if (early) return early;
+        return p.rx === 'kernel' || p.rx === null ? null : this.openNext(p.rx);
+      },
+      recvOnce: (max) => this.recvChunk(max),
+      deliver: (type, data, followed) => void this.deliver(type, data, followed),
+      unshift: (data) => host.unshift(data),
+      readError: (errno) => this.readError(errno),
+      eof: () => this.eof(),
+      countRead: (n) => {
+        this.bytesRead += n;
+        host.activity();
+      },
+      updatePoll: () => host.setPoll(),
+    };
+  }
+}

@@ -1,0 +1,406 @@
+/**
+ * KtlsSocket: a `stream.Duplex` over a TCP fd whose records the kernel (or, in
+ * fallback, the userspace record layer) seals and opens. The native handle does
+ * one syscall per call; this file decides when to retry, wait, end or destroy.
+ * @packageDocumentation
+ */
+import type { DuplexOptions } from 'node:stream';
+import * as os from 'node:os';
+import { POLL_READABLE, POLL_WRITABLE } from '../native/binding.js';
+import { constants, type CipherName, type TlsVersion } from '../native/constants.js';
+import { ALERT, KtlsError, KtlsSystemError, invalidArgType } from '../native/errors.js';
+import { KeySchedule } from '../record/key-schedule.js';
+import { checkRecordSize } from '../record/layer.js';
+import { KtlsSocketBase } from './base.js';
+import { KeyUpdateOp } from './ops/key-update.js';
+import type { WriteOp } from './ops/op.js';
+import { SendFileOp, type FileSource } from './ops/send-file.js';
+import { SpliceFromOp } from './ops/splice-from.js';
+import { checkLength, type KtlsSocketOptions, type SendFileOptions, type SequenceNumbers, type SpliceOptions } from './options.js';
+import type { RecordPaths } from './paths.js';
+import { TxFlush } from './tx-flush.js';
+import { ReadPath } from './read-path.js';
+import { SpliceOut } from './splice-to.js';
+import { WriteQueue } from './write-queue.js';
+
+const E = os.constants.errno;
+
+/**
+ * A TLS connection whose record protection runs in the kernel. Obtain one from
+ * `ktls.upgrade()`. Reads deliver application data; the peer's close_notify
+ * ends the readable side; a fatal alert destroys the socket with
+ * {@link KtlsAlertError}; handshake records are emitted as `'handshake'` events.
+ */
+export class KtlsSocket extends KtlsSocketBase {
+  /** Negotiated TLS version (`'TLSv1'`/`'TLSv1.1'` only where node:tls carries the records and was allowed them). */
+  readonly version: TlsVersion | 'TLSv1' | 'TLSv1.1';
+  /** Negotiated AEAD cipher; null where node:tls carries the records (a suite kTLS lacks: see `getCipher()`). */
+  readonly cipher: CipherName | null;
+
+  #p: RecordPaths;
+  #in: ReadPath;
+  #queue: WriteQueue;
+  #pollEvents = 0;
+  #finalSeq: SequenceNumbers | undefined;
+  #reader: SpliceOut | null = null;
+  #pollErrors = 0;
+  #flush: TxFlush;
+  #schedule: KeySchedule | null = null;
+  #maxRecordSize: number | undefined;
+
+  /** @internal Use `ktls.upgrade()`. */
+  constructor(paths: RecordPaths, options: KtlsSocketOptions = {}) {
+    const duplexOptions: DuplexOptions = { allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, autoDestroy: true };
+    if (options.highWaterMark !== undefined) duplexOptions.highWaterMark = options.highWaterMark;
+    super(duplexOptions, paths);
+    this.#p = paths;
+    if (paths.version === 'TLSv1.3') this.#schedule = new KeySchedule(paths.cipher, paths.trafficSecrets ?? {});
+    this.version = (paths.nodeTls?.protocol as KtlsSocket['version'] | undefined) ?? paths.version;
+    this.cipher = paths.nodeTls ? null : paths.cipher;
+    const self = this;
+    this.#queue = new WriteQueue({
+      binding: paths.binding,
+      handle: paths.handle,
+      tx: paths.tx,
+      get destroyed() {
+        return self.destroyed;
+      },
+      get maxRecordSize() {
+        return self.#maxRecordSize;
+      },
+      destroy: (err) => void this.destroy(err),
+      activity: () => this.activity(),
+      txRekeying: () => this.#flush.rekeying(),
+      passDone: () => {
+        this.writesFlushed();
+        this.#setPoll();
+      },
+    });
+    this.#in = new ReadPath(
+      {
+        paths,
+        queue: this.#queue,
+        get schedule() {
+          return self.#schedule;
+        },
+        get destroyed() {
+          return self.destroyed;
+        },
+        get writableEnded() {
+          return self.writableEnded;
+        },
+        push: (chunk) => this.push(chunk),
+        unshift: (chunk) => this.unshift(chunk),
+        destroy: (err) => void this.destroy(err),
+        emit: (event, ...args) => this.emit(event, ...args),
+        activity: () => this.activity(),
+        setPoll: () => this.#setPoll(),
+        startOp: (op) => this.#startOp(op),
+      },
+      options.allowTruncation ?? false,
+    );
+    this.#flush = new TxFlush({
+      paths,
+      get destroyed() {
+        return self.destroyed;
+      },
+      get kernelPlainSent() {
+        return self.#queue.kernelPlainSent;
+      },
+      takeSocketError: () => this.#in.takeSocketError(),
+    });
+  }
+
+  protected get queuedWrites(): number {
+    return this.#queue.length;
+  }
+
+  #onPoll(status: number, events: number): void {
+    if (this.destroyed) return;
+    if (status < 0) return this.#pollError(status);
+    this.#pollErrors = 0;
+    if (events & POLL_WRITABLE) this.#queue.run();
+    if (events & POLL_READABLE && !this.destroyed) this.#readLoop();
+  }
+
+  /**
+   * EPOLLERR: libuv has stopped the poll and says EBADF whatever happened. The
+   * syscalls know the real errno: what arrived before the error is read first
+   * (as net.Socket does) and the read, or a queued write, then fails with it.
+   * Only if neither is pending does SO_ERROR say it.
+   */
+  #pollError(status: number): void {
+    this.#pollEvents = 0;
+    if (this.#reader) this.#reader.step();
+    else if (this.#in.wantRead && !this.#in.readEnded) this.#readLoop();
+    if (!this.destroyed && this.#queue.length > 0) this.#queue.run();
+    if (this.destroyed) return;
+    const so = this.#in.takeSocketError();
+    if (so !== 0) return this.#queue.length > 0 && !this.#in.wantRead ? void this.destroy(new KtlsSystemError(-so, 'write')) : this.#in.readError(-so, true);
+    // The error was consumed on the way (or is gone): poll again, but never spin on a poll that keeps failing.
+    if (++this.#pollErrors > 8) return void this.destroy(new KtlsSystemError(status, 'epoll_wait'));
+    this.#setPoll();
+  }
+
+  /** @internal The handle's poll callback, for `upgrade()` to pass to the native constructor. */
+  static pollCallback(socket: { value?: KtlsSocket }): (status: number, events: number) => void {
+    return (status, events) => {
+      const s = socket.value;
+      if (s) s.#onPoll(status, events);
+    };
+  }
+
+  /** True when the kernel seals and opens every record; false when any direction uses the userspace fallback. */
+  get kernel(): boolean {
+    return this.#p.tx !== null && this.#p.tx !== 'kernel' ? false : this.#p.rx === null || this.#p.rx === 'kernel';
+  }
+
+  /** Which side of the record layer runs in the kernel, per direction. */
+  get kernelDirections(): {
+    /** The kernel seals what we send. */
+    tx: boolean;
+    /** The kernel opens what we receive. */
+    rx: boolean;
+  } {
+    return { tx: this.#p.tx === 'kernel', rx: this.#p.rx === 'kernel' };
+  }
+
+  /** Application bytes received. */
+  get bytesRead(): number {
+    return this.#in.bytesRead;
+  }
+
+  /** Application bytes the kernel (or the record layer) has accepted for sending. */
+  get bytesWritten(): number {
+    return this.#queue.bytesWritten;
+  }
+
+  /** @internal The TCP connection's fd, for TCP options (it differs from `fd` where node:tls carries the records). */
+  get tcpFd(): number {
+    return this.#p.tcpFd !== undefined && this.fd >= 0 ? this.#p.tcpFd : this.fd;
+  }
+
+  /**
+   * The next record sequence numbers: read live from the kernel
+   * (`getsockopt(SOL_TLS, TLS_TX/TLS_RX)`) for kernel directions. After the
+   * socket is closed, the values it had when it closed.
+   */
+  getSequenceNumbers(): SequenceNumbers {
+    if (this.#finalSeq) return { ...this.#finalSeq };
+    const k = constants();
+    const read = (path: RecordPaths['tx'] | RecordPaths['rx'], dir: number, name: string): bigint | null => {
+      if (path === null || path === 'plain') return null;
+      if (path !== 'kernel') return path.seq;
+      const v = this.#p.binding.getSeq(this.fd, dir);
+      if (typeof v === 'number') throw new KtlsSystemError(v, `getsockopt(${name})`);
+      return v;
+    };
+    return { tx: read(this.#p.tx, k.TLS_TX, 'TLS_TX'), rx: read(this.#p.rx, k.TLS_RX, 'TLS_RX') };
+  }
+
+  /**
+   * Largest plaintext per record this socket sends (RFC 8449's record size
+   * limit; OpenSSL's `split_send_fragment`). Under kernel TX it is
+   * `TLS_TX_MAX_PAYLOAD_LEN`, which older kernels lack: setting it there throws
+   * `ERR_KTLS_UNSUPPORTED`. The userspace record layer always honours it.
+   */
+  get maxRecordSize(): number {
+    if (this.#maxRecordSize !== undefined) return this.#maxRecordSize;
+    return constants().MAX_PLAINTEXT;
+  }
+
+  /** See {@link KtlsSocket.setMaxRecordSize}. */
+  set maxRecordSize(size: number) {
+    this.setMaxRecordSize(size);
+  }
+
+  /** Sets {@link KtlsSocket.maxRecordSize}; returns this. */
+  setMaxRecordSize(size: number): this {
+    checkRecordSize(size, 'maxRecordSize');
+    if (this.#p.tx === 'plain') throw new KtlsError('ERR_KTLS_UNSUPPORTED', 'node:tls carries this connection\'s records and has no record size limit setting');
+    if (this.#p.tx === 'kernel') {
+      const rc = this.#p.binding.setRecordSize(this.fd, size);
+      if (rc === -E.ENOPROTOOPT) {
+        throw Object.assign(new KtlsError('ERR_KTLS_UNSUPPORTED', 'this kernel has no TLS_TX_MAX_PAYLOAD_LEN (record size limit); it always sends records of up to 16384 bytes'), {
+          errno: rc,
+          syscall: 'setsockopt(TLS_TX_MAX_PAYLOAD_LEN)',
+        });
+      }
+      if (rc < 0) throw new KtlsSystemError(rc, 'setsockopt(TLS_TX_MAX_PAYLOAD_LEN)');
+    }
+    this.#maxRecordSize = size;
+    return this;
+  }
+
+  /** @internal */
+  override _read(): void {
+    this.#in.wantRead = true;
+    if (this.#reader) return; // spliceTo() owns the socket's input until it settles
+    this.#in.read();
+  }
+
+  #readLoop(): void {
+    if (this.#reader) return this.#reader.step();
+    this.#in.loop();
+  }
+
+  /**
+   * Initiates a TLS 1.3 KeyUpdate: sends the message after everything written
+   * so far, then seals with the next keys (kernel rekey needs Linux 6.14+;
+   * `ERR_KTLS_REKEY_UNSUPPORTED` before). `requestPeer` asks the peer to update
+   * its keys too. Resolves once the new TX keys are in place.
+   */
+  updateKeys(options: { requestPeer?: boolean } = {}): Promise<void> {
+    if (this.version !== 'TLSv1.3') return Promise.reject(new KtlsError('ERR_KTLS_UNSUPPORTED', 'KeyUpdate exists in TLS 1.3 only'));
+    if (this.#p.nodeTls) return Promise.reject(new KtlsError('ERR_KTLS_UNSUPPORTED', 'node:tls carries this connection\'s records and has no KeyUpdate API'));
+    return this.#startOp(new KeyUpdateOp(this.#schedule!, this.#p.cipher, options.requestPeer === true)).then(() => {
+      this.emit('keyUpdate', { direction: 'tx', requested: options.requestPeer === true });
+    });
+  }
+
+  #setPoll(): void {
+    if (this.destroyed) return;
+    const wantRead = this.#reader ? this.#reader.waitSocket : this.#in.wantRead;
+    const events = (wantRead && !this.#in.readEnded ? POLL_READABLE : 0) | (this.#queue.length > 0 && !this.#queue.opWaiting ? POLL_WRITABLE : 0);
+    if (events === this.#pollEvents) return;
+    const rc = this.#p.handle.poll(events);
+    if (rc < 0) {
+      this.destroy(new KtlsSystemError(rc, 'epoll_ctl'));
+      return;
+    }
+    this.#pollEvents = events;
+  }
+
+  /** @internal */
+  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (chunk.length > 0) this.#queue.enqueue([chunk], 0, cb);
+    else this.#queue.enqueueChunks([chunk], cb); // maybe an op marker
+  }
+
+  /** @internal */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    this.#queue.enqueueChunks(
+      chunks.map((c) => c.chunk),
+      cb,
+    );
+  }
+
+  /**
+   * Sends (part of) a file. Under kernel TX the bytes go file → socket with
+   * sendfile(2) and never enter JavaScript; with the userspace record layer they
+   * are read and sealed here. Ordered with `write()` calls before and after it.
+   * Resolves with the bytes sent; rejects (with `bytesSent`) if the file cannot
+   * be read or the socket is destroyed first. A file that cannot be opened
+   * rejects before any byte is sent and leaves the connection usable.
+   */
+  sendFile(file: FileSource, options: SendFileOptions = {}): Promise<number> {
+    if (typeof file !== 'string' && typeof file !== 'number' && (typeof file !== 'object' || file === null || typeof file.fd !== 'number'))
+      throw invalidArgType(`Expected a path, an fd or a FileHandle for file but received ${typeof file}`);
+    checkLength('options.offset', options.offset);
+    checkLength('options.length', options.length);
+    return this.#startOp(new SendFileOp(file, options.offset ?? 0, options.length));
+  }
+
+  /**
+   * Moves bytes from a readable fd (a pipe directly; a socket through an
+   * internal pipe) into this socket with splice(2) until EOF or `length`.
+   * Ordered with `write()`s like {@link KtlsSocket.sendFile}. Does not close `fd`.
+   */
+  spliceFrom(fd: number, options: SpliceOptions = {}): Promise<number> {
+    if (!Number.isInteger(fd) || fd < 0) throw invalidArgType(`Expected a file descriptor for fd but received ${String(fd)}`);
+    checkLength('options.length', options.length);
+    return this.#startOp(new SpliceFromOp(fd, options.length));
+  }
+
+  /**
+   * Moves decrypted application data out of this socket into `fd` (a pipe
+   * directly with splice(2); a file or socket through an internal pipe) until
+   * `length` bytes, the peer's close_notify, or EOF. Data already buffered in
+   * the stream goes first. The readable side stays paused afterwards. Control
+   * records met on the way are handled as reads are: close_notify ends the
+   * stream, alerts destroy it, handshake records become `'handshake'` events.
+   * Does not close `fd`.
+   */
+  spliceTo(fd: number, options: SpliceOptions = {}): Promise<number> {
+    if (!Number.isInteger(fd) || fd < 0) throw invalidArgType(`Expected a file descriptor for fd but received ${String(fd)}`);
+    checkLength('options.length', options.length);
+    if (this.#reader) throw new KtlsError('ERR_KTLS_BUSY', 'a spliceTo() is already running on this socket');
+    let remaining = options.length ?? Number.POSITIVE_INFINITY;
+    return new Promise((resolve, reject) => {
+      if (this.destroyed) return reject(new KtlsError('ERR_STREAM_DESTROYED', 'the socket is destroyed'));
+      const kind = this.#p.binding.fdKind(fd);
+      if (kind < 0) return reject(new KtlsSystemError(kind, 'fstat'));
+      this.pause();
+      for (const rec of this.#p.early.splice(0)) this.#in.deliver(rec.type, rec.data, rec.keyUpdateFollowed);
+      const done = (err: Error | null, sent: number): void => {
+        this.#reader = null;
+        if (err) reject(Object.assign(err, { bytesSent: sent }));
+        else resolve(sent);
+        if (!this.destroyed) this.#setPoll();
+      };
+      // What the stream already holds was read before this call: it goes first.
+      const held: Buffer[] = [];
+      while (this.readableLength > 0 && remaining > 0) {
+        const chunk = this.read() as Buffer | null;
+        if (chunk === null) break;
+        const take = Math.min(chunk.length, remaining);
+        if (take < chunk.length) this.unshift(chunk.subarray(take));
+        held.push(chunk.subarray(0, take));
+        remaining -= take;
+      }
+      try {
+        this.#reader = new SpliceOut(this.#in.spliceHost(), fd, remaining, held, kind === 1, done);
+      } catch (err) {
+        return reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      this.#reader.step();
+    });
+  }
+
+  #startOp(op: WriteOp): Promise<number> {
+    if (this.destroyed || this.writableEnded) {
+      op.release();
+      return Promise.reject(new KtlsError(this.destroyed ? 'ERR_STREAM_DESTROYED' : 'ERR_STREAM_WRITE_AFTER_END', 'the socket is no longer writable'));
+    }
+    const { marker, result } = this.#queue.track(op);
+    this.write(marker);
+    return result;
+  }
+
+  /** @internal */
+  override _final(cb: (err?: Error | null) => void): void {
+    const k = constants();
+    if (this.#p.tx === null || this.#p.tx === 'plain') {
+      // Without tx keys there is no close_notify to send, only the FIN (node:tls, beyond a plain fd, sends its own).
+      const rc = this.#p.handle.shutdown(k.SHUT_WR);
+      cb(rc < 0 && rc !== -E.ENOTCONN ? new KtlsSystemError(rc, 'shutdown') : null);
+      return;
+    }
+    // close_notify goes out as its own record after all queued data, then FIN.
+    this.#queue.enqueue([Buffer.from([1, ALERT.close_notify])], k.RECORD_ALERT, (err) => {
+      if (err) return cb(err);
+      this.#flush.whenFlushed((flushErr) => {
+        if (flushErr) return cb(flushErr);
+        if (this.destroyed) return cb(null);
+        const rc = this.#p.handle.shutdown(k.SHUT_WR);
+        cb(rc < 0 && rc !== -E.ENOTCONN ? new KtlsSystemError(rc, 'shutdown') : null);
+      });
+    });
+  }
+
+  /** @internal */
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    // The reason the socket died (an alert, a bad record) is the reason spliceTo() failed.
+    this.#reader?.settle(err ?? new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before spliceTo() completed'));
+    this.#queue.abandon(err);
+    try {
+      this.#finalSeq = this.getSequenceNumbers();
+    } catch {
+      // The kernel no longer answers (e.g. after EBADMSG); there is nothing to keep.
+    }
+    this.#schedule?.wipe();
+    const rc = this.#p.handle.close();
+    for (const side of [this.#p.tx, this.#p.rx]) if (typeof side === 'object' && side !== null) side.wipe();
+    cb(err ?? (rc < 0 ? new KtlsSystemError(rc, 'close') : null));
+  }
+}

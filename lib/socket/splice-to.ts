@@ -1,0 +1,199 @@
+/**
+ * `socket.spliceTo()`: decrypted application data from a kTLS RX socket into a
+ * pipe (directly) or a file/socket (through an internal pipe) with splice(2).
+ * splice stops at a record that is not application data (EINVAL; EIO on some
+ * kernels) and moves nothing for an empty one (0): that record is then read
+ * with recvmsg and handled as an ordinary read would.
+ * @packageDocumentation
+ */
+import * as os from 'node:os';
+import { POLL_WRITABLE, type Binding } from '../native/binding.js';
+import { constants } from '../native/constants.js';
+import { KtlsSystemError } from '../native/errors.js';
+import type { OpenedRecord } from '../record/layer.js';
+import type { EarlyRecord } from './paths.js';
+import { FdWatcher } from './fd-watcher.js';
+import { STEP, consume } from './ops/op.js';
+
+const E = os.constants.errno;
+
+/** What spliceTo() needs from its socket. */
+export interface RxHost {
+  readonly binding: Binding;
+  readonly fd: number;
+  readonly destroyed: boolean;
+  /** close_notify (or an accepted EOF) has ended the readable side. */
+  readonly readEnded: boolean;
+  /** The kernel opens records (TLS_RX installed). */
+  readonly kernelRx: boolean;
+  /** The next record to handle before reading the socket: early records, or one the userspace opener has complete. undefined: the socket was destroyed. */
+  nextRecord(): EarlyRecord | null | undefined;
+  /** One recvmsg, at most `max` bytes: a record's plaintext (kernel RX), `'pushed'` (userspace RX: raw bytes went to the opener), or 0 / -errno. */
+  recvOnce(max: number): OpenedRecord | 'pushed' | number;
+  /** Hands a control record (or what a read would deliver) to the socket; `followed`: a KeyUpdate the switch already followed. */
+  deliver(type: number, data: Buffer, followed?: boolean): void;
+  /** Puts application data back for ordinary reads. */
+  unshift(data: Buffer): void;
+  readError(errno: number): void;
+  eof(): void;
+  countRead(n: number): void;
+  /** Re-evaluates what the socket polls for (reads {@link SpliceOut.waitSocket}). */
+  updatePoll(): void;
+}
+
+/** One running spliceTo(). */
+export class SpliceOut {
+  /** Bytes that have reached the target. */
+  sent = 0;
+  /** Waiting for the socket to become readable. */
+  waitSocket = false;
+  #host: RxHost;
+  #target: number;
+  #remaining: number;
+  #held: Buffer[] = [];
+  #pipe: [number, number] | null = null;
+  #inPipe = 0;
+  #watcher: FdWatcher;
+  #done: (err: Error | null, sent: number) => void;
+  #settled = false;
+
+  /** `held`: plaintext the stream had already read; it goes first. */
+  constructor(host: RxHost, target: number, remaining: number, held: Buffer[], targetIsPipe: boolean, done: (err: Error | null, sent: number) => void) {
+    this.#host = host;
+    this.#target = target;
+    this.#remaining = remaining;
+    this.#held = held;
+    this.#watcher = new FdWatcher(host.binding, target);
+    this.#done = done;
+    if (!host.kernelRx || !targetIsPipe) this.#ensurePipe();
+  }
+
+  #ensurePipe(): void {
+    if (this.#pipe) return;
+    const p = this.#host.binding.pipe(1, 0);
+    if (typeof p === 'number') throw new KtlsSystemError(p, 'pipe2');
+    this.#pipe = p;
+  }
+
+  /** Ends it once: closes the internal pipe and the watcher, then reports. */
+  settle(err: Error | null): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#watcher.close();
+    if (this.#pipe) for (const fd of this.#pipe) this.#host.binding.closeFd(fd);
+    this.#pipe = null;
+    this.#done(err, this.sent);
+  }
+
+  /** Moves as much as it can without blocking, then waits on whichever side is not ready. */
+  step(): void {
+    try {
+      this.#run();
+    } catch (err) {
+      this.settle(err as Error);
+    }
+  }
+
+  #run(): void {
+    const h = this.#host;
+    const b = h.binding;
+    const k = constants();
+    const flags = k.SPLICE_F_MOVE | k.SPLICE_F_NONBLOCK;
+    for (;;) {
+      if (this.#settled || h.destroyed) return;
+      if (this.#pipe && this.#inPipe > 0) {
+        const n = b.splice(this.#pipe[0], this.#target, this.#inPipe, flags);
+        if (n === -E.EAGAIN || n === -E.EINTR) return this.#waitTarget();
+        if (n < 0) throw new KtlsSystemError(n, 'splice');
+        this.#inPipe -= n;
+        this.sent += n;
+        continue;
+      }
+      if (this.#held.length > 0) {
+        // Plaintext read by recvmsg must queue behind what was spliced, and the
+        // target may be a blocking fd: it goes through our own non-blocking pipe.
+        this.#ensurePipe();
+        const head = this.#held[0];
+        const n = b.writeFd(this.#pipe![1], head, 0, head.length);
+        if (n < 0 && n !== -E.EAGAIN && n !== -E.EINTR) throw new KtlsSystemError(n, 'write');
+        if (n > 0) {
+          this.#inPipe += n;
+          consume(this.#held, n);
+        }
+        continue;
+      }
+      if (this.#remaining === 0 || h.readEnded) return this.settle(null);
+      this.waitSocket = false;
+      const rec = h.kernelRx ? null : h.nextRecord();
+      if (rec === undefined) return; // the opener failed: the socket is destroyed, which settles us
+      if (rec !== null) {
+        this.#take(rec);
+        continue;
+      }
+      const n = h.kernelRx ? b.splice(h.fd, this.#pipe ? this.#pipe[1] : this.#target, Math.min(this.#remaining, STEP), flags) : 0;
+      if (n === -E.EAGAIN || n === -E.EINTR) {
+        // Either the socket has no complete record or the target pipe is full.
+        if (!this.#pipe) {
+          const t = b.ready(this.#target, POLL_WRITABLE);
+          if (t >= 0 && (t & POLL_WRITABLE) === 0) return this.#waitTarget();
+        }
+        this.waitSocket = true;
+        return h.updatePoll();
+      }
+      if (n === -E.EINVAL || n === -E.EIO || n === 0) {
+        if (!this.#readOne()) return;
+        continue;
+      }
+      if (n < 0) return h.readError(n);
+      h.countRead(n);
+      this.#remaining -= n;
+      if (this.#pipe) this.#inPipe += n;
+      else this.sent += n;
+    }
+  }
+
+  /** Reads one record the ordinary way (a control record, data next to an empty record, or EOF). False: stop for now. */
+  #readOne(): boolean {
+    const h = this.#host;
+    const early = h.nextRecord();
+    if (early === undefined) return false;
+    if (early !== null) {
+      this.#take(early);
+      return true;
+    }
+    const got = h.recvOnce(this.#remaining === Infinity ? 1 << 18 : Math.max(this.#remaining, 2));
+    if (got === 'pushed') return true;
+    if (typeof got !== 'number') {
+      this.#take(got);
+      return true;
+    }
+    if (got === -E.EAGAIN || got === -E.EINTR) {
+      this.waitSocket = true;
+      h.updatePoll();
+      return false;
+    }
+    if (got < 0) {
+      h.readError(got);
+      return false;
+    }
+    h.eof();
+    return !h.destroyed;
+  }
+
+  /** Application data goes to the target (what is past `length` back to the stream); anything else to the socket. */
+  #take(rec: EarlyRecord): void {
+    const h = this.#host;
+    if (rec.type !== constants().RECORD_APPLICATION_DATA) return h.deliver(rec.type, rec.data, rec.keyUpdateFollowed);
+    h.countRead(rec.data.length);
+    const take = Math.min(rec.data.length, this.#remaining);
+    if (take < rec.data.length) h.unshift(rec.data.subarray(take));
+    if (take > 0) this.#held.push(rec.data.subarray(0, take));
+    this.#remaining -= take;
+  }
+
+  #waitTarget(): void {
+    this.waitSocket = false;
+    this.#host.updatePoll();
+    this.#watcher.whenReady(POLL_WRITABLE, () => this.step());
+  }
+}

@@ -1,0 +1,343 @@
+/**
+ * `upgrade()`: take a connected `net.Socket` and the keys of its TLS session,
+ * install them in the kernel, and return a {@link KtlsSocket} that owns the fd.
+ * On failure the `net.Socket` is left as it was, bytes it had buffered included.
+ * @packageDocumentation
+ */
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as tls from 'node:tls';
+import { requireBinding, POLL_READABLE, type Binding, type NativeHandle } from '../native/binding.js';
+import { versionNumber, cipherSpec } from '../native/constants.js';
+import { KtlsAlertError, KtlsError, KtlsRekeyError, KtlsSystemError, KtlsUnavailableError, handshakeTimeout, invalidArgType, invalidArgValue } from '../native/errors.js';
+import { RecordOpener, RecordSealer, checkRecordSize, type OpenedRecord } from '../record/layer.js';
+import { normalizeSecrets, seqBytes, wipeDirection, type NormalizedDirection, type NormalizedSecrets, type TlsSecrets } from '../record/secrets.js';
+import type { EarlyRecord, RecordPaths } from './paths.js';
+import type { KtlsSocketOptions } from './options.js';
+import { KtlsSocket } from './socket.js';
+import { hashOf, hashSize, nextTrafficSecret, tls13Keys } from '../record/derive.js';
+import { trailingKeyUpdate } from '../record/post-handshake.js';
+import { holdReads, uvHandle } from '../native/net-handle.js';
+
+const E = os.constants.errno;
+
+/** Options of {@link upgrade}. */
+export interface UpgradeOptions extends KtlsSocketOptions {
+  /**
+   * What to do where the kernel lacks kTLS or the cipher: `'error'` (default)
+   * rejects with `ERR_KTLS_UNAVAILABLE`; `'userspace'` seals and opens records
+   * with `node:crypto` behind the same API (`socket.kernel === false`).
+   */
+  fallback?: 'error' | 'userspace';
+  /**
+   * `false` never installs keys in the kernel: records are sealed and opened in
+   * userspace even where kTLS works (for comparisons and debugging). Default true.
+   */
+  kernel?: boolean;
+  /**
+   * TLS 1.3 only: the current application traffic secrets (client/server
+   * `*_TRAFFIC_SECRET_N`, hash-length Buffers), so the socket can follow and
+   * initiate KeyUpdates. They are copied and kept in private fields until the socket closes.
+   */
+  trafficSecrets?: {
+    /** Our current application traffic secret (32 or 48 bytes: the suite's hash size). */
+    tx?: Buffer;
+    /** The peer's current application traffic secret. */
+    rx?: Buffer;
+  };
+  /**
+   * Milliseconds to wait for the rest of a record the peer has started (the
+   * kernel's RX keys go in on a record boundary). Default 120 000, node:tls's
+   * handshake timeout; past it `upgrade()` rejects with `ERR_TLS_HANDSHAKE_TIMEOUT`.
+   */
+  handshakeTimeout?: number;
+}
+
+function validateSocket(socket: unknown): { socket: net.Socket; handle: NonNullable<ReturnType<typeof uvHandle>> } {
+  if (!(socket instanceof net.Socket)) throw invalidArgType(`Expected a net.Socket for socket but received ${socket === null ? 'null' : typeof socket}`);
+  if (socket instanceof tls.TLSSocket) {
+    throw new KtlsError('ERR_KTLS_TLS_SOCKET', 'a tls.TLSSocket cannot be upgraded: OpenSSL may hold records it read from the socket; pass the underlying net.Socket with secrets, or use ktls.connect()/createServer()');
+  }
+  if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket is destroyed');
+  if (socket.readableEncoding !== null) {
+    // Decoded text cannot be turned back into the exact record bytes it came from.
+    throw new KtlsError('ERR_KTLS_ENCODING', `the socket has setEncoding('${socket.readableEncoding}'); TLS records are binary`);
+  }
+  if (socket.connecting) throw new KtlsSystemError(-E.ENOTCONN, 'getpeername', 'the socket is still connecting');
+  const handle = uvHandle(socket);
+  if (!handle || handle.fd < 0) throw new KtlsError('ERR_KTLS_NOT_TCP', 'the socket has no file descriptor (not a TCP socket, or already upgraded)');
+  return { socket, handle };
+}
+
+function checkTcp(b: Binding, fd: number): void {
+  const k = b.constants;
+  const type = b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_TYPE);
+  if (type < 0) throw new KtlsSystemError(type, 'getsockopt(SO_TYPE)');
+  const proto = b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_PROTOCOL);
+  if (proto < 0) throw new KtlsSystemError(proto, 'getsockopt(SO_PROTOCOL)');
+  if (type !== k.SOCK_STREAM || proto !== k.IPPROTO_TCP) throw new KtlsError('ERR_KTLS_NOT_TCP', 'kernel TLS needs a TCP socket');
+  const peer = b.peerConnected(fd);
+  if (peer < 0) throw new KtlsSystemError(peer, 'getpeername', 'the socket is not connected');
+}
+
+/** Waits until the fd is readable (or in error), through the handle's poll; 'timeout' at `deadline`. */
+function waitReadable(handle: NativeHandle, waiters: { wake?: (status: number) => void }, deadline: number): Promise<number | 'timeout'> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => waiters.wake?.(1), Math.max(0, deadline - Date.now()));
+    waiters.wake = (status) => {
+      waiters.wake = undefined;
+      clearTimeout(timer);
+      handle.poll(0);
+      resolve(status === 1 ? 'timeout' : status);
+    };
+    const rc = handle.poll(POLL_READABLE);
+    if (rc < 0) waiters.wake(rc);
+  });
+}
+
+/**
+ * Reads from the raw socket (no kernel RX yet) until the opener holds whole
+ * records only, so the kernel starts on a record boundary. A peer that sends
+ * half a record and stops is given until `deadline`.
+ */
+async function completeRecord(b: Binding, handle: NativeHandle, opener: RecordOpener, raw: Buffer[], waiters: { wake?: (s: number) => void }, deadline: number, openComplete: () => void): Promise<void> {
+  for (let need = opener.needed(); need > 0; need = opener.needed()) {
+    const buf = Buffer.allocUnsafe(need);
+    const n = handle.recv(buf, 0, need);
+    if (n === -E.EAGAIN || n === -E.EINTR) {
+      // A header that cannot start a record fails now, not after waiting for a body that never comes.
+      openComplete();
+      const status = await waitReadable(handle, waiters, deadline);
+      if (status === 'timeout') throw handshakeTimeout();
+      if (status < 0) {
+        // EPOLLERR: the socket's own errno, not libuv's EBADF.
+        const so = b.getsockoptInt(handle.fd, b.constants.SOL_SOCKET, b.constants.SO_ERROR);
+        if (so !== 0) throw new KtlsSystemError(so > 0 ? -so : so, 'read');
+      }
+      continue;
+    }
+    if (n < 0) throw new KtlsSystemError(n, 'read');
+    if (n === 0) throw new KtlsError('ERR_KTLS_TRUNCATED', 'connection closed in the middle of a TLS record during upgrade');
+    raw.push(buf.subarray(0, n));
+    opener.push(buf.subarray(0, n));
+  }
+}
+
+function install(b: Binding, fd: number, dir: 'TLS_TX' | 'TLS_RX', s: NormalizedSecrets, d: NormalizedDirection): number {
+  const k = b.constants;
+  // setKeys wipes the key and nonce buffers it is given, so give it copies.
+  return b.setKeys(fd, k[dir], versionNumber(s.version), cipherSpec(s.cipher).id, Buffer.from(d.key), Buffer.from(d.iv), seqBytes(d.seq));
+}
+
+/** True for the errnos that mean "this kernel cannot do that cipher/version in kTLS". */
+function unsupported(rc: number): boolean {
+  return rc === -E.ENOENT || rc === -E.EINVAL || rc === -E.ENOPROTOOPT || rc === -E.EOPNOTSUPP;
+}
+
+/**
+ * Hands a connected TCP socket and its TLS session keys to the kernel.
+ *
+ * @param socket - a connected `net.Socket` (TCP, IPv4 or IPv6). On success it is
+ *   detached (destroyed without closing the connection) and the returned socket owns the fd.
+ * @param secrets - the session's version, cipher, and per-direction key/iv/seq.
+ * @param options - see {@link UpgradeOptions}.
+ * @throws `KtlsUnavailableError` (`ERR_KTLS_UNAVAILABLE`) where the kernel lacks kTLS and
+ *   no fallback is allowed; `TypeError`/`RangeError` for bad arguments; `KtlsSystemError`
+ *   (with `errno`, `syscall`) for syscall failures. On any failure the `net.Socket` is left as it was.
+ */
+export async function upgrade(socket: net.Socket, secrets: TlsSecrets, options: UpgradeOptions = {}): Promise<KtlsSocket> {
+  return upgradeWith(socket, secrets, options, {});
+}
+
+/**
+ * What a handshake layer hands over with the socket: wire bytes to open before
+ * anything the socket still buffers, and how much of their application data
+ * the user already read through node:tls.
+ * @internal
+ */
+export interface Handover {
+  /** Received records already opened (by the hand-over), delivered before anything else. */
+  early?: OpenedRecord[];
+  /** Wire bytes to open before anything the socket still buffers. */
+  prefix?: Buffer;
+  /** Application bytes at the front of `early` that the user already read through node:tls. */
+  skip?: number;
+  /** Absolute time (ms) by which the switch must be done; default `options.handshakeTimeout` from now. */
+  deadline?: number;
+  /** Our side of the handshake. */
+  role?: 'client' | 'server';
+}
+
+/** `upgrade()` with hand-over state. @internal */
+export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, options: UpgradeOptions, handover: Handover): Promise<KtlsSocket> {
+  const b = requireBinding();
+  const { handle: uv } = validateSocket(socket);
+  const s = normalizeSecrets(secrets);
+  const fallback = options.fallback ?? 'error';
+  if (fallback !== 'error' && fallback !== 'userspace') throw invalidArgType(`Expected options.fallback to be 'error' or 'userspace' but received ${String(fallback)}`);
+  if (options.maxRecordSize !== undefined) checkRecordSize(options.maxRecordSize, 'options.maxRecordSize');
+  const hto = options.handshakeTimeout;
+  if (hto !== undefined && (typeof hto !== 'number' || !(hto >= 0) || !Number.isFinite(hto))) throw invalidArgValue(`Expected a non-negative number of milliseconds for options.handshakeTimeout but received ${String(hto)}`);
+  for (const dir of ['tx', 'rx'] as const) {
+    const v: unknown = options.trafficSecrets?.[dir];
+    if (v === undefined) continue;
+    if (s.version !== 'TLSv1.3') throw invalidArgValue('options.trafficSecrets is for TLS 1.3 (KeyUpdate) only');
+    const size = hashSize(hashOf(s.cipher));
+    if (!Buffer.isBuffer(v) || v.length !== size) throw invalidArgValue(`Expected a ${size}-byte Buffer for options.trafficSecrets.${dir} but received ${Buffer.isBuffer(v) ? `${v.length} bytes` : typeof v}`);
+  }
+  try {
+    checkTcp(b, uv.fd);
+    // Let anything node:net still has queued reach the kernel before records start.
+    if (socket.writableLength > 0) await new Promise<void>((resolve) => socket.write(Buffer.alloc(0), () => resolve()));
+    if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket was destroyed during upgrade');
+    return await takeOver(b, socket, uv, s, options.kernel === false ? 'never' : fallback, options, handover);
+  } finally {
+    wipeDirection(s.tx);
+    wipeDirection(s.rx);
+  }
+}
+
+async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnType<typeof uvHandle>>, s: NormalizedSecrets, fallback: 'error' | 'userspace' | 'never', options: UpgradeOptions, handover: Handover): Promise<KtlsSocket> {
+  const q = holdReads(socket, uv);
+  const buffered = handover.prefix && handover.prefix.length > 0 ? Buffer.concat([handover.prefix, q.buffered]) : q.buffered;
+  const restore = (back: Buffer): void => q.release(back);
+  const raw: Buffer[] = [buffered];
+  const fd = b.adopt(uv.fd);
+  if (fd < 0) {
+    restore(buffered);
+    throw new KtlsSystemError(fd, 'fcntl(F_DUPFD_CLOEXEC)');
+  }
+  const holder: { value?: KtlsSocket } = {};
+  const waiters: { wake?: (s: number) => void } = {};
+  const out = new Int32Array(1);
+  const poll = KtlsSocket.pollCallback(holder);
+  const handle = new b.Handle(fd, (status, events) => (waiters.wake ? waiters.wake(status) : poll(status, events)), out);
+  let tx: RecordPaths['tx'] = null;
+  let rx: RecordPaths['rx'] = null;
+  let txStart: RecordPaths['txStart'];
+  const early: EarlyRecord[] = [...(handover.early ?? [])];
+  const giveBack = (err: unknown): never => {
+    handle.close(); // our duplicate only; libuv's fd keeps the connection
+    restore(Buffer.concat(raw));
+    throw err;
+  };
+
+  let ulp = fallback === 'never' ? -E.ENOENT : b.setUlp(fd);
+  if (ulp === -E.EEXIST && b.getUlp(fd) === 'tls') ulp = 0; // ULP attached earlier (e.g. a failed attempt)
+  let kernelOk = ulp === 0;
+  // ENOTCONN: the kernel attaches TLS only to ESTABLISHED sockets, and the peer has already sent its FIN.
+  const peerClosed = ulp === -E.ENOTCONN;
+  if (peerClosed && fallback === 'error') giveBack(new KtlsSystemError(ulp, 'setsockopt(TCP_ULP)', 'the peer already closed its side (CLOSE_WAIT); the kernel installs TLS only on established connections'));
+  if (!kernelOk && !peerClosed && !(ulp === -E.ENOENT || unsupported(ulp))) giveBack(new KtlsSystemError(ulp, 'setsockopt(TCP_ULP)'));
+  if (!kernelOk && fallback === 'error') {
+    giveBack(new KtlsUnavailableError(`this kernel has no TLS upper-layer protocol (setsockopt(TCP_ULP, "tls"): ${ulp === -E.ENOENT ? 'ENOENT' : ulp})`, { errno: ulp, syscall: 'setsockopt(TCP_ULP)' }));
+  }
+
+  // TX first: nothing has been read yet, so a failure here can still give everything back.
+  if (s.tx && kernelOk) {
+    const rc = install(b, fd, 'TLS_TX', s, s.tx);
+    if (rc === 0) {
+      tx = 'kernel';
+      const entered = b.tcpEntered(fd);
+      if (entered >= 0) txStart = { entered, seq: s.tx.seq };
+    }
+    else if (!unsupported(rc)) giveBack(new KtlsSystemError(rc, 'setsockopt(TLS_TX)'));
+    else if (fallback === 'error') giveBack(new KtlsUnavailableError(`this kernel cannot install ${s.version} ${s.cipher} keys`, { errno: rc, syscall: 'setsockopt(TLS_TX)' }));
+    else kernelOk = false;
+  }
+  if (s.tx && tx === null) tx = new RecordSealer(s.version, s.cipher, { key: s.tx.key, iv: s.tx.iv, seq: s.tx.seq });
+
+  let rxSecret: Buffer | undefined = s.version === 'TLSv1.3' && options.trafficSecrets?.rx ? Buffer.from(options.trafficSecrets.rx) : undefined;
+  if (s.rx) {
+    const opener = new RecordOpener(s.version, s.cipher, { key: s.rx.key, iv: s.rx.iv, seq: s.rx.seq });
+    let rxKeys: { key: Buffer; iv: Buffer } = { key: Buffer.from(s.rx.key), iv: Buffer.from(s.rx.iv) };
+    opener.push(buffered);
+    // Opens the complete records held (following a KeyUpdate among them); throws at the first bad one, or a bad header.
+    const openComplete = (): void => {
+      for (let rec = opener.next(); rec !== null; rec = opener.next()) {
+        const update = s.version === 'TLSv1.3' && rec.type === b.constants.RECORD_HANDSHAKE ? trailingKeyUpdate(rec.data) : null;
+        if (update === null) {
+          early.push(rec);
+          continue;
+        }
+        // The peer moved to its next keys before the switch: follow here, so the kernel
+        // gets the keys in force (a first install, which every kernel takes).
+        if (!rxSecret) throw new KtlsRekeyError('ERR_KTLS_REKEY_NO_SECRET', 'the peer updated its keys (TLS 1.3 KeyUpdate) but the rx traffic secret is unknown (upgrade() was given keys, not options.trafficSecrets)');
+        const next = nextTrafficSecret(hashOf(s.cipher), rxSecret);
+        rxSecret.fill(0);
+        rxSecret = next;
+        rxKeys.key.fill(0);
+        rxKeys = tls13Keys(s.cipher, hashOf(s.cipher), next);
+        opener.rekey({ ...rxKeys, seq: 0n });
+        early.push({ ...rec, keyUpdateFollowed: true });
+      }
+    };
+    try {
+      if (kernelOk) await completeRecord(b, handle, opener, raw, waiters, handover.deadline ?? Date.now() + (options.handshakeTimeout ?? 120_000), openComplete);
+      openComplete();
+    } catch (err) {
+      opener.wipe();
+      if (tx === 'kernel') {
+        // Keys are in the kernel already; the connection cannot go back to plain TCP. A record
+        // that failed gets its alert (kernel TX seals it), then the close.
+        if (err instanceof KtlsAlertError && err.local) err.alertSent = handle.send([Buffer.from([2, err.alertCode])], b.constants.RECORD_ALERT) === 2;
+        handle.close();
+        socket.destroy();
+        throw err;
+      }
+      giveBack(err);
+    }
+    if (kernelOk) {
+      const rc = install(b, fd, 'TLS_RX', s, { ...rxKeys, seq: opener.seq });
+      rxKeys.key.fill(0);
+      if (rc === 0) {
+        rx = 'kernel';
+        opener.wipe();
+      } else if (tx === 'kernel' && !(fallback === 'userspace' && unsupported(rc))) {
+        handle.close();
+        socket.destroy();
+        throw unsupported(rc)
+          ? new KtlsUnavailableError(`this kernel installed ${s.version} ${s.cipher} keys for sending but not for receiving`, { errno: rc, syscall: 'setsockopt(TLS_RX)' })
+          : new KtlsSystemError(rc, 'setsockopt(TLS_RX)');
+      } else if (!unsupported(rc)) {
+        giveBack(new KtlsSystemError(rc, 'setsockopt(TLS_RX)'));
+      } else if (fallback === 'error') {
+        giveBack(new KtlsUnavailableError(`this kernel cannot install ${s.version} ${s.cipher} keys`, { errno: rc, syscall: 'setsockopt(TLS_RX)' }));
+      }
+    }
+    if (rx === null) rx = opener;
+  }
+
+  // Plaintext node:tls already gave the user is not delivered again.
+  let skip = handover.skip ?? 0;
+  for (let i = 0; skip > 0 && i < early.length; i++) {
+    const rec = early[i];
+    if (rec.type !== b.constants.RECORD_APPLICATION_DATA) continue;
+    const n = Math.min(skip, rec.data.length);
+    early[i] = { type: rec.type, data: rec.data.subarray(n) };
+    skip -= n;
+  }
+  // Without rx keys reads are raw bytes, so what node:net had buffered comes first as-is.
+  if (!s.rx && buffered.length > 0) early.push({ type: b.constants.RECORD_APPLICATION_DATA, data: buffered });
+
+  const paths: RecordPaths = {
+    binding: b, handle, out, version: s.version, cipher: s.cipher, tx, rx, early, ...(txStart ? { txStart } : {}), ...(handover.role ? { role: handover.role } : {}),
+    ...(options.trafficSecrets ? { trafficSecrets: { tx: options.trafficSecrets.tx, rx: rxSecret } } : {}),
+    remote: { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily },
+    local: { address: socket.localAddress, port: socket.localPort },
+  };
+  // The net.Socket lets go of its own fd; ours keeps the connection open.
+  socket.destroy();
+  const ktls = new KtlsSocket(paths, options);
+  holder.value = ktls;
+  if (options.maxRecordSize !== undefined) {
+    try {
+      ktls.setMaxRecordSize(options.maxRecordSize);
+    } catch (err) {
+      // The connection is already ours (keys installed): it cannot be handed back.
+      ktls.destroy();
+      throw err;
+    }
+  }
+  return ktls;
+}

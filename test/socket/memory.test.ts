@@ -1,0 +1,44 @@
+// Closed sockets are garbage: nothing native keeps a KtlsSocket, its handle or
+// its read buffers alive once it is destroyed (userspace records here; the
+// kernel path in memory.kernel.test.ts).
+import t from 'tap';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import * as ktls from '../../lib/index.js';
+import { arrayBuffers, socketCycles } from '../helpers/gc.js';
+import { readBytes } from '../helpers/pair.js';
+import { CERTS, listening, portOf } from '../helpers/tls.js';
+
+t.test('1000 upgrade/write/destroy cycles on userspace records: sockets are collected, buffers released', async (t) => {
+  const { collected, growth } = await socketCycles(1000, { kernel: false });
+  t.comment(`collected ${collected.finalized} of ${collected.tracked} sockets; arrayBuffers grew ${(growth / 1024).toFixed(0)} KiB`);
+  t.ok(collected.finalized >= collected.tracked * 0.99, `≥ 99% of ${collected.tracked} sockets collected (${collected.finalized})`);
+  t.ok(growth < 2 * 1024 * 1024, `arrayBuffers grew by less than 2 MiB (${growth} bytes)`);
+});
+
+t.test('a TLSSocket from createTLSSocket keeps only what the switch needs, however much it carried', async (t) => {
+  const server = tls.createServer({ key: CERTS.key, cert: CERTS.cert }, (s) => s.pipe(s));
+  server.listen(0, '127.0.0.1');
+  await listening(server);
+  const raw = net.connect({ port: portOf(server), host: '127.0.0.1' });
+  await new Promise((resolve) => raw.once('connect', resolve));
+  const tlsSocket = ktls.createTLSSocket(raw, { servername: 'localhost', ca: CERTS.ca });
+  await new Promise((resolve) => tlsSocket.once('secureConnect', resolve));
+  const before = await arrayBuffers();
+  const total = 32 << 20;
+  const chunk = Buffer.alloc(64 << 10, 7);
+  let echoed = 0;
+  const allBack = new Promise<void>((resolve) => tlsSocket.on('data', (d: Buffer) => (echoed += d.length) >= total && resolve()));
+  for (let sent = 0; sent < total; sent += chunk.length) if (!tlsSocket.write(chunk)) await new Promise((resolve) => tlsSocket.once('drain', resolve));
+  await allBack;
+  tlsSocket.removeAllListeners('data');
+  const growth = (await arrayBuffers()) - before;
+  t.comment(`${total >> 20} MiB each way through node:tls: arrayBuffers grew ${(growth / 1024).toFixed(0)} KiB`);
+  t.ok(growth < 4 << 20, `arrayBuffers grew by less than 4 MiB (${growth} bytes)`);
+  const sock = await ktls.upgradeTLSSocket(tlsSocket);
+  const back = readBytes(sock, 5);
+  sock.write('after');
+  t.equal((await back).toString(), 'after', 'the switch still works');
+  sock.destroy();
+  server.close();
+});
