@@ -13,7 +13,10 @@ export default tseslint.config(
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       // tap's t.test() returns a promise tap itself tracks.
-      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafePromises: [{ from: 'package', name: 'PromiseWithSubtest', package: '@tapjs/core' }] }],
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafePromises: [{ from: 'package', name: 'PromiseWithSubtest', package: '@tapjs/core' }] },
+      ],
       // Async callbacks without await are harmless; `const self = this` gives host objects their getters.
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/no-this-alias': 'off',

@@ -45,7 +45,8 @@ export const FEATURES = {
   tcpInfo: (): string | null => (typeof zmod.tcpInfo === 'function' ? null : 'ktls.tcpInfo (TCP_INFO) has not landed yet'),
   // connect({ fastOpen }) lands with the zero-copy/TCP API; its presence is judged by tcpInfo, and each
   // connection's TCP_INFO then says whether SYN data was really sent.
-  fastOpen: (): string | null => (typeof zmod.tcpInfo === 'function' && typeof proto.getTcpInfo === 'function' ? null : 'connect({ fastOpen }) has not landed yet'),
+  fastOpen: (): string | null =>
+    typeof zmod.tcpInfo === 'function' && typeof proto.getTcpInfo === 'function' ? null : 'connect({ fastOpen }) has not landed yet',
   // ktls: { coalesce } (default true) gathers each handshake flight into one write.
   coalesce: (): string | null => null,
 };
@@ -112,7 +113,14 @@ export async function plainKtlsSocket(sock: net.Socket): Promise<KtlsSocket> {
   // and no record-type cmsg is ever set for application data. Never end() such a socket (that
   // would send a close_notify as two plaintext bytes): the bench destroys it.
   const paths: RecordPaths = {
-    binding: b, handle, out, version: 'TLSv1.3', cipher: 'aes-128-gcm', tx: 'kernel', rx: 'kernel', early,
+    binding: b,
+    handle,
+    out,
+    version: 'TLSv1.3',
+    cipher: 'aes-128-gcm',
+    tx: 'kernel',
+    rx: 'kernel',
+    early,
     remote: { address: sock.remoteAddress, port: sock.remotePort, family: sock.remoteFamily },
     local: { address: sock.localAddress, port: sock.localPort },
   };

@@ -107,7 +107,16 @@ async function runScenarios(names: string[], quick: boolean, where: 'native' | '
 async function runElsewhere(how: 'uml' | 'netns', names: string[], quick: boolean): Promise<{ machine: MachineInfo; scenarios: ScenarioResult[] }> {
   const out = path.join(CACHE, `inner-${how}-${process.pid}.json`);
   fs.rmSync(out, { force: true });
-  const args = [path.join(__dirname, 'run.js'), '--inner', '--only', names.join(','), '--out', out, ...(quick ? ['--quick'] : []), ...(how === 'netns' ? ['--netns'] : [])];
+  const args = [
+    path.join(__dirname, 'run.js'),
+    '--inner',
+    '--only',
+    names.join(','),
+    '--out',
+    out,
+    ...(quick ? ['--quick'] : []),
+    ...(how === 'netns' ? ['--netns'] : []),
+  ];
   if (how === 'uml') {
     const uml = (await import(pathToFileURL(path.join(ROOT, 'scripts', 'uml.mjs')).href)) as {
       runInUml: (cmd: string[], o: object) => Promise<{ status: number; kernelLabel: string }>;
@@ -147,10 +156,17 @@ async function main(): Promise<void> {
   buildC();
   const caps = await probe().catch(() => null);
   const ktlsWhere: KtlsWhere = caps?.ulp ? 'native' : fs.existsSync('/usr/bin/apt-get') ? 'uml' : 'none';
-  progress(`kTLS on this kernel (${os.release()}): ${caps?.ulp ? 'yes, kTLS scenarios run natively' : `no (${caps?.ulpError ?? 'probe failed'}), kTLS scenarios run under user-mode-linux: functional run, not performance`}`);
+  progress(
+    `kTLS on this kernel (${os.release()}): ${caps?.ulp ? 'yes, kTLS scenarios run natively' : `no (${caps?.ulpError ?? 'probe failed'}), kTLS scenarios run under user-mode-linux: functional run, not performance`}`,
+  );
   const results: BenchResults = {
-    version: 1, quick: args.quick, generatedAt: new Date().toISOString(), wallSeconds: 0,
-    host: machineInfo(caps?.ulp ? 'native' : ktlsWhere), ktls: { where: ktlsWhere, machine: null }, scenarios: [],
+    version: 1,
+    quick: args.quick,
+    generatedAt: new Date().toISOString(),
+    wallSeconds: 0,
+    host: machineInfo(caps?.ulp ? 'native' : ktlsWhere),
+    ktls: { where: ktlsWhere, machine: null },
+    scenarios: [],
   };
   const host = wanted(HOST_SCENARIOS);
   if (host.length) results.scenarios.push(...(await runScenarios(host, args.quick, 'native', { ok: false })));
@@ -165,7 +181,13 @@ async function main(): Promise<void> {
           // netem on the host's lo would slow every other program: use a private network namespace.
           const root = process.getuid?.() === 0;
           if (root && fs.existsSync('/usr/bin/unshare')) results.scenarios.push(...(await runElsewhere('netns', ['handshake'], args.quick)).scenarios);
-          else results.scenarios.push(...(await runScenarios(['handshake'], args.quick, 'native', { ok: false, why: 'needs root for netem in a private network namespace (unshare --net)' })));
+          else
+            results.scenarios.push(
+              ...(await runScenarios(['handshake'], args.quick, 'native', {
+                ok: false,
+                why: 'needs root for netem in a private network namespace (unshare --net)',
+              })),
+            );
         }
       } else if (ktlsWhere === 'uml') {
         const inner = await runElsewhere('uml', kt, args.quick);
@@ -184,7 +206,9 @@ async function main(): Promise<void> {
   const json = JSON.stringify(results, null, 1);
   fs.writeFileSync(path.join(CACHE, `results${args.quick ? '-quick' : ''}.json`), json);
   const md = await writeReport(results);
-  progress(`done in ${results.wallSeconds.toFixed(0)} s: ${path.relative(ROOT, md)} (charts and results.json in ${path.relative(ROOT, path.join(path.dirname(md), 'benchmarks'))}/)`);
+  progress(
+    `done in ${results.wallSeconds.toFixed(0)} s: ${path.relative(ROOT, md)} (charts and results.json in ${path.relative(ROOT, path.join(path.dirname(md), 'benchmarks'))}/)`,
+  );
 }
 
 main().then(

@@ -102,7 +102,10 @@ export class Worker {
 
 /** Fresh random keys for both directions of one connection. */
 export function newKeys(): WireKeys {
-  return { ab: { key: randomBytes(16).toString('hex'), iv: randomBytes(12).toString('hex') }, ba: { key: randomBytes(16).toString('hex'), iv: randomBytes(12).toString('hex') } };
+  return {
+    ab: { key: randomBytes(16).toString('hex'), iv: randomBytes(12).toString('hex') },
+    ba: { key: randomBytes(16).toString('hex'), iv: randomBytes(12).toString('hex') },
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -147,7 +150,11 @@ export interface Contender<K> {
 
 /** Runs every (group × contender) once per round, alternating, and builds rows. */
 export async function alternate<G extends { name: string }, K>(
-  ctx: Ctx, scenario: string, groups: G[], contenders: Contender<K>[], metrics: string[],
+  ctx: Ctx,
+  scenario: string,
+  groups: G[],
+  contenders: Contender<K>[],
+  metrics: string[],
   once: (g: G, c: Contender<K>, s: Samples, key: string) => Promise<string>,
 ): Promise<Row[]> {
   const samples = new Samples();
@@ -173,7 +180,15 @@ export async function alternate<G extends { name: string }, K>(
       const key = `${g.name}\u0000${c.id}`;
       const why = c.unavailable?.() ?? (failed.has(key) ? `failed: ${failed.get(key)}` : null);
       const note = samples.getNote(key);
-      rows.push({ group: g.name, contender: c.id, label: c.label, available: why === null, ...(why ? { reason: why } : {}), ...(note ? { note } : {}), metrics: why ? {} : samples.stats(key, metrics) });
+      rows.push({
+        group: g.name,
+        contender: c.id,
+        label: c.label,
+        available: why === null,
+        ...(why ? { reason: why } : {}),
+        ...(note ? { note } : {}),
+        metrics: why ? {} : samples.stats(key, metrics),
+      });
     }
   }
   return rows;

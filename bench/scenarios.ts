@@ -57,11 +57,30 @@ export function bulkPlan(quick: boolean, where: 'native' | 'uml'): Array<{ size:
   const plan: Array<[number, number]> =
     where === 'uml'
       ? quick
-        ? [[64 * 1024, 4 * MiB], [MiB, 16 * MiB]]
-        : [[4096, MiB], [64 * 1024, 8 * MiB], [MiB, 32 * MiB], [64 * MiB, 64 * MiB]]
+        ? [
+            [64 * 1024, 4 * MiB],
+            [MiB, 16 * MiB],
+          ]
+        : [
+            [4096, MiB],
+            [64 * 1024, 8 * MiB],
+            [MiB, 32 * MiB],
+            [64 * MiB, 64 * MiB],
+          ]
       : quick
-        ? [[4096, 16 * MiB], [64 * 1024, 64 * MiB], [MiB, 64 * MiB], [64 * MiB, 64 * MiB]]
-        : [[4096, 64 * MiB], [64 * 1024, 256 * MiB], [MiB, 512 * MiB], [64 * MiB, 512 * MiB], [GiB, GiB]];
+        ? [
+            [4096, 16 * MiB],
+            [64 * 1024, 64 * MiB],
+            [MiB, 64 * MiB],
+            [64 * MiB, 64 * MiB],
+          ]
+        : [
+            [4096, 64 * MiB],
+            [64 * 1024, 256 * MiB],
+            [MiB, 512 * MiB],
+            [64 * MiB, 512 * MiB],
+            [GiB, GiB],
+          ];
   return plan.map(([size, total]) => ({ size, count: Math.max(1, Math.round(total / size)) }));
 }
 
@@ -132,17 +151,53 @@ export async function bulkScenario(ctx: Ctx): Promise<ScenarioResult> {
   const plan = bulkPlan(ctx.quick, ctx.where);
   const groups = plan.map((p) => ({ name: fmtBytes(p.size), ...p }));
   for (const g of groups) await ctx.a.call('warm', { file: ctx.files.get(g.size)! });
-  const rows = await alternate(ctx, 'bulk', groups, BULK_CONTENDERS, TRANSFER_METRICS, (g, c, s, key) => transferOnce(ctx, c.spec, ctx.files.get(g.size)!, g.size, g.count, s, key));
+  const rows = await alternate(ctx, 'bulk', groups, BULK_CONTENDERS, TRANSFER_METRICS, (g, c, s, key) =>
+    transferOnce(ctx, c.spec, ctx.files.get(g.size)!, g.size, g.count, s, key),
+  );
   const targets: TargetResult[] = [];
   for (const g of groups.filter((x) => x.size >= MiB)) {
-    targets.push(target(ctx, `${g.name}: sendFile vs node:tls pipe throughput`, ratio(rows, g.name, 'ktls-sendfile', 'tls-pipe', mbs), '>=', 2.5, 'ktls sendFile MB/s ÷ node:tls createReadStream().pipe() MB/s'));
-    targets.push(target(ctx, `${g.name}: sendFile vs C kTLS sendfile loop`, ratio(rows, g.name, 'ktls-sendfile', 'c-ktls-sendfile', mbs), '>=', 0.9, 'ktls sendFile MB/s ÷ C loop MB/s'));
-    targets.push(target(ctx, `${g.name}: sendFile sender CPU/GB vs node:tls pipe`, ratio(rows, g.name, 'ktls-sendfile', 'tls-pipe', senderCpu), '<=', 0.4, 'sender (user+sys) CPU s/GB, ktls sendFile ÷ node:tls pipe'));
+    targets.push(
+      target(
+        ctx,
+        `${g.name}: sendFile vs node:tls pipe throughput`,
+        ratio(rows, g.name, 'ktls-sendfile', 'tls-pipe', mbs),
+        '>=',
+        2.5,
+        'ktls sendFile MB/s ÷ node:tls createReadStream().pipe() MB/s',
+      ),
+    );
+    targets.push(
+      target(
+        ctx,
+        `${g.name}: sendFile vs C kTLS sendfile loop`,
+        ratio(rows, g.name, 'ktls-sendfile', 'c-ktls-sendfile', mbs),
+        '>=',
+        0.9,
+        'ktls sendFile MB/s ÷ C loop MB/s',
+      ),
+    );
+    targets.push(
+      target(
+        ctx,
+        `${g.name}: sendFile sender CPU/GB vs node:tls pipe`,
+        ratio(rows, g.name, 'ktls-sendfile', 'tls-pipe', senderCpu),
+        '<=',
+        0.4,
+        'sender (user+sys) CPU s/GB, ktls sendFile ÷ node:tls pipe',
+      ),
+    );
   }
   return {
-    id: 'bulk', title: 'Bulk file send', where: ctx.where, kernelLabel: ctx.kernelLabel, metrics: TRANSFER_METRICS, rows, targets,
+    id: 'bulk',
+    title: 'Bulk file send',
+    where: ctx.where,
+    kernelLabel: ctx.kernelLabel,
+    metrics: TRANSFER_METRICS,
+    rows,
+    targets,
     description: `Page-cached files sent over loopback TLS 1.3 AES-128-GCM (keys installed directly with upgrade(); node:tls with its own handshake), each file sent ${plan.map((p) => `${fmtBytes(p.size)}×${p.count}`).join(', ')} times per run. Throughput is from the sender's first byte to the receiver's last (CLOCK_MONOTONIC across processes); CPU is per side, per GB of file data.`,
-    notes: [], seconds: (Date.now() - t0) / 1000,
+    notes: [],
+    seconds: (Date.now() - t0) / 1000,
   };
 }
 
@@ -151,17 +206,43 @@ export async function plainScenario(ctx: Ctx): Promise<ScenarioResult> {
   const plan = bulkPlan(ctx.quick, ctx.where);
   const groups = plan.map((p) => ({ name: fmtBytes(p.size), ...p }));
   for (const g of groups) await ctx.a.call('warm', { file: ctx.files.get(g.size)! });
-  const rows = await alternate(ctx, 'plain-tcp', groups, PLAIN_CONTENDERS, TRANSFER_METRICS, (g, c, s, key) => transferOnce(ctx, c.spec, ctx.files.get(g.size)!, g.size, g.count, s, key));
+  const rows = await alternate(ctx, 'plain-tcp', groups, PLAIN_CONTENDERS, TRANSFER_METRICS, (g, c, s, key) =>
+    transferOnce(ctx, c.spec, ctx.files.get(g.size)!, g.size, g.count, s, key),
+  );
   const targets: TargetResult[] = [];
   for (const g of groups.filter((x) => x.size >= 64 * 1024)) {
-    targets.push(target(ctx, `${g.name}: addon write() path vs net.Socket`, ratio(rows, g.name, 'addon-write', 'net-pipe', mbs), '>=', 1.0, 'addon KtlsSocket pipe MB/s ÷ net.Socket pipe MB/s (same read stream, plain TCP)'));
-    targets.push(target(ctx, `${g.name}: addon sendFile vs C sendfile`, ratio(rows, g.name, 'addon-sendfile', 'c-sendfile', mbs), '>=', 0.95, 'addon sendFile MB/s ÷ C sendfile loop MB/s (plain TCP)'));
+    targets.push(
+      target(
+        ctx,
+        `${g.name}: addon write() path vs net.Socket`,
+        ratio(rows, g.name, 'addon-write', 'net-pipe', mbs),
+        '>=',
+        1.0,
+        'addon KtlsSocket pipe MB/s ÷ net.Socket pipe MB/s (same read stream, plain TCP)',
+      ),
+    );
+    targets.push(
+      target(
+        ctx,
+        `${g.name}: addon sendFile vs C sendfile`,
+        ratio(rows, g.name, 'addon-sendfile', 'c-sendfile', mbs),
+        '>=',
+        0.95,
+        'addon sendFile MB/s ÷ C sendfile loop MB/s (plain TCP)',
+      ),
+    );
   }
   return {
-    id: 'plain', title: "The addon's own I/O path on plain TCP", where: ctx.where, kernelLabel: ctx.kernelLabel, metrics: TRANSFER_METRICS, rows,
+    id: 'plain',
+    title: "The addon's own I/O path on plain TCP",
+    where: ctx.where,
+    kernelLabel: ctx.kernelLabel,
+    metrics: TRANSFER_METRICS,
+    rows,
     targets: targets.map((t) => ({ ...t, functionalOnly: false })),
     description: `No ULP, no keys: KtlsSocket's recvmsg/sendmsg/sendfile machinery against net.Socket and C loops, on any kernel. Same file plan as the bulk scenario (${plan.map((p) => `${fmtBytes(p.size)}×${p.count}`).join(', ')}); each side receives with its own kind of socket (addon, net.Socket, C recv loop).`,
-    notes: [], seconds: (Date.now() - t0) / 1000,
+    notes: [],
+    seconds: (Date.now() - t0) / 1000,
   };
 }
 
@@ -200,16 +281,32 @@ export async function smallScenario(ctx: Ctx, plain: boolean): Promise<ScenarioR
   const ms = ctx.where === 'uml' ? (ctx.quick ? 500 : 1500) : ctx.quick ? 800 : 3000;
   const groups = [1024, 8192].map((size) => ({ name: fmtBytes(size), size }));
   const contenders: Contender<EchoKind>[] = plain
-    ? [{ id: 'addon', label: 'addon KtlsSocket (plain TCP)', spec: 'addon' }, { id: 'net', label: 'net.Socket', spec: 'net' }]
-    : [{ id: 'ktls', label: 'ktls (connect/createServer)', spec: 'ktls' }, { id: 'tls', label: 'node:tls', spec: 'tls' }];
-  const rows = await alternate(ctx, plain ? 'small-plain' : 'small', groups, contenders, ECHO_METRICS, (g, c, s, key) => echoOnce(ctx, c.spec, g.size, conns, ms, s, key));
+    ? [
+        { id: 'addon', label: 'addon KtlsSocket (plain TCP)', spec: 'addon' },
+        { id: 'net', label: 'net.Socket', spec: 'net' },
+      ]
+    : [
+        { id: 'ktls', label: 'ktls (connect/createServer)', spec: 'ktls' },
+        { id: 'tls', label: 'node:tls', spec: 'tls' },
+      ];
+  const rows = await alternate(ctx, plain ? 'small-plain' : 'small', groups, contenders, ECHO_METRICS, (g, c, s, key) =>
+    echoOnce(ctx, c.spec, g.size, conns, ms, s, key),
+  );
   const ratioOf = (g: string, m: string): number | null => ratio(rows, g, contenders[0].id, contenders[1].id, (r) => r.metrics[m]?.median ?? null);
-  const targets = groups.map((g) => target(ctx, `${g.name}: ${contenders[0].label} vs ${contenders[1].label} requests/s`, ratioOf(g.name, 'req/s'), '>=', 1.0, 'req/s ratio'));
+  const targets = groups.map((g) =>
+    target(ctx, `${g.name}: ${contenders[0].label} vs ${contenders[1].label} requests/s`, ratioOf(g.name, 'req/s'), '>=', 1.0, 'req/s ratio'),
+  );
   return {
-    id: plain ? 'small-plain' : 'small', title: plain ? 'Small messages on plain TCP (addon vs net.Socket)' : 'Small messages (request/response echo)', where: ctx.where, kernelLabel: ctx.kernelLabel, metrics: ECHO_METRICS, rows,
+    id: plain ? 'small-plain' : 'small',
+    title: plain ? 'Small messages on plain TCP (addon vs net.Socket)' : 'Small messages (request/response echo)',
+    where: ctx.where,
+    kernelLabel: ctx.kernelLabel,
+    metrics: ECHO_METRICS,
+    rows,
     targets: plain ? targets.map((t) => ({ ...t, functionalOnly: false })) : targets,
     description: `${conns} connections each send a request of the group's size and wait for its echo, for ${ms} ms per run (connections and handshakes made before timing).${plain ? '' : ' TLS 1.3 AES-128-GCM; ktls via ktls.connect()/createServer().'} CPU is per GB of request payload.`,
-    notes: [], seconds: (Date.now() - t0) / 1000,
+    notes: [],
+    seconds: (Date.now() - t0) / 1000,
   };
 }
 
@@ -230,7 +327,15 @@ export async function spliceScenario(ctx: Ctx): Promise<ScenarioResult> {
   const rows = await alternate(ctx, 'splice', groups, contenders, TRANSFER_METRICS, async (g, c, s, key) => {
     if (g.name === 'receive') {
       if (c.id === 'splice' && FEATURES.spliceTo()) throw new Error(FEATURES.spliceTo()!);
-      return transferOnce(ctx, { send: 'ktls-write', recv: c.id === 'splice' ? 'ktls-spliceTo' : 'ktls-readwrite', keys: true }, ctx.files.get(size)!, size, count, s, key);
+      return transferOnce(
+        ctx,
+        { send: 'ktls-write', recv: c.id === 'splice' ? 'ktls-spliceTo' : 'ktls-readwrite', keys: true },
+        ctx.files.get(size)!,
+        size,
+        count,
+        s,
+        key,
+      );
     }
     if (c.id === 'splice' && FEATURES.spliceEcho()) throw new Error(FEATURES.spliceEcho()!);
     const id = ++nextId;
@@ -252,9 +357,16 @@ export async function spliceScenario(ctx: Ctx): Promise<ScenarioResult> {
     if (why) r.reason = why;
   }
   return {
-    id: 'splice', title: 'splice and splice-echo', where: ctx.where, kernelLabel: ctx.kernelLabel, metrics: TRANSFER_METRICS, rows, targets: [],
+    id: 'splice',
+    title: 'splice and splice-echo',
+    where: ctx.where,
+    kernelLabel: ctx.kernelLabel,
+    metrics: TRANSFER_METRICS,
+    rows,
+    targets: [],
     description: `receive: a kTLS sender writes ${fmtBytes(total)}; the receiver moves it to /dev/null with spliceTo() or with 'data' + fs.writeSync. echo: the client (a KtlsSocket) sends ${fmtBytes(total)} and reads it back; the server echoes with ktls.spliceEcho() or with 'data' → write(). "sender" is the client, "receiver" the server.`,
-    notes: [], seconds: (Date.now() - t0) / 1000,
+    notes: [],
+    seconds: (Date.now() - t0) / 1000,
   };
 }
 
@@ -277,15 +389,33 @@ export async function handshakeScenario(ctx: Ctx, netem: string | null, rttMs: n
   });
   // ktls coalesces handshake flights by default (ktls: { coalesce: true }); node:tls writes them as OpenSSL does.
   const contenders = [
-    mk('tls', false, false, false), mk('tls', true, false, false),
-    mk('ktls', false, false, true), mk('ktls', false, false, false), mk('ktls', true, false, true),
-    mk('ktls', false, true, true), mk('ktls', true, true, true), mk('ktls', true, true, false),
+    mk('tls', false, false, false),
+    mk('tls', true, false, false),
+    mk('ktls', false, false, true),
+    mk('ktls', false, false, false),
+    mk('ktls', true, false, true),
+    mk('ktls', false, true, true),
+    mk('ktls', true, true, true),
+    mk('ktls', true, true, false),
   ];
   const groups = (['TLSv1.2', 'TLSv1.3'] as const).map((v) => ({ name: v === 'TLSv1.2' ? 'TLS 1.2' : 'TLS 1.3', version: v }));
   const rows = await alternate(ctx, 'handshake', groups, contenders, HS_METRICS, async (g, c, s, key) => {
-    const { port } = await ctx.b.call<{ port: number }>('hsServe', { kind: c.spec.kind, version: g.version, fastOpen: c.spec.fastOpen, coalesce: c.spec.coalesce });
+    const { port } = await ctx.b.call<{ port: number }>('hsServe', {
+      kind: c.spec.kind,
+      version: g.version,
+      fastOpen: c.spec.fastOpen,
+      coalesce: c.spec.coalesce,
+    });
     try {
-      const samples = await ctx.a.call<Array<{ ms: number; segments: number | null; synData: boolean | null; resumed: boolean }>>('hsClient', { kind: c.spec.kind, port, version: g.version, fastOpen: c.spec.fastOpen, coalesce: c.spec.coalesce, resumed: c.spec.resumed, n });
+      const samples = await ctx.a.call<Array<{ ms: number; segments: number | null; synData: boolean | null; resumed: boolean }>>('hsClient', {
+        kind: c.spec.kind,
+        port,
+        version: g.version,
+        fastOpen: c.spec.fastOpen,
+        coalesce: c.spec.coalesce,
+        resumed: c.spec.resumed,
+        n,
+      });
       const ms = samples.map((x) => x.ms).sort((a, b) => a - b);
       const med = ms[Math.floor(ms.length / 2)];
       s.add(key, 'TTFB ms', med);
@@ -306,12 +436,27 @@ export async function handshakeScenario(ctx: Ctx, netem: string | null, rttMs: n
   const targets = Object.entries(HS_ANCHOR).map(([id, anchor]) => {
     const v = t13(id);
     const scaled = (anchor * rttMs) / 20;
-    return { label: `TLS 1.3 ${id.replace('ktls-', '').replace('-tfo', ' + TFO')}: TTFB vs OpenSSL anchor (${scaled} ms at ${rttMs} ms RTT)`, value: v === null ? null : v / scaled, op: '<=' as const, threshold: 1.0, met: v === null ? null : v <= scaled, functionalOnly: ctx.where === 'uml', detail: 'measured ktls TTFB ÷ OpenSSL anchor' };
+    return {
+      label: `TLS 1.3 ${id.replace('ktls-', '').replace('-tfo', ' + TFO')}: TTFB vs OpenSSL anchor (${scaled} ms at ${rttMs} ms RTT)`,
+      value: v === null ? null : v / scaled,
+      op: '<=' as const,
+      threshold: 1.0,
+      met: v === null ? null : v <= scaled,
+      functionalOnly: ctx.where === 'uml',
+      detail: 'measured ktls TTFB ÷ OpenSSL anchor',
+    };
   });
   return {
-    id: 'handshake', title: `Handshake latency at ${rttMs} ms RTT`, where: ctx.where, kernelLabel: ctx.kernelLabel, metrics: HS_METRICS, rows, targets,
+    id: 'handshake',
+    title: `Handshake latency at ${rttMs} ms RTT`,
+    where: ctx.where,
+    kernelLabel: ctx.kernelLabel,
+    metrics: HS_METRICS,
+    rows,
+    targets,
     description: `netem delay ${rttMs / 2} ms on loopback (RTT ${rttMs} ms). Time from connect() to the first byte of the response to a 1-byte request sent right after the handshake (ktls: after the switch to the kernel); median of ${n} handshakes per run after one untimed priming connection (which also supplies the session for resumed runs). Segments: TCP_INFO segs_in + segs_out on the client at that moment. ECDSA P-256 certificate.`,
-    notes: netem ? [netem] : [], seconds: (Date.now() - t0) / 1000,
+    notes: netem ? [netem] : [],
+    seconds: (Date.now() - t0) / 1000,
   };
 }
 

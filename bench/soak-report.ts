@@ -33,8 +33,16 @@ export function renderReliability(r: SoakReport, fuzz: Array<{ target: string; i
     `| bytes checked (both ways) | ${c.bytesChecked.toLocaleString('en')} |`,
     `| misbehaving | ${c.misbehaving.reset + c.misbehaving.stall + c.misbehaving.garbage} (reset mid-stream ${c.misbehaving.reset}, stalled in the handshake ${c.misbehaving.stall}, garbage after it ${c.misbehaving.garbage}); closed by the server: ${c.closedByServer} |`,
     `| server sockets in the kernel | ${c.kernelSockets} of ${c.serverSockets} |`,
-    `| tlsClientError | ${Object.entries(c.tlsClientErrors).map(([code, v]) => `${code} ×${v}`).join(', ') || 'none'} |`,
-    `| socket errors | ${Object.entries(c.socketErrors).map(([code, v]) => `${code} ×${v}`).join(', ') || 'none'} |`,
+    `| tlsClientError | ${
+      Object.entries(c.tlsClientErrors)
+        .map(([code, v]) => `${code} ×${v}`)
+        .join(', ') || 'none'
+    } |`,
+    `| socket errors | ${
+      Object.entries(c.socketErrors)
+        .map(([code, v]) => `${code} ×${v}`)
+        .join(', ') || 'none'
+    } |`,
     `| open fds before → after | ${c.fdsBefore} → ${c.fdsAfter} |`,
     `| wall time | ${(c.ms / 1000).toFixed(1)} s |`,
     ...(c.broken.length ? ['', 'Broken:', ...c.broken.map((b) => `- ${b}`)] : []),

@@ -25,6 +25,14 @@ process.on('message', (m: { op: string }) => {
   for (let i = 0; i < 3; i++) (globalThis as { gc?: () => void }).gc?.();
   const u = process.memoryUsage();
   const kernel = [...sockets].filter((s) => s instanceof ktls.KtlsSocket && s.kernel).length;
-  process.send!({ rss: u.rss, external: u.external, arrayBuffers: u.arrayBuffers, heapUsed: u.heapUsed, fds: fs.readdirSync('/proc/self/fd').length, sockets: sockets.size, kernel });
+  process.send!({
+    rss: u.rss,
+    external: u.external,
+    arrayBuffers: u.arrayBuffers,
+    heapUsed: u.heapUsed,
+    fds: fs.readdirSync('/proc/self/fd').length,
+    sockets: sockets.size,
+    kernel,
+  });
 });
 process.on('disconnect', () => process.exit(0));

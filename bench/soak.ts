@@ -51,9 +51,27 @@ export interface SoakOptions {
 }
 
 /** The full run (docs/reliability.md). */
-export const FULL: SoakOptions = { concurrent: 1000, misbehaving: 0.1, bytesMax: 64 << 10, sequential: 10_000, sampleEvery: 500, idle: 300, handshakeTimeout: 5000, seed: 0x50a4 };
+export const FULL: SoakOptions = {
+  concurrent: 1000,
+  misbehaving: 0.1,
+  bytesMax: 64 << 10,
+  sequential: 10_000,
+  sampleEvery: 500,
+  idle: 300,
+  handshakeTimeout: 5000,
+  seed: 0x50a4,
+};
 /** The quick run `npm test` makes. */
-export const QUICK: SoakOptions = { concurrent: 100, misbehaving: 0.1, bytesMax: 16 << 10, sequential: 1000, sampleEvery: 100, idle: 50, handshakeTimeout: 3000, seed: 0x50a4 };
+export const QUICK: SoakOptions = {
+  concurrent: 100,
+  misbehaving: 0.1,
+  bytesMax: 16 << 10,
+  sequential: 1000,
+  sampleEvery: 100,
+  idle: 50,
+  handshakeTimeout: 3000,
+  seed: 0x50a4,
+};
 
 type Misbehaviour = 'reset' | 'stall' | 'garbage';
 
@@ -105,7 +123,6 @@ const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const bump = (m: Record<string, number>, k: string | undefined): void => void (m[k ?? 'none'] = (m[k ?? 'none'] ?? 0) + 1);
 
-
 /** Resolves with everything `s` delivers until it ends, closes or fails (never rejects). */
 function drain(s: NodeJS.ReadableStream & { once(ev: string, cb: (...a: unknown[]) => void): unknown }, want = Infinity): Promise<Buffer> {
   return new Promise((resolve) => {
@@ -128,18 +145,21 @@ function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
 }
 
 async function echoServer(o: SoakOptions, stats?: SoakReport['concurrency']): Promise<{ server: ktls.KtlsServer; port: number }> {
-  const server = ktls.createServer({ key: fs.readFileSync(KEY), cert: fs.readFileSync(CERT), handshakeTimeout: o.handshakeTimeout, ktls: { fallback: 'error' } }, (s) => {
-    if (stats) {
-      stats.serverSockets++;
-      if (s.kernel) stats.kernelSockets++;
-    }
-    s.on('error', (e: Error & { code?: string }) => {
-      if (!stats) return;
-      bump(stats.socketErrors, e.code);
-      stats.examples[e.code ?? 'none'] ??= e.message;
-    });
-    s.pipe(s);
-  });
+  const server = ktls.createServer(
+    { key: fs.readFileSync(KEY), cert: fs.readFileSync(CERT), handshakeTimeout: o.handshakeTimeout, ktls: { fallback: 'error' } },
+    (s) => {
+      if (stats) {
+        stats.serverSockets++;
+        if (s.kernel) stats.kernelSockets++;
+      }
+      s.on('error', (e: Error & { code?: string }) => {
+        if (!stats) return;
+        bump(stats.socketErrors, e.code);
+        stats.examples[e.code ?? 'none'] ??= e.message;
+      });
+      s.pipe(s);
+    },
+  );
   server.on('tlsClientError', (e: Error & { code?: string }) => {
     if (!stats) return;
     bump(stats.tlsClientErrors, e.code);
@@ -154,10 +174,12 @@ const clientOptions = (port: number): tls.ConnectionOptions => ({ port, host: '1
 /** One well-behaved client: random data in random chunks, the echo back, SHA-256 both ways. */
 async function goodClient(port: number, rand: () => number, o: SoakOptions, viaKtls: boolean): Promise<{ ok: boolean; bytes: number; detail: string }> {
   const payload = randomBytes(1 + Math.floor(rand() * o.bytesMax));
-  const sock: tls.TLSSocket | ktls.KtlsSocket = viaKtls ? await ktls.connect({ ...clientOptions(port), ktls: { fallback: 'error' } }) : tls.connect(clientOptions(port));
+  const sock: tls.TLSSocket | ktls.KtlsSocket = viaKtls
+    ? await ktls.connect({ ...clientOptions(port), ktls: { fallback: 'error' } })
+    : tls.connect(clientOptions(port));
   if (!viaKtls) await new Promise<void>((resolve, reject) => (sock as tls.TLSSocket).once('secureConnect', resolve).once('error', reject));
   const back = drain(sock, payload.length);
-  for (let off = 0; off < payload.length; ) {
+  for (let off = 0; off < payload.length;) {
     const n = Math.min(payload.length - off, 1 + Math.floor(rand() * 16384));
     sock.write(payload.subarray(off, off + n));
     off += n;
@@ -171,7 +193,13 @@ async function goodClient(port: number, rand: () => number, o: SoakOptions, viaK
   await withTimeout(closed, 10_000, undefined);
   sock.destroy();
   const ok = got.length === payload.length && sha(got) === sha(payload);
-  return { ok, bytes: 2 * payload.length, detail: ok ? '' : `${viaKtls ? 'ktls' : 'node:tls'} client: sent ${payload.length}, echoed ${got.length}${got.length === payload.length ? ' (differs)' : ''}` };
+  return {
+    ok,
+    bytes: 2 * payload.length,
+    detail: ok
+      ? ''
+      : `${viaKtls ? 'ktls' : 'node:tls'} client: sent ${payload.length}, echoed ${got.length}${got.length === payload.length ? ' (differs)' : ''}`,
+  };
 }
 
 /** One misbehaving client; resolves with whether the server closed the connection. */
@@ -183,7 +211,11 @@ async function badClient(port: number, rand: () => number, kind: Misbehaviour, o
   if (kind === 'stall') return withTimeout(closed, o.handshakeTimeout + 10_000, false); // says nothing: handshakeTimeout must end it
   const t = tls.connect({ ...clientOptions(port), socket: raw });
   t.on('error', () => undefined);
-  const secure = await withTimeout(new Promise<boolean>((resolve) => (t.once('secureConnect', () => resolve(true)), t.once('close', () => resolve(false)))), 60_000, false);
+  const secure = await withTimeout(
+    new Promise<boolean>((resolve) => (t.once('secureConnect', () => resolve(true)), t.once('close', () => resolve(false)))),
+    60_000,
+    false,
+  );
   if (!secure) return withTimeout(closed, 1000, false); // the server gave up on the handshake (handshakeTimeout under load)
   t.write(randomBytes(1 + Math.floor(rand() * 4096)));
   await sleep(Math.floor(rand() * 20));
@@ -198,8 +230,21 @@ async function badClient(port: number, rand: () => number, kind: Misbehaviour, o
 async function concurrency(o: SoakOptions): Promise<SoakReport['concurrency']> {
   const rand = prng(o.seed);
   const stats: SoakReport['concurrency'] = {
-    connections: o.concurrent, wellBehaved: 0, misbehaving: { reset: 0, stall: 0, garbage: 0 }, intact: 0, bytesChecked: 0, broken: [], closedByServer: 0,
-    kernelSockets: 0, serverSockets: 0, tlsClientErrors: {}, socketErrors: {}, examples: {}, fdsBefore: fdCount(), fdsAfter: 0, ms: 0,
+    connections: o.concurrent,
+    wellBehaved: 0,
+    misbehaving: { reset: 0, stall: 0, garbage: 0 },
+    intact: 0,
+    bytesChecked: 0,
+    broken: [],
+    closedByServer: 0,
+    kernelSockets: 0,
+    serverSockets: 0,
+    tlsClientErrors: {},
+    socketErrors: {},
+    examples: {},
+    fdsBefore: fdCount(),
+    fdsAfter: 0,
+    ms: 0,
   };
   const started = Date.now();
   const { server, port } = await echoServer(o, stats);
@@ -211,7 +256,11 @@ async function concurrency(o: SoakOptions): Promise<SoakReport['concurrency']> {
       return;
     }
     stats.wellBehaved++;
-    const r = await goodClient(port, prng(o.seed + i + 1), o, i % 2 === 0).catch((e: Error & { code?: string }) => ({ ok: false, bytes: 0, detail: `client failed: ${e.code ?? e.message}` }));
+    const r = await goodClient(port, prng(o.seed + i + 1), o, i % 2 === 0).catch((e: Error & { code?: string }) => ({
+      ok: false,
+      bytes: 0,
+      detail: `client failed: ${e.code ?? e.message}`,
+    }));
     if (r.ok) {
       stats.intact++;
       stats.bytesChecked += r.bytes;
@@ -219,7 +268,7 @@ async function concurrency(o: SoakOptions): Promise<SoakReport['concurrency']> {
   });
   await Promise.all(runs);
   await withTimeout(new Promise<void>((resolve) => server.close(() => resolve())), 30_000, undefined);
-  for (const until = Date.now() + 5000; fdCount() > stats.fdsBefore && Date.now() < until; ) await sleep(50);
+  for (const until = Date.now() + 5000; fdCount() > stats.fdsBefore && Date.now() < until;) await sleep(50);
   stats.fdsAfter = fdCount();
   stats.ms = Date.now() - started;
   return stats;
@@ -266,16 +315,28 @@ async function sequential(o: SoakOptions): Promise<SoakReport['sequential']> {
   return {
     connections: o.sequential,
     samples,
-    rssSlopeKiB: slope(xs, steady.map((s) => s.rssKiB)),
-    heapSlopeKiB: slope(xs, steady.map((s) => s.heapKiB)),
-    fdSlope: slope(xs, steady.map((s) => s.fds)),
+    rssSlopeKiB: slope(
+      xs,
+      steady.map((s) => s.rssKiB),
+    ),
+    heapSlopeKiB: slope(
+      xs,
+      steady.map((s) => s.heapKiB),
+    ),
+    fdSlope: slope(
+      xs,
+      steady.map((s) => s.fds),
+    ),
     ms: Date.now() - started,
   };
 }
 
 /** Memory per idle connection of one kind of server, in its own process. */
 async function idleCost(kind: 'ktls' | 'node:tls', n: number): Promise<SoakReport['idle']['ktls']> {
-  const child = fork(path.join(__dirname, 'soak-server.js'), [kind === 'ktls' ? 'ktls' : 'node-tls', KEY, CERT], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(path.join(__dirname, 'soak-server.js'), [kind === 'ktls' ? 'ktls' : 'node-tls', KEY, CERT], {
+    execArgv: ['--expose-gc'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   type Measure = { rss: number; external: number; arrayBuffers: number; heapUsed: number; fds: number; sockets: number; kernel: number };
   const next = <T>(): Promise<T> => new Promise((resolve) => child.once('message', (m) => resolve(m as T)));
   const { port } = await next<{ port: number }>();
@@ -317,16 +378,21 @@ async function idleCost(kind: 'ktls' | 'node:tls', n: number): Promise<SoakRepor
 /** One soak run under this process's kernel (which must have kTLS). */
 export async function runSoak(o: SoakOptions, log: (line: string) => void = () => undefined): Promise<SoakReport> {
   const caps = await ktls.probe();
-  if (!caps.ulp) throw new Error(`this kernel has no kTLS (${caps.ulpError ?? 'no tls ULP'}): run the soak through \`npm run soak\`, which boots user-mode-linux`);
+  if (!caps.ulp)
+    throw new Error(`this kernel has no kTLS (${caps.ulpError ?? 'no tls ULP'}): run the soak through \`npm run soak\`, which boots user-mode-linux`);
   log(`concurrency: ${o.concurrent} connections, ${Math.round(o.misbehaving * 100)}% misbehaving`);
   const conc = await concurrency(o);
-  log(`  ${conc.intact}/${conc.wellBehaved} intact, ${conc.broken.length} broken, ${conc.closedByServer} misbehaving closed by the server, fds ${conc.fdsBefore} → ${conc.fdsAfter} (${conc.ms} ms)`);
+  log(
+    `  ${conc.intact}/${conc.wellBehaved} intact, ${conc.broken.length} broken, ${conc.closedByServer} misbehaving closed by the server, fds ${conc.fdsBefore} → ${conc.fdsAfter} (${conc.ms} ms)`,
+  );
   log(`sequential: ${o.sequential} connections`);
   const seq = await sequential(o);
   log(`  RSS slope ${seq.rssSlopeKiB.toFixed(1)} KiB/1000, heap ${seq.heapSlopeKiB.toFixed(1)} KiB/1000, fds ${seq.fdSlope.toFixed(2)}/1000 (${seq.ms} ms)`);
   log(`idle: ${o.idle} connections per server`);
   const idle = { ktls: await idleCost('ktls', o.idle), 'node:tls': await idleCost('node:tls', o.idle) };
-  log(`  per idle connection: ktls ${(idle.ktls.rssKiB + idle.ktls.arrayBuffersKiB).toFixed(0)} KiB (RSS + ArrayBuffers), node:tls ${(idle['node:tls'].rssKiB + idle['node:tls'].arrayBuffersKiB).toFixed(0)} KiB`);
+  log(
+    `  per idle connection: ktls ${(idle.ktls.rssKiB + idle.ktls.arrayBuffersKiB).toFixed(0)} KiB (RSS + ArrayBuffers), node:tls ${(idle['node:tls'].rssKiB + idle['node:tls'].arrayBuffersKiB).toFixed(0)} KiB`,
+  );
   return { kernel: process.env.KTLS_KERNEL_LABEL ?? `native ${os.release()}`, node: process.version, options: o, concurrency: conc, sequential: seq, idle };
 }
 
@@ -370,7 +436,10 @@ async function main(): Promise<void> {
       runInUml: (cmd: string[], o: object) => Promise<{ status: number; kernelLabel: string }>;
     };
     log(`this kernel has no kTLS (${caps.ulpError ?? 'no tls ULP'}): running under user-mode-linux`);
-    const r = await uml.runInUml([process.execPath, __filename, '--inner', '--out', out, ...(args.quick ? ['--quick'] : []), ...(args.seed !== null ? ['--seed', String(args.seed)] : [])], { cwd: ROOT, mem: '2560M', timeout: 3600, output: process.stderr });
+    const r = await uml.runInUml(
+      [process.execPath, __filename, '--inner', '--out', out, ...(args.quick ? ['--quick'] : []), ...(args.seed !== null ? ['--seed', String(args.seed)] : [])],
+      { cwd: ROOT, mem: '2560M', timeout: 3600, output: process.stderr },
+    );
     if (r.status !== 0) throw new Error(`the soak under user-mode-linux exited with ${r.status}`);
     report = JSON.parse(fs.readFileSync(out, 'utf8')) as SoakReport;
     fs.rmSync(out, { force: true });
@@ -382,7 +451,9 @@ async function main(): Promise<void> {
     fs.writeFileSync(path.join(ROOT, 'docs', 'reliability.md'), renderReliability(report, fuzz, Date.now() - started));
     log('wrote docs/reliability.md');
   }
-  process.stdout.write(`${JSON.stringify({ kernel: report.kernel, concurrency: { ...c, broken: c.broken.length }, sequential: { rssSlopeKiB: report.sequential.rssSlopeKiB, fdSlope: report.sequential.fdSlope }, idle: report.idle }, null, 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ kernel: report.kernel, concurrency: { ...c, broken: c.broken.length }, sequential: { rssSlopeKiB: report.sequential.rssSlopeKiB, fdSlope: report.sequential.fdSlope }, idle: report.idle }, null, 2)}\n`,
+  );
   process.exitCode = failed ? 1 : 0;
 }
 

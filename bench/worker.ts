@@ -9,9 +9,19 @@ import { hsClient, hsServe, hsStop } from './ops/handshake.js';
 
 /** Every op a worker answers, by the name the parent sends (sampling.ts, Worker#call). */
 const OPS: Record<string, (a: never) => unknown> = {
-  recvStart, recvResult, send, warm,
-  echoServe, echoMark, echoStop, echoConnect, echoRun, bulkEcho,
-  hsServe, hsStop, hsClient,
+  recvStart,
+  recvResult,
+  send,
+  warm,
+  echoServe,
+  echoMark,
+  echoStop,
+  echoConnect,
+  echoRun,
+  bulkEcho,
+  hsServe,
+  hsStop,
+  hsClient,
   exit: () => setImmediate(() => process.exit(0)),
 };
 

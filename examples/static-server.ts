@@ -122,8 +122,13 @@ server.listen(port, values.host, undefined, () => {
   const addr = server.address();
   const bound = typeof addr === 'object' && addr ? addr.port : port;
   void ktls.probe().then((caps) => {
-    console.log(`serving ${root} on https://${values.host}:${bound}/ (kernel TLS ${caps.ulp ? 'available' : `unavailable here: ${caps.ulpError ?? 'no tls ULP'}; records in userspace`})`);
-    if (values.cert === path.join(FIXTURES, 'server.pem')) console.log(`try: curl --cacert ${path.relative(process.cwd(), path.join(FIXTURES, 'ca.pem'))} --resolve localhost:${bound}:${values.host} https://localhost:${bound}/`);
+    console.log(
+      `serving ${root} on https://${values.host}:${bound}/ (kernel TLS ${caps.ulp ? 'available' : `unavailable here: ${caps.ulpError ?? 'no tls ULP'}; records in userspace`})`,
+    );
+    if (values.cert === path.join(FIXTURES, 'server.pem'))
+      console.log(
+        `try: curl --cacert ${path.relative(process.cwd(), path.join(FIXTURES, 'ca.pem'))} --resolve localhost:${bound}:${values.host} https://localhost:${bound}/`,
+      );
   });
 });
 

@@ -21,12 +21,34 @@ export { createServer, KtlsServer, type KtlsServerOptions } from './handover/ser
 export { createTLSSocket, upgradeTLSSocket } from './handover/tls-socket.js';
 export type { KtlsHandoverOptions } from './handover/switch.js';
 export { createHttpsServer, KtlsHttpsServer, type KtlsHttpsServerOptions } from './http/server.js';
-export { serveFile, sendFile, parseRange, contentTypeOf, CONTENT_TYPES, type ServeFileOptions, type ServeFileResult, type HttpSendFileOptions, type HttpSendFileResult, type ParsedRange } from './http/serve-file.js';
+export {
+  serveFile,
+  sendFile,
+  parseRange,
+  contentTypeOf,
+  CONTENT_TYPES,
+  type ServeFileOptions,
+  type ServeFileResult,
+  type HttpSendFileOptions,
+  type HttpSendFileResult,
+  type ParsedRange,
+} from './http/serve-file.js';
 export { createPipe, pipe } from './tools/pipe.js';
 export { tcpInfo } from './tools/tcp-info.js';
 export { proxy, type ProxyResult } from './tools/proxy.js';
 export { spliceEcho } from './tools/splice-echo.js';
 export type { HandshakeTcp, TcpInfo } from './socket/base.js';
 export type { FileSource } from './socket/ops/send-file.js';
-export { runVerify, exitCodeOf, SUITE as VERIFY_SUITE, GROUPS as VERIFY_GROUPS, type VerifyOptions, type VerifyReport, type VerifyEvent, type CellSummary, type CheckResult, type GroupName } from './verify/runner.js';
+export {
+  runVerify,
+  exitCodeOf,
+  SUITE as VERIFY_SUITE,
+  GROUPS as VERIFY_GROUPS,
+  type VerifyOptions,
+  type VerifyReport,
+  type VerifyEvent,
+  type CellSummary,
+  type CheckResult,
+  type GroupName,
+} from './verify/runner.js';
 export type { Check, CheckContext, CheckGroup, CheckStatus, Observed } from './verify/types.js';

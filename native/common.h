@@ -13,8 +13,8 @@ namespace ktls {
 // A TypeError/RangeError with a Node-style `code`, so callers can tell bad
 // arguments apart without parsing messages.
 inline Napi::Error ArgError(Napi::Env env, bool range, const char* message) {
-  Napi::Error e = range ? static_cast<Napi::Error>(Napi::RangeError::New(env, message))
-                        : static_cast<Napi::Error>(Napi::TypeError::New(env, message));
+  Napi::Error e =
+      range ? static_cast<Napi::Error>(Napi::RangeError::New(env, message)) : static_cast<Napi::Error>(Napi::TypeError::New(env, message));
   e.Set("code", Napi::String::New(env, range ? "ERR_OUT_OF_RANGE" : "ERR_INVALID_ARG_TYPE"));
   return e;
 }
@@ -41,9 +41,7 @@ inline Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i)
 // Buffers one sendmsg takes (IOV_MAX on Linux); lib/ batches at this size (constants.MAX_IOV).
 inline constexpr size_t kMaxIov = 1024;
 
-inline Napi::Number Result(Napi::Env env, long rc) {
-  return Napi::Number::New(env, rc < 0 ? -errno : static_cast<double>(rc));
-}
+inline Napi::Number Result(Napi::Env env, long rc) { return Napi::Number::New(env, rc < 0 ? -errno : static_cast<double>(rc)); }
 
 void InitKtls(Napi::Env env, Napi::Object exports);
 void InitSocket(Napi::Env env, Napi::Object exports);

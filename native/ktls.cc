@@ -48,8 +48,7 @@ union CryptoInfo {
 // Fills one crypto_info. Returns its size, or 0 when cipher/key size do not match
 // (lib/ has validated, so 0 means a bug; setsockopt then reports EINVAL).
 template <typename T>
-size_t Fill(T* s, uint16_t version, uint16_t cipher, const uint8_t* key, size_t key_len,
-            const uint8_t* nonce, const uint8_t* seq) {
+size_t Fill(T* s, uint16_t version, uint16_t cipher, const uint8_t* key, size_t key_len, const uint8_t* nonce, const uint8_t* seq) {
   if (key_len != sizeof(s->key) || sizeof(s->salt) + sizeof(s->iv) != kNonceSize) return 0;
   s->info.version = version;
   s->info.cipher_type = cipher;
@@ -62,8 +61,8 @@ size_t Fill(T* s, uint16_t version, uint16_t cipher, const uint8_t* key, size_t 
 
 // chacha20-poly1305 has no salt member at all.
 template <>
-size_t Fill(tls12_crypto_info_chacha20_poly1305* s, uint16_t version, uint16_t cipher,
-            const uint8_t* key, size_t key_len, const uint8_t* nonce, const uint8_t* seq) {
+size_t Fill(tls12_crypto_info_chacha20_poly1305* s, uint16_t version, uint16_t cipher, const uint8_t* key, size_t key_len,
+            const uint8_t* nonce, const uint8_t* seq) {
   if (key_len != sizeof(s->key) || sizeof(s->iv) != kNonceSize) return 0;
   s->info.version = version;
   s->info.cipher_type = cipher;
@@ -111,20 +110,11 @@ Napi::Value SetKeys(const Napi::CallbackInfo& info) {
   std::memset(&ci, 0, sizeof(ci));
   size_t len = 0;
   switch (cipher) {
-    case TLS_CIPHER_AES_GCM_128:
-      len = Fill(&ci.gcm128, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data());
-      break;
-    case TLS_CIPHER_AES_GCM_256:
-      len = Fill(&ci.gcm256, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data());
-      break;
-    case TLS_CIPHER_AES_CCM_128:
-      len = Fill(&ci.ccm128, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data());
-      break;
-    case TLS_CIPHER_CHACHA20_POLY1305:
-      len = Fill(&ci.chacha, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data());
-      break;
-    default:
-      break;
+    case TLS_CIPHER_AES_GCM_128: len = Fill(&ci.gcm128, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data()); break;
+    case TLS_CIPHER_AES_GCM_256: len = Fill(&ci.gcm256, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data()); break;
+    case TLS_CIPHER_AES_CCM_128: len = Fill(&ci.ccm128, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data()); break;
+    case TLS_CIPHER_CHACHA20_POLY1305: len = Fill(&ci.chacha, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data()); break;
+    default: break;
   }
   int rc = -EINVAL;
   if (len != 0) rc = setsockopt(fd, SOL_TLS, dir, &ci, static_cast<socklen_t>(len)) < 0 ? -errno : 0;
@@ -148,10 +138,22 @@ Napi::Value GetSeq(const Napi::CallbackInfo& info) {
   std::memset(&ci, 0, sizeof(ci));
   const uint8_t* seq = nullptr;
   switch (base.cipher_type) {
-    case TLS_CIPHER_AES_GCM_128: len = sizeof(ci.gcm128); seq = ci.gcm128.rec_seq; break;
-    case TLS_CIPHER_AES_GCM_256: len = sizeof(ci.gcm256); seq = ci.gcm256.rec_seq; break;
-    case TLS_CIPHER_AES_CCM_128: len = sizeof(ci.ccm128); seq = ci.ccm128.rec_seq; break;
-    case TLS_CIPHER_CHACHA20_POLY1305: len = sizeof(ci.chacha); seq = ci.chacha.rec_seq; break;
+    case TLS_CIPHER_AES_GCM_128:
+      len = sizeof(ci.gcm128);
+      seq = ci.gcm128.rec_seq;
+      break;
+    case TLS_CIPHER_AES_GCM_256:
+      len = sizeof(ci.gcm256);
+      seq = ci.gcm256.rec_seq;
+      break;
+    case TLS_CIPHER_AES_CCM_128:
+      len = sizeof(ci.ccm128);
+      seq = ci.ccm128.rec_seq;
+      break;
+    case TLS_CIPHER_CHACHA20_POLY1305:
+      len = sizeof(ci.chacha);
+      seq = ci.chacha.rec_seq;
+      break;
     default: return Napi::Number::New(env, -EINVAL);  // no keys installed (cipher_type 0) or unknown
   }
   int rc = getsockopt(fd, SOL_TLS, dir, &ci, &len);
@@ -237,8 +239,7 @@ void InitKtls(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", k);
 
   Napi::Object c = Napi::Object::New(env);
-#define KTLS_CIPHER(js, P) \
-  CipherConstants(c, js, P, P##_KEY_SIZE, P##_SALT_SIZE, P##_IV_SIZE, P##_TAG_SIZE, P##_REC_SEQ_SIZE)
+#define KTLS_CIPHER(js, P) CipherConstants(c, js, P, P##_KEY_SIZE, P##_SALT_SIZE, P##_IV_SIZE, P##_TAG_SIZE, P##_REC_SEQ_SIZE)
   KTLS_CIPHER("aes-128-gcm", TLS_CIPHER_AES_GCM_128);
   KTLS_CIPHER("aes-256-gcm", TLS_CIPHER_AES_GCM_256);
   KTLS_CIPHER("chacha20-poly1305", TLS_CIPHER_CHACHA20_POLY1305);

@@ -29,10 +29,9 @@ class Handle : public Napi::ObjectWrap<Handle> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Handle",
-                       {InstanceMethod<&Handle::Poll>("poll"), InstanceMethod<&Handle::Recv>("recv"),
-                        InstanceMethod<&Handle::Send>("send"), InstanceMethod<&Handle::Shutdown>("shutdown"),
-                        InstanceMethod<&Handle::Close>("close"), InstanceMethod<&Handle::Ref>("ref"),
-                        InstanceMethod<&Handle::Unref>("unref"), InstanceAccessor<&Handle::Fd>("fd")});
+                       {InstanceMethod<&Handle::Poll>("poll"), InstanceMethod<&Handle::Recv>("recv"), InstanceMethod<&Handle::Send>("send"),
+                        InstanceMethod<&Handle::Shutdown>("shutdown"), InstanceMethod<&Handle::Close>("close"),
+                        InstanceMethod<&Handle::Ref>("ref"), InstanceMethod<&Handle::Unref>("unref"), InstanceAccessor<&Handle::Fd>("fd")});
   }
 
   // new Handle(fd, onPoll(status, events), out: Int32Array(>= 1)) takes ownership of
@@ -136,8 +135,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     if (n < 0) return Napi::Number::New(env, -errno);
     int type = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE)
-        type = *reinterpret_cast<unsigned char*>(CMSG_DATA(c));
+      if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE) type = *reinterpret_cast<unsigned char*>(CMSG_DATA(c));
     }
     // The caller may have detached or shrunk the out array's buffer since: never write past it.
     Napi::Int32Array out = out_.Value();
@@ -149,8 +147,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
   // application data; any other value becomes a TLS_SET_RECORD_TYPE cmsg.
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsArray())
-      throw ArgError(env, false, "ktls native: send(buffers, recordType)");
+    if (info.Length() < 2 || !info[0].IsArray()) throw ArgError(env, false, "ktls native: send(buffers, recordType)");
     auto list = info[0].As<Napi::Array>();
     int type = ArgInt(info, 1);
     if (list.Length() > kMaxIov) throw ArgError(env, true, "ktls native: too many buffers");

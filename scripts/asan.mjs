@@ -83,7 +83,10 @@ function parseArgs(argv) {
     else if (k === '--kernel') opts.kernel = value();
     else if (k === '--timeout') opts.timeout = Number(value());
     else if (k === '--tap-timeout') opts.tapTimeout = Number(value());
-    else throw new Error(`unknown option ${flags[i]}; usage: asan.mjs [--no-build] [--no-tsc] [--only host|kernel] [--guest-all] [--kernel 7.2] [--timeout s] [--tap-timeout s] [-- files...]`);
+    else
+      throw new Error(
+        `unknown option ${flags[i]}; usage: asan.mjs [--no-build] [--no-tsc] [--only host|kernel] [--guest-all] [--kernel 7.2] [--timeout s] [--tap-timeout s] [-- files...]`,
+      );
   }
   if (opts.only && !['host', 'kernel'].includes(opts.only)) throw new Error(`--only takes host or kernel, not ${opts.only}`);
   return opts;
@@ -122,7 +125,10 @@ function checkBinary() {
     throw new Error(`${path.relative(root, stray)} holds a .node that node-gyp-build would load instead of the Debug one; remove it`);
   }
   const needed = [...capture('readelf', ['-d', addonPath]).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
-  const undef = capture('nm', ['-D', '--undefined-only', addonPath]).split('\n').map((l) => l.trim().split(/\s+/).pop()).filter(Boolean);
+  const undef = capture('nm', ['-D', '--undefined-only', addonPath])
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).pop())
+    .filter(Boolean);
   const asanLib = needed.find((n) => n.startsWith('libasan.so'));
   const problems = [];
   if (!asanLib) problems.push('does not link libasan');
@@ -133,7 +139,9 @@ function checkBinary() {
   const recoverable = ubsan.filter((s) => !s.endsWith('_abort') && !/builtin_unreachable|missing_return/.test(s));
   if (recoverable.length) problems.push(`has recoverable UBSan checks (${recoverable.join(', ')}): -fno-sanitize-recover=all is missing`);
   if (problems.length) throw new Error(`${path.relative(root, addonPath)} is not the sanitized build: it ${problems.join('; ')}`);
-  console.log(`# [asan] ${path.relative(root, addonPath)}: links ${needed.filter((n) => /san/.test(n)).join(', ')}; __asan_init and ${ubsan.length} UBSan handlers (all fatal)`);
+  console.log(
+    `# [asan] ${path.relative(root, addonPath)}: links ${needed.filter((n) => /san/.test(n)).join(', ')}; __asan_init and ${ubsan.length} UBSan handlers (all fatal)`,
+  );
 
   // The runtime to preload: gcc's, and the very soname the addon was linked to.
   const lib = capture('gcc', ['-print-file-name=libasan.so']).trim();
@@ -157,7 +165,11 @@ function makeShims() {
   for (const tool of PEERS) {
     const found = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
     if (!found.startsWith('/')) continue;
-    fs.writeFileSync(path.join(shimDir, tool), `#!/bin/sh\n# scripts/asan.mjs: ${tool} without the ASan runtime preloaded for node\nunset LD_PRELOAD\nexec ${found} "$@"\n`, { mode: 0o755 });
+    fs.writeFileSync(
+      path.join(shimDir, tool),
+      `#!/bin/sh\n# scripts/asan.mjs: ${tool} without the ASan runtime preloaded for node\nunset LD_PRELOAD\nexec ${found} "$@"\n`,
+      { mode: 0o755 },
+    );
     made.push(found);
   }
   console.log(`# [asan] run without libasan (through ${path.relative(root, shimDir)}/): ${made.join(', ') || 'none found'}`);
@@ -207,7 +219,12 @@ async function main() {
     NO_COLOR: '1',
     TAP_COLORS: '0',
   };
-  console.log(`# [asan] test environment: ${Object.entries(sanEnv).filter(([k]) => !k.includes('COLOR') && k !== 'PATH').map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  console.log(
+    `# [asan] test environment: ${Object.entries(sanEnv)
+      .filter(([k]) => !k.includes('COLOR') && k !== 'PATH')
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+  );
   const tapArgs = ['--disable-coverage', '--reporter=tap', `--timeout=${opts.tapTimeout}`, '--jobs=1'];
   const pick = (list) => (opts.files.length ? list.filter((f) => opts.files.some((x) => f.endsWith(x) || f.includes(x))) : list);
 
@@ -233,7 +250,10 @@ async function main() {
   const guestFiles = opts.guestAll ? [...pick(files('host')), ...kernelFiles] : kernelFiles;
   let label = 'not run';
   if (opts.only !== 'host' && guestFiles.length) {
-    const probe = spawnSync(process.execPath, ['-e', `require('./dist/lib/native/probe.js').probe().then(c => { console.log(JSON.stringify(c)); })`], { env: hostEnv, encoding: 'utf8' });
+    const probe = spawnSync(process.execPath, ['-e', `require('./dist/lib/native/probe.js').probe().then(c => { console.log(JSON.stringify(c)); })`], {
+      env: hostEnv,
+      encoding: 'utf8',
+    });
     if (probe.status !== 0) return fail(`probe failed: ${probe.stderr}`);
     const caps = JSON.parse(probe.stdout);
     const sink = tee();
@@ -244,7 +264,9 @@ async function main() {
       console.log(`# === [asan] kTLS suite under ${label} (${guestFiles.length} files) at ${elapsed()} ===`);
       status = await spawnTee(tapBin, [...tapArgs, ...guestFiles], { ...hostEnv, KTLS_KERNEL_LABEL: label }, sink);
     } else {
-      console.log(`# === [asan] kTLS suite under user-mode-linux ${opts.kernel} (${guestFiles.length} files; host ${os.release()} has no kTLS) at ${elapsed()} ===`);
+      console.log(
+        `# === [asan] kTLS suite under user-mode-linux ${opts.kernel} (${guestFiles.length} files; host ${os.release()} has no kTLS) at ${elapsed()} ===`,
+      );
       // The same check inside the guest, then tap, in one boot.
       const command = ['sh', '-c', '"$1" -e "$2" || exit 97; shift 2; exec "$@"', 'sh', process.execPath, CHECK, tapBin, ...tapArgs, ...guestFiles];
       let uml;
@@ -262,7 +284,10 @@ async function main() {
       label = uml.kernelLabel;
       status = uml.status;
       if (uml.bootFailure) sink.write(`# [asan] FAIL: this host cannot boot ${label}: ${uml.bootFailure}\n`);
-      if (status === 97) sink.write(`# [asan] FAIL: the check of the sanitized addon failed in the guest (see the reports below; ASan cannot start under UML kernels with a 39-bit address space, such as 6.1 and 6.12)\n`);
+      if (status === 97)
+        sink.write(
+          `# [asan] FAIL: the check of the sanitized addon failed in the guest (see the reports below; ASan cannot start under UML kernels with a 39-bit address space, such as 6.1 and 6.12)\n`,
+        );
     }
     allText += sink.text();
     results.push({ name: `kernel (${label})`, status, summary: summarize(sink.text()), seconds: Math.round((Date.now() - t0) / 1000) });
@@ -270,7 +295,10 @@ async function main() {
 
   // Sanitizer reports: in the output, and in the log_path files.
   const inOutput = allText.match(REPORT) ?? [];
-  const reportFiles = fs.readdirSync(reportsDir).map((f) => path.join(reportsDir, f)).filter((f) => fs.statSync(f).size > 0);
+  const reportFiles = fs
+    .readdirSync(reportsDir)
+    .map((f) => path.join(reportsDir, f))
+    .filter((f) => fs.statSync(f).size > 0);
   let fileReports = 0;
   for (const f of reportFiles) {
     const text = fs.readFileSync(f, 'utf8');
@@ -293,12 +321,15 @@ async function main() {
   // crashing call shows the child's report again): list each place once.
   const places = new Set();
   for (const text of [allText, ...reportFiles.map((f) => fs.readFileSync(f, 'utf8'))]) {
-    for (const m of text.matchAll(/^[#\s]*(\S+: runtime error: .*|==\d+==\s*ERROR: \w*Sanitizer: .*|SUMMARY: \w*Sanitizer: .*)$/gm)) places.add(m[1].replace(/^==\d+==\s*/, '').trim());
+    for (const m of text.matchAll(/^[#\s]*(\S+: runtime error: .*|==\d+==\s*ERROR: \w*Sanitizer: .*|SUMMARY: \w*Sanitizer: .*)$/gm))
+      places.add(m[1].replace(/^==\d+==\s*/, '').trim());
   }
   for (const p of places) console.log(`# [asan] finding: ${p}`);
   console.log(`# addon: ${path.relative(root, addonPath)} (ASan + UBSan), runtime ${libasan}`);
   console.log(`# kTLS tests ran under: ${label}`);
-  console.log(`# sanitizer reports: ${reports} (${inOutput.length} in the output, ${reportFiles.length} report files in ${path.relative(root, reportsDir)}/; ${places.size} distinct)`);
+  console.log(
+    `# sanitizer reports: ${reports} (${inOutput.length} in the output, ${reportFiles.length} report files in ${path.relative(root, reportsDir)}/; ${places.size} distinct)`,
+  );
   console.log(`# total time: ${elapsed()}`);
   if (results.length === 0) return fail('no test file matched');
   if (reports) console.log(`# FAIL: ${reports} sanitizer report(s)`);
@@ -311,4 +342,10 @@ function fail(message) {
   return 1;
 }
 
-main().then((code) => process.exit(code), (err) => { console.error(`test:asan: ${err.message}`); process.exit(1); });
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`test:asan: ${err.message}`);
+    process.exit(1);
+  },
+);

@@ -23,7 +23,10 @@ function parse(argv) {
   const o = { kernels: [...KERNEL_NAMES], out: path.join(root, 'docs', 'kernel-matrix.md'), extra: [] };
   for (let i = 0; i < argv.length; i++) {
     const [k, v = argv[i + 1]] = argv[i].includes('=') ? argv[i].split('=') : [argv[i]];
-    if (k === '--') { o.extra = argv.slice(i + 1); break; }
+    if (k === '--') {
+      o.extra = argv.slice(i + 1);
+      break;
+    }
     if (!argv[i].includes('=')) i++;
     if (k === '--kernel') o.kernels = v.split(',');
     else if (k === '--out') o.out = path.resolve(v);
@@ -37,7 +40,9 @@ function verify(kernel, extra) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cli, '--all', '--json', `--uml=${kernel}`, ...extra], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout.on('data', (c) => { out += c; });
+    child.stdout.on('data', (c) => {
+      out += c;
+    });
     child.on('close', (code) => {
       try {
         const parsed = JSON.parse(out);
@@ -75,14 +80,33 @@ function render(runs, started) {
     row(['---', '---', '---:', '---:', '---:', '---:', '---']),
   ];
   for (const r of runs) {
-    if (r.bootFailure) { L.push(row([r.kernel, r.label ?? '', '', '', '', '', `cannot boot on the host that generated this page: ${r.bootFailure}`])); continue; }
-    if (!r.report) { L.push(row([r.kernel, r.label ?? '', '', '', '', '', `did not run: ${r.error ?? `exit ${r.status}`}`])); continue; }
+    if (r.bootFailure) {
+      L.push(row([r.kernel, r.label ?? '', '', '', '', '', `cannot boot on the host that generated this page: ${r.bootFailure}`]));
+      continue;
+    }
+    if (!r.report) {
+      L.push(row([r.kernel, r.label ?? '', '', '', '', '', `did not run: ${r.error ?? `exit ${r.status}`}`]));
+      continue;
+    }
     const p = r.report.probe;
-    const caps = [p.txZerocopyRo && 'TLS_TX_ZEROCOPY_RO', p.rxExpectNoPad && 'TLS_RX_EXPECT_NO_PAD', p.txMaxPayloadLen && 'TLS_TX_MAX_PAYLOAD_LEN', p.rekey && 'TLS 1.3 rekey'].filter(Boolean).join(', ');
+    const caps = [
+      p.txZerocopyRo && 'TLS_TX_ZEROCOPY_RO',
+      p.rxExpectNoPad && 'TLS_RX_EXPECT_NO_PAD',
+      p.txMaxPayloadLen && 'TLS_TX_MAX_PAYLOAD_LEN',
+      p.rekey && 'TLS 1.3 rekey',
+    ]
+      .filter(Boolean)
+      .join(', ');
     const t = r.report.totals;
     L.push(row([r.kernel, r.report.kernel, t.passed, t.failed, t.unsupported, `${(r.report.ms / 1000).toFixed(1)} s`, caps || '–']));
   }
-  L.push('', '## Results (kernel × group × version × cipher)', '', row(['kernel', 'group', 'version', ...ciphers]), row(['---', '---', '---', ...ciphers.map(() => '---')]));
+  L.push(
+    '',
+    '## Results (kernel × group × version × cipher)',
+    '',
+    row(['kernel', 'group', 'version', ...ciphers]),
+    row(['---', '---', '---', ...ciphers.map(() => '---')]),
+  );
   for (const r of ok) {
     for (const g of r.report.selection.groups) {
       for (const v of r.report.selection.versions) {
@@ -126,7 +150,13 @@ function render(runs, started) {
       }
     }
   }
-  L.push('', '## Observed kernel behaviour', '', 'Values the checks saw (errno names, counts); several values in a cell differ between version × cipher cells. Rows where kernels differ are marked ≠.', '');
+  L.push(
+    '',
+    '## Observed kernel behaviour',
+    '',
+    'Values the checks saw (errno names, counts); several values in a cell differ between version × cipher cells. Rows where kernels differ are marked ≠.',
+    '',
+  );
   L.push(row(['check value', ...ok.map((r) => r.kernel), '']), row(['---', ...ok.map(() => '---'), '---']));
   for (const [id, per] of [...keys.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     const vals = ok.map((r) => [...(per.get(r.kernel) ?? [])].sort().join(', ') || '–');
@@ -145,7 +175,9 @@ async function main() {
     process.stderr.write(`kernel-matrix: ktls-verify --all under UML ${kernel}...\n`);
     const r = await verify(kernel, o.extra);
     const t = r.report?.totals;
-    process.stderr.write(`kernel-matrix: ${kernel}: ${t ? `${t.passed} passed, ${t.failed} failed, ${t.unsupported} not supported` : r.bootFailure ? `cannot boot on this host (${r.bootFailure}); not counted` : r.error}\n`);
+    process.stderr.write(
+      `kernel-matrix: ${kernel}: ${t ? `${t.passed} passed, ${t.failed} failed, ${t.unsupported} not supported` : r.bootFailure ? `cannot boot on this host (${r.bootFailure}); not counted` : r.error}\n`,
+    );
     runs.push(r);
   }
   fs.mkdirSync(path.dirname(o.out), { recursive: true });
@@ -156,4 +188,10 @@ async function main() {
   return booted.length > 0 && booted.every((r) => r.report && r.report.totals.failed === 0) ? 0 : 1;
 }
 
-main().then((code) => process.exit(code), (err) => { console.error(`kernel-matrix: ${err.message}`); process.exit(1); });
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`kernel-matrix: ${err.message}`);
+    process.exit(1);
+  },
+);

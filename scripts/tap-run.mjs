@@ -33,7 +33,14 @@ export function summarize(text) {
 /** A sink that prints and remembers. */
 export function tee() {
   let text = '';
-  return { write: (s) => { text += s; process.stdout.write(s); return true; }, text: () => text };
+  return {
+    write: (s) => {
+      text += s;
+      process.stdout.write(s);
+      return true;
+    },
+    text: () => text,
+  };
 }
 
 /** Runs `cmd`, streaming stdout and stderr into `sink`; resolves with its exit status. */

@@ -27,7 +27,9 @@ async function tapOnHost(list, label) {
 
 /** Does the host kernel itself do kTLS? Decided by trying (probe), not by version. */
 function hostHasKtls() {
-  const r = spawnSync(process.execPath, ['-e', `require('./dist/lib/native/probe.js').probe().then(c => { console.log(JSON.stringify(c)); })`], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', `require('./dist/lib/native/probe.js').probe().then(c => { console.log(JSON.stringify(c)); })`], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`probe failed: ${r.stderr}`);
   const caps = JSON.parse(r.stdout);
   return { ok: caps.ulp && caps.ciphers.some((c) => c.tx && c.rx), caps };
@@ -82,4 +84,10 @@ function fail(message) {
   return 1;
 }
 
-main().then((code) => process.exit(code), (err) => { console.error(err); process.exit(1); });
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

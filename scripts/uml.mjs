@@ -29,7 +29,7 @@ const END = '@@ktls-uml-end@@';
 // private apt configuration and runs on its own glibc (patchelf'd loader), see
 // shared/docs/kernel-under-test.md. sid moves: the name is what it was when
 // added; the label always reports the version actually booted.
-const KERNELS = { '6.1': 'bookworm', '6.12': 'trixie', '7.2': 'sid' };
+const KERNELS = { 6.1: 'bookworm', 6.12: 'trixie', 7.2: 'sid' };
 export const KERNEL_NAMES = Object.keys(KERNELS);
 /** `auto`: the machine's own suite first (no patched loader), then the newest. */
 export const AUTO_ORDER = ['6.1', '7.2', '6.12'];
@@ -72,7 +72,11 @@ function hostMirror(suite) {
   const keyPath = (v) => (v && v.startsWith('/') ? v : undefined);
   for (const file of files) {
     let text;
-    try { text = fs.readFileSync(file, 'utf8'); } catch { continue; }
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
     if (file.endsWith('.sources')) {
       for (const stanza of text.split(/\n\s*\n/)) {
         const f = {};
@@ -244,7 +248,10 @@ export async function runInUml(command, options = {}) {
 
 /** The line of a boot log that says why the guest died before running anything. */
 function bootFailureOf(bootLog, code) {
-  const lines = bootLog.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = bootLog
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const why = lines.find((l) => /failed, errno = \d+|Kernel panic|not syncing|out of memory/i.test(l));
   return why ?? `the guest exited (uml exit ${code}) before running the command`;
 }
@@ -305,10 +312,16 @@ async function bootAndRun(command, { kernel, cwd = process.cwd(), mem = '1536M',
     }
   };
   child.stdout.on('data', onData);
-  child.stderr.on('data', (c) => { bootLog += c.toString('utf8'); });
+  child.stderr.on('data', (c) => {
+    bootLog += c.toString('utf8');
+  });
   const timer = setTimeout(() => {
     output.write(`\n[uml] timed out after ${timeout}s; killing the guest\n`);
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }, timeout * 1000);
   const code = await new Promise((resolve) => child.on('close', resolve));
   clearTimeout(timer);
@@ -333,12 +346,18 @@ async function main(argv) {
   const command = sep >= 0 ? argv.slice(sep + 1) : [];
   let prepareOnly = false;
   for (let i = 0; i < flags.length; i++) {
-    if (flags[i] === '--prepare') { prepareOnly = true; continue; }
+    if (flags[i] === '--prepare') {
+      prepareOnly = true;
+      continue;
+    }
     const [k, v = flags[++i]] = flags[i].includes('=') ? flags[i].split('=') : [flags[i]];
     if (k === '--kernel') opts.kernel = v;
     else if (k === '--mem') opts.mem = v;
     else if (k === '--timeout') opts.timeout = Number(v);
-    else { console.error(`usage: uml.mjs [--kernel auto|${KERNEL_NAMES.join('|')}|all] [--mem 1536M] [--timeout s] [--prepare] -- command...`); return 2; }
+    else {
+      console.error(`usage: uml.mjs [--kernel auto|${KERNEL_NAMES.join('|')}|all] [--mem 1536M] [--timeout s] [--prepare] -- command...`);
+      return 2;
+    }
   }
   const kernels = opts.kernel === 'all' ? KERNEL_NAMES : [opts.kernel];
   if (prepareOnly) {
@@ -366,5 +385,11 @@ async function main(argv) {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then((s) => process.exit(s), (err) => { console.error(`uml: ${err.message}`); process.exit(1); });
+  main(process.argv.slice(2)).then(
+    (s) => process.exit(s),
+    (err) => {
+      console.error(`uml: ${err.message}`);
+      process.exit(1);
+    },
+  );
 }

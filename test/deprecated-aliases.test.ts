@@ -27,7 +27,10 @@ t.test('ktls.pipe() makes a pipe as createPipe() does and warns KTLS_DEP_PIPE on
     fs.closeSync(w);
   }
   await tick();
-  t.same(seen.codes.filter((c) => c === 'KTLS_DEP_PIPE'), ['KTLS_DEP_PIPE']);
+  t.same(
+    seen.codes.filter((c) => c === 'KTLS_DEP_PIPE'),
+    ['KTLS_DEP_PIPE'],
+  );
 });
 
 t.test('ktls.sendFile(res, …) is serveFile and warns KTLS_DEP_SEND_FILE once', async (t) => {
@@ -41,14 +44,22 @@ t.test('ktls.sendFile(res, …) is serveFile and warns KTLS_DEP_SEND_FILE once',
   const { port } = server.address() as { port: number };
   for (let i = 0; i < 2; i++) {
     const body = await new Promise<Buffer>((resolve, reject) => {
-      http.get({ port, host: '127.0.0.1', agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
-      }).on('error', reject);
+      http
+        .get({ port, host: '127.0.0.1', agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res
+            .on('data', (c: Buffer) => chunks.push(c))
+            .on('end', () => resolve(Buffer.concat(chunks)))
+            .on('error', reject);
+        })
+        .on('error', reject);
     });
     t.ok(body.equals(fs.readFileSync(__filename)), 'the file was served');
   }
   await tick();
-  t.same(seen.codes.filter((c) => c === 'KTLS_DEP_SEND_FILE'), ['KTLS_DEP_SEND_FILE']);
+  t.same(
+    seen.codes.filter((c) => c === 'KTLS_DEP_SEND_FILE'),
+    ['KTLS_DEP_SEND_FILE'],
+  );
   t.equal(ktls.serveFile.name, 'serveFile');
 });

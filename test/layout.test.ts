@@ -21,7 +21,10 @@ const files = sources(LIB);
 
 t.test('every file of lib/ sits in a known layer folder', async (t) => {
   t.ok(files.length > 20, `${files.length} files read`);
-  t.same(files.filter((f) => RANK[layerOf(f)] === undefined).map((f) => path.relative(LIB, f)), []);
+  t.same(
+    files.filter((f) => RANK[layerOf(f)] === undefined).map((f) => path.relative(LIB, f)),
+    [],
+  );
 });
 
 t.test('no file imports from a layer above its own', async (t) => {

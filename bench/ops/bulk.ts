@@ -133,8 +133,17 @@ export async function recvResult(a: { id: number }): Promise<RecvResult> {
 // Senders
 
 export type SendKind =
-  | 'ktls-sendfile' | 'ktls-write' | 'ktls-user' | 'tls-pipe' | 'tls-pipe-1m' | 'net-pipe'
-  | 'addon-write' | 'addon-sendfile' | 'c-ktls-sendfile' | 'c-sendfile' | 'c-write';
+  | 'ktls-sendfile'
+  | 'ktls-write'
+  | 'ktls-user'
+  | 'tls-pipe'
+  | 'tls-pipe-1m'
+  | 'net-pipe'
+  | 'addon-write'
+  | 'addon-sendfile'
+  | 'c-ktls-sendfile'
+  | 'c-sendfile'
+  | 'c-write';
 export interface SendResult {
   t0: string;
   cpu: Cpu;
@@ -159,7 +168,8 @@ export async function send(a: { kind: SendKind; port: number; file: string; coun
   s.on('error', () => undefined);
   const t0 = nowNs();
   const cpu0 = cpuNow();
-  const useSendFile = a.kind === 'ktls-sendfile' || a.kind === 'addon-sendfile' || (a.kind === 'ktls-user' && typeof zc(s as KtlsSocket).sendFile === 'function');
+  const useSendFile =
+    a.kind === 'ktls-sendfile' || a.kind === 'addon-sendfile' || (a.kind === 'ktls-user' && typeof zc(s as KtlsSocket).sendFile === 'function');
   if (useSendFile) {
     const z = zc(s as KtlsSocket);
     try {

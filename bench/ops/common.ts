@@ -24,7 +24,9 @@ export interface WireKeys {
 /** The secrets `upgrade()` takes on side a (sender/client) or b (receiver/server). */
 export function secrets(keys: WireKeys, side: 'a' | 'b'): ktls.TlsSecrets {
   const d = (k: { key: string; iv: string }): ktls.DirectionSecrets => ({ key: Buffer.from(k.key, 'hex'), iv: Buffer.from(k.iv, 'hex'), seq: 0n });
-  return side === 'a' ? { version: 'TLSv1.3', cipher: 'aes-128-gcm', tx: d(keys.ab), rx: d(keys.ba) } : { version: 'TLSv1.3', cipher: 'aes-128-gcm', tx: d(keys.ba), rx: d(keys.ab) };
+  return side === 'a'
+    ? { version: 'TLSv1.3', cipher: 'aes-128-gcm', tx: d(keys.ab), rx: d(keys.ba) }
+    : { version: 'TLSv1.3', cipher: 'aes-128-gcm', tx: d(keys.ba), rx: d(keys.ab) };
 }
 
 interface Listener {
@@ -37,7 +39,9 @@ interface Listener {
 export function listen(server: Listener): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    (server.listen as (p: number, h: string, cb: () => void) => unknown).call(server, 0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+    (server.listen as (p: number, h: string, cb: () => void) => unknown).call(server, 0, '127.0.0.1', () =>
+      resolve((server.address() as net.AddressInfo).port),
+    );
   });
 }
 
@@ -51,7 +55,15 @@ export function connectNet(port: number): Promise<net.Socket> {
 /** A node:tls client, TLS 1.3 AES-128-GCM as every contender. */
 export function connectTls(port: number, extra: tls.ConnectionOptions = {}): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const t = tls.connect({ port, host: '127.0.0.1', ca: CERTS.ca, servername: 'localhost', minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256', ...extra });
+    const t = tls.connect({
+      port,
+      host: '127.0.0.1',
+      ca: CERTS.ca,
+      servername: 'localhost',
+      minVersion: 'TLSv1.3',
+      ciphers: 'TLS_AES_128_GCM_SHA256',
+      ...extra,
+    });
     t.once('secureConnect', () => resolve(t)).once('error', reject);
   });
 }

@@ -71,7 +71,16 @@ type Duplexish = Readable & Writable & { destroy(): void };
 let clients: Duplexish[] = [];
 
 async function openClient(kind: EchoKind, port: number, keys?: WireKeys): Promise<Duplexish> {
-  if (kind === 'ktls') return ktls.connect({ port, host: '127.0.0.1', ca: CERTS.ca, servername: 'localhost', minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256', ktls: { allowTruncation: true } });
+  if (kind === 'ktls')
+    return ktls.connect({
+      port,
+      host: '127.0.0.1',
+      ca: CERTS.ca,
+      servername: 'localhost',
+      minVersion: 'TLSv1.3',
+      ciphers: 'TLS_AES_128_GCM_SHA256',
+      ktls: { allowTruncation: true },
+    });
   if (kind === 'tls') return connectTls(port);
   const raw = await connectNet(port);
   if (kind === 'net') return raw;

@@ -19,7 +19,10 @@ export async function hsServe(a: { kind: HsKind; version: 'TLSv1.2' | 'TLSv1.3';
     s.on('error', () => undefined);
     s.once('data', () => s.end('r'));
   };
-  hsServer = a.kind === 'ktls' ? ktls.createServer({ ...opts, ...(a.fastOpen ? { fastOpen: 64 } : {}), ktls: { allowTruncation: true, coalesce: a.coalesce } }, respond) : tls.createServer(opts, respond);
+  hsServer =
+    a.kind === 'ktls'
+      ? ktls.createServer({ ...opts, ...(a.fastOpen ? { fastOpen: 64 } : {}), ktls: { allowTruncation: true, coalesce: a.coalesce } }, respond)
+      : tls.createServer(opts, respond);
   (hsServer as EventEmitter).on('tlsClientError', () => undefined);
   return { port: await listen(hsServer) };
 }
@@ -45,11 +48,31 @@ function tcpInfoOf(s: unknown): TcpInfoLike | undefined {
 }
 
 /** One handshake: connect, send a 1-byte request, time to the first response byte. */
-async function hsOnce(a: { kind: HsKind; port: number; version: 'TLSv1.2' | 'TLSv1.3'; fastOpen: boolean; coalesce: boolean; session?: Buffer; prime?: boolean }): Promise<HsSample & { session?: Buffer }> {
-  const base: tls.ConnectionOptions = { port: a.port, host: '127.0.0.1', ca: CERTS.ca, servername: 'localhost', minVersion: a.version, maxVersion: a.version, ...(a.session ? { session: a.session } : {}) };
+async function hsOnce(a: {
+  kind: HsKind;
+  port: number;
+  version: 'TLSv1.2' | 'TLSv1.3';
+  fastOpen: boolean;
+  coalesce: boolean;
+  session?: Buffer;
+  prime?: boolean;
+}): Promise<HsSample & { session?: Buffer }> {
+  const base: tls.ConnectionOptions = {
+    port: a.port,
+    host: '127.0.0.1',
+    ca: CERTS.ca,
+    servername: 'localhost',
+    minVersion: a.version,
+    maxVersion: a.version,
+    ...(a.session ? { session: a.session } : {}),
+  };
   const t0 = nowNs();
   if (a.kind === 'ktls') {
-    const s = await ktls.connect({ ...base, ...(a.fastOpen ? { fastOpen: true } : {}), ktls: { allowTruncation: true, coalesce: a.coalesce, ...(a.prime && a.version === 'TLSv1.3' ? { waitForTicket: 2000 } : {}) } });
+    const s = await ktls.connect({
+      ...base,
+      ...(a.fastOpen ? { fastOpen: true } : {}),
+      ktls: { allowTruncation: true, coalesce: a.coalesce, ...(a.prime && a.version === 'TLSv1.3' ? { waitForTicket: 2000 } : {}) },
+    });
     s.on('error', () => undefined);
     // TCP_INFO is read in the 'data' handler: the server's end() follows its byte, and the socket closes soon after.
     let info: TcpInfoLike | undefined;
@@ -80,7 +103,15 @@ async function hsOnce(a: { kind: HsKind; port: number; version: 'TLSv1.2' | 'TLS
 }
 
 /** `n` timed handshakes after one untimed priming connection. */
-export async function hsClient(a: { kind: HsKind; port: number; version: 'TLSv1.2' | 'TLSv1.3'; fastOpen: boolean; coalesce: boolean; resumed: boolean; n: number }): Promise<HsSample[]> {
+export async function hsClient(a: {
+  kind: HsKind;
+  port: number;
+  version: 'TLSv1.2' | 'TLSv1.3';
+  fastOpen: boolean;
+  coalesce: boolean;
+  resumed: boolean;
+  n: number;
+}): Promise<HsSample[]> {
   let session: Buffer | undefined;
   // An untimed first connection: primes the session (resumed runs) and the TFO cookie.
   const prime = await hsOnce({ ...a, prime: true });

@@ -46,10 +46,15 @@ export function bridgeToNodeTls(t: tls.TLSSocket, raw: net.Socket, info: TlsInfo
   }
   const protocol = t.getProtocol() ?? 'unknown';
   const paths: RecordPaths = {
-    binding: b, handle, out,
+    binding: b,
+    handle,
+    out,
     // Unused for records (node:tls carries them); the socket reports `nodeTls.protocol` and a null cipher.
-    version: protocol === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2', cipher: 'aes-128-gcm',
-    tx: 'plain', rx: null, early: [],
+    version: protocol === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2',
+    cipher: 'aes-128-gcm',
+    tx: 'plain',
+    rx: null,
+    early: [],
     remote: { address: raw.remoteAddress, port: raw.remotePort, family: raw.remoteFamily },
     local: { address: raw.localAddress, port: raw.localPort },
     tcpFd: handleFd(raw),

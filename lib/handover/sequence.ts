@@ -317,7 +317,12 @@ export function answerKeyUpdate(d: Derived): Buffer {
 export function secretsOf(d: Derived): Secrets {
   const txIv = Buffer.from(d.tx.iv);
   if (d.version === 'TLSv1.2' && d.cipher !== 'chacha20-poly1305') txIv.writeBigUInt64BE(d.tx.seq, 4);
-  return new Secrets({ version: d.version, cipher: d.cipher, tx: { key: d.tx.key, iv: txIv, seq: d.tx.seq }, rx: { key: d.rx.key, iv: d.rx.iv, seq: d.rx.seq } });
+  return new Secrets({
+    version: d.version,
+    cipher: d.cipher,
+    tx: { key: d.tx.key, iv: txIv, seq: d.tx.seq },
+    rx: { key: d.rx.key, iv: d.rx.iv, seq: d.rx.seq },
+  });
 }
 
 /** Zeroes one direction's key material. */

@@ -31,7 +31,8 @@ function enableFastOpen(server: net.Server, queue: number): void {
   const b = loadBinding().binding;
   const fd = handleFd(server);
   const rc = b && fd >= 0 ? b.setsockoptInt(fd, b.constants.SOL_TCP, b.constants.TCP_FASTOPEN, queue) : -1;
-  if (rc < 0) process.emitWarning(`TCP Fast Open could not be enabled on the listening socket (${rc === -1 ? 'no addon' : errnoName(rc)})`, { code: 'KTLS_FASTOPEN' });
+  if (rc < 0)
+    process.emitWarning(`TCP Fast Open could not be enabled on the listening socket (${rc === -1 ? 'no addon' : errnoName(rc)})`, { code: 'KTLS_FASTOPEN' });
 }
 
 /** A server connection until its hand-over: the tap under node:tls, and what is known of it. */
@@ -115,7 +116,8 @@ export class KtlsServer extends EventEmitter {
       this.tlsServer.emit('connection', tap);
     });
     if (fastOpen !== undefined) {
-      if (!Number.isInteger(fastOpen) || fastOpen < 0) throw invalidArgValue(`Expected a non-negative integer for options.fastOpen but received ${String(fastOpen)}`);
+      if (!Number.isInteger(fastOpen) || fastOpen < 0)
+        throw invalidArgValue(`Expected a non-negative integer for options.fastOpen but received ${String(fastOpen)}`);
       // Before 'listening' reaches the user, so no connection is accepted without it.
       this.netServer.prependListener('listening', () => enableFastOpen(this.netServer, fastOpen));
     }

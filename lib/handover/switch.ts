@@ -143,13 +143,20 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
   const trafficSecrets = d.tx.secret && d.rx.secret ? { tx: d.tx.secret, rx: d.rx.secret } : undefined;
   const fallback = opts.fallback ?? 'tls';
   try {
-    const sock = await upgradeWith(raw, secrets, { ...opts, ...(trafficSecrets ? { trafficSecrets } : {}), fallback: fallback === 'error' ? 'error' : 'userspace' }, { prefix, early: d.early, skip: d.skip, deadline: st.deadline, role: st.isServer ? 'server' : 'client' });
+    const sock = await upgradeWith(
+      raw,
+      secrets,
+      { ...opts, ...(trafficSecrets ? { trafficSecrets } : {}), fallback: fallback === 'error' ? 'error' : 'userspace' },
+      { prefix, early: d.early, skip: d.skip, deadline: st.deadline, role: st.isServer ? 'server' : 'client' },
+    );
     sock.attachTlsInfo(info);
     if (tap.lateWrite) sock.destroy(tap.lateWrite);
     else tap.onLateWrite = (err) => sock.destroy(err);
     if (!sock.kernel && !warned) {
       warned = true;
-      process.emitWarning('kernel TLS is not available for this connection; records are protected in userspace (load the tls module: modprobe tls)', { code: 'KTLS_FALLBACK' });
+      process.emitWarning('kernel TLS is not available for this connection; records are protected in userspace (load the tls module: modprobe tls)', {
+        code: 'KTLS_FALLBACK',
+      });
     }
     for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
     return sock;

@@ -68,7 +68,8 @@ export function createTLSSocket(socket: net.Socket, options: tls.ConnectionOptio
  */
 export async function upgradeTLSSocket(t: tls.TLSSocket, options: KtlsHandoverOptions = {}): Promise<KtlsSocket> {
   const state = own.get(t);
-  if (!state) throw new KtlsError('ERR_KTLS_TLS_SOCKET', 'only a TLSSocket made by ktls.createTLSSocket() can be upgraded: node:tls hides which records it has read');
+  if (!state)
+    throw new KtlsError('ERR_KTLS_TLS_SOCKET', 'only a TLSSocket made by ktls.createTLSSocket() can be upgraded: node:tls hides which records it has read');
   if (t.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the TLSSocket is destroyed');
   const secure = (t as tls.TLSSocket & { _secureEstablished?: boolean })._secureEstablished === true;
   // A handshake still running is timed from the connection's start; a finished one from now.
@@ -76,7 +77,11 @@ export async function upgradeTLSSocket(t: tls.TLSSocket, options: KtlsHandoverOp
   try {
     if (!secure) await untilSecure(t, 'secure', deadline);
     const consumed = (): number => state.pushed - t.readableLength;
-    return await handOver(t, { tap: state.tap, raw: state.raw, keylog: state.keylog, isServer: state.isServer, sessions: state.sessions, consumed, deadline }, options);
+    return await handOver(
+      t,
+      { tap: state.tap, raw: state.raw, keylog: state.keylog, isServer: state.isServer, sessions: state.sessions, consumed, deadline },
+      options,
+    );
   } catch (err) {
     t.destroy();
     state.raw.destroy();

@@ -132,7 +132,11 @@ export class WireTap extends Duplex implements Tracks {
     this.#held = true;
     this.#raw.pause();
     // A reset from here on is the KtlsSocket's to report (its own syscalls see it); the socket must not throw it meanwhile.
-    this.#raw.off('data', this.#onData).off('end', this.#onEnd).off('error', this.#onError).on('error', () => undefined);
+    this.#raw
+      .off('data', this.#onData)
+      .off('end', this.#onEnd)
+      .off('error', this.#onError)
+      .on('error', () => undefined);
     // Whatever is buffered here now must never reach node:tls: it is ours.
     this.pause();
   }
@@ -143,7 +147,7 @@ export class WireTap extends Duplex implements Tracks {
    */
   unconsumed(): Buffer {
     const back: Buffer[] = [];
-    for (let r: unknown; (r = this.read()) !== null; ) back.push(r as Buffer);
+    for (let r: unknown; (r = this.read()) !== null;) back.push(r as Buffer);
     return Buffer.concat([...back, this.#in]);
   }
 
@@ -234,7 +238,7 @@ export async function settled(t: tls.TLSSocket, tap: WireTap, deadline: number):
   const inFlight = js ? Object.getOwnPropertySymbols(js).find((s) => s.description === 'kCurrentWriteRequest') : undefined;
   const busy = (): boolean => t.writableLength > 0 || !tap.idle || (inFlight !== undefined && (js as Record<symbol, unknown>)[inFlight] !== null);
   // Idle on two turns in a row: TLSWrap writes what it owes when a previous write completes, a turn later.
-  for (let quiet = 0; quiet < 2; ) {
+  for (let quiet = 0; quiet < 2;) {
     await new Promise((resolve) => setImmediate(resolve));
     if (t.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the connection closed during the switch to the kernel');
     quiet = busy() ? 0 : quiet + 1;

@@ -13,7 +13,6 @@ import * as util from 'node:util';
 import { KtlsError, invalidArgType, invalidArgValue } from '../native/errors.js';
 import { KtlsSocket } from '../socket/socket.js';
 
-
 /** Options of {@link serveFile}. */
 export interface ServeFileOptions {
   /** Extra response headers (e.g. `Cache-Control`); they win over the defaults except the length and range headers. */
@@ -167,7 +166,8 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
   if (!(res instanceof http.ServerResponse)) throw invalidArgType('Expected res to be an http.ServerResponse');
   if (typeof file !== 'string') throw invalidArgType(`Expected file to be a string but received ${typeof file}`);
   const via = options.via ?? 'auto';
-  if (via !== 'auto' && via !== 'sendfile' && via !== 'stream') throw invalidArgValue(`Expected options.via to be 'auto', 'sendfile' or 'stream' but received ${String(via)}`);
+  if (via !== 'auto' && via !== 'sendfile' && via !== 'stream')
+    throw invalidArgValue(`Expected options.via to be 'auto', 'sendfile' or 'stream' but received ${String(via)}`);
   if (res.headersSent) throw new KtlsError('ERR_HTTP_HEADERS_SENT', 'cannot send a file: the response headers were already sent');
 
   let full = file;
@@ -232,7 +232,8 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
     }
 
     const socket = res.socket;
-    const kernelPath = via !== 'stream' && socket instanceof KtlsSocket && (via === 'sendfile' || socket.kernelDirections.tx) && untouched(res) && !res.chunkedEncoding;
+    const kernelPath =
+      via !== 'stream' && socket instanceof KtlsSocket && (via === 'sendfile' || socket.kernelDirections.tx) && untouched(res) && !res.chunkedEncoding;
     if (kernelPath) {
       // flushHeaders() puts the head into the socket's write queue and sendFile
       // queues the body behind it (corked: they leave together, TCP_CORK under

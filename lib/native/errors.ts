@@ -136,20 +136,48 @@ export function errnoOf(name: keyof typeof os.constants.errno): number {
 }
 
 const ALERTS: Readonly<Record<number, string>> = {
-  0: 'close_notify', 10: 'unexpected_message', 20: 'bad_record_mac', 22: 'record_overflow',
-  40: 'handshake_failure', 42: 'bad_certificate', 43: 'unsupported_certificate', 44: 'certificate_revoked',
-  45: 'certificate_expired', 46: 'certificate_unknown', 47: 'illegal_parameter', 48: 'unknown_ca',
-  49: 'access_denied', 50: 'decode_error', 51: 'decrypt_error', 70: 'protocol_version',
-  71: 'insufficient_security', 80: 'internal_error', 86: 'inappropriate_fallback', 90: 'user_canceled',
-  100: 'no_renegotiation', 109: 'missing_extension', 110: 'unsupported_extension', 112: 'unrecognized_name',
-  113: 'bad_certificate_status_response', 115: 'unknown_psk_identity', 116: 'certificate_required',
+  0: 'close_notify',
+  10: 'unexpected_message',
+  20: 'bad_record_mac',
+  22: 'record_overflow',
+  40: 'handshake_failure',
+  42: 'bad_certificate',
+  43: 'unsupported_certificate',
+  44: 'certificate_revoked',
+  45: 'certificate_expired',
+  46: 'certificate_unknown',
+  47: 'illegal_parameter',
+  48: 'unknown_ca',
+  49: 'access_denied',
+  50: 'decode_error',
+  51: 'decrypt_error',
+  70: 'protocol_version',
+  71: 'insufficient_security',
+  80: 'internal_error',
+  86: 'inappropriate_fallback',
+  90: 'user_canceled',
+  100: 'no_renegotiation',
+  109: 'missing_extension',
+  110: 'unsupported_extension',
+  112: 'unrecognized_name',
+  113: 'bad_certificate_status_response',
+  115: 'unknown_psk_identity',
+  116: 'certificate_required',
   120: 'no_application_protocol',
 };
 
 /** RFC 8446 §6 alert description codes by name. */
 export const ALERT = {
-  close_notify: 0, unexpected_message: 10, bad_record_mac: 20, record_overflow: 22, illegal_parameter: 47, decode_error: 50,
-  protocol_version: 70, internal_error: 80, user_canceled: 90, no_renegotiation: 100,
+  close_notify: 0,
+  unexpected_message: 10,
+  bad_record_mac: 20,
+  record_overflow: 22,
+  illegal_parameter: 47,
+  decode_error: 50,
+  protocol_version: 70,
+  internal_error: 80,
+  user_canceled: 90,
+  no_renegotiation: 100,
 } as const;
 
 /** RFC 8446 / RFC 5246 name of an alert description, or `alert_<n>`. */

@@ -60,7 +60,7 @@ export function holdReads(socket: net.Socket, handle: UvStreamHandle): HeldReads
   const listeners = socket.rawListeners('data') as Array<(...args: unknown[]) => void>;
   socket.removeAllListeners('data');
   const chunks: Buffer[] = [];
-  for (let c: unknown; (c = socket.read()) !== null; ) chunks.push(c as Buffer);
+  for (let c: unknown; (c = socket.read()) !== null;) chunks.push(c as Buffer);
   for (const l of listeners) socket.on('data', l);
   let released = false;
   return {

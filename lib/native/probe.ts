@@ -102,7 +102,16 @@ function keys(b: Binding, fd: number, dir: number, version: TlsVersion, cipher: 
  */
 export async function probe(): Promise<Capabilities> {
   const { release } = await import('node:os');
-  const caps: Capabilities = { kernelRelease: release(), ulp: false, ciphers: [], txZerocopyRo: false, rxExpectNoPad: false, txMaxPayloadLen: false, rekey: false, stats: await tlsStats() };
+  const caps: Capabilities = {
+    kernelRelease: release(),
+    ulp: false,
+    ciphers: [],
+    txZerocopyRo: false,
+    rxExpectNoPad: false,
+    txMaxPayloadLen: false,
+    rekey: false,
+    stats: await tlsStats(),
+  };
   const { binding: b, error } = loadBinding();
   if (!b) {
     caps.ulpError = error?.message ?? 'addon not loaded';

@@ -24,7 +24,9 @@ export function hkdfExpand(hash: SuiteHash, prk: Buffer, info: Buffer, length: n
   const out: Buffer[] = [];
   let prev = Buffer.alloc(0);
   for (let i = 1, got = 0; got < length; i++) {
-    prev = createHmac(hash, prk).update(Buffer.concat([prev, info, Buffer.from([i])])).digest();
+    prev = createHmac(hash, prk)
+      .update(Buffer.concat([prev, info, Buffer.from([i])]))
+      .digest();
     out.push(prev);
     got += prev.length;
   }
@@ -57,9 +59,11 @@ export function prf12(hash: SuiteHash, secret: Buffer, label: string, seed: Buff
   const labelSeed = Buffer.concat([Buffer.from(label, 'ascii'), seed]);
   const out: Buffer[] = [];
   let a = labelSeed;
-  for (let got = 0; got < length; ) {
+  for (let got = 0; got < length;) {
     a = createHmac(hash, secret).update(a).digest();
-    const block = createHmac(hash, secret).update(Buffer.concat([a, labelSeed])).digest();
+    const block = createHmac(hash, secret)
+      .update(Buffer.concat([a, labelSeed]))
+      .digest();
     out.push(block);
     got += block.length;
   }
@@ -72,7 +76,13 @@ export function prf12(hash: SuiteHash, secret: Buffer, label: string, seed: Buff
  * 8 zero bytes (the caller puts the first explicit nonce there); for ChaCha20
  * the 12-byte IV.
  */
-export function tls12Keys(cipher: CipherName, hash: SuiteHash, masterSecret: Buffer, clientRandom: Buffer, serverRandom: Buffer): { client: { key: Buffer; iv: Buffer }; server: { key: Buffer; iv: Buffer } } {
+export function tls12Keys(
+  cipher: CipherName,
+  hash: SuiteHash,
+  masterSecret: Buffer,
+  clientRandom: Buffer,
+  serverRandom: Buffer,
+): { client: { key: Buffer; iv: Buffer }; server: { key: Buffer; iv: Buffer } } {
   const spec = cipherSpec(cipher);
   const fixedIv = spec.saltSize > 0 ? spec.saltSize : spec.nonceSize;
   const block = prf12(hash, masterSecret, 'key expansion', Buffer.concat([serverRandom, clientRandom]), 2 * spec.keySize + 2 * fixedIv);

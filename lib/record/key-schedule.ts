@@ -31,7 +31,11 @@ export class KeySchedule {
   /** Advances one direction's secret and returns the new key and iv. */
   next(direction: 'tx' | 'rx'): { key: Buffer; iv: Buffer } {
     const current = direction === 'tx' ? this.#tx : this.#rx;
-    if (!current) throw new KtlsRekeyError('ERR_KTLS_REKEY_NO_SECRET', `the ${direction} traffic secret is unknown (upgrade() was given keys, not secrets): cannot follow a KeyUpdate`);
+    if (!current)
+      throw new KtlsRekeyError(
+        'ERR_KTLS_REKEY_NO_SECRET',
+        `the ${direction} traffic secret is unknown (upgrade() was given keys, not secrets): cannot follow a KeyUpdate`,
+      );
     const next = nextTrafficSecret(hashOf(this.#cipher), current);
     current.fill(0);
     if (direction === 'tx') this.#tx = next;

@@ -74,7 +74,10 @@ class Protection {
     if (!VERSIONS.includes(version)) throw invalidArgValue(`Expected version to be one of ${VERSIONS.join(', ')} but received ${String(version)}`);
     if (!CIPHER_NAMES.includes(cipher)) throw invalidArgValue(`Expected cipher to be one of ${CIPHER_NAMES.join(', ')} but received ${String(cipher)}`);
     this.spec = cipherSpec(cipher);
-    for (const [name, size] of [['key', this.spec.keySize], ['iv', this.spec.nonceSize]] as const) {
+    for (const [name, size] of [
+      ['key', this.spec.keySize],
+      ['iv', this.spec.nonceSize],
+    ] as const) {
       const b: unknown = keys[name];
       if (!Buffer.isBuffer(b)) throw invalidArgType(`Expected a Buffer for ${name}`);
       if (b.length !== size) throw invalidArgValue(`Expected a ${size}-byte Buffer for ${name} but received ${b.length} bytes`);
@@ -134,9 +137,11 @@ class Protection {
   encrypt(nonce: Buffer, aad: Buffer, plaintext: Buffer): Buffer[] {
     const options = { authTagLength: this.tagSize };
     const c: AeadCipher =
-      this.spec.name === 'aes-128-ccm' ? crypto.createCipheriv(this.spec.name, this.#key, nonce, options)
-      : this.spec.name === 'chacha20-poly1305' ? crypto.createCipheriv(this.spec.name, this.#key, nonce, options)
-      : crypto.createCipheriv(this.spec.name, this.#key, nonce, options);
+      this.spec.name === 'aes-128-ccm'
+        ? crypto.createCipheriv(this.spec.name, this.#key, nonce, options)
+        : this.spec.name === 'chacha20-poly1305'
+          ? crypto.createCipheriv(this.spec.name, this.#key, nonce, options)
+          : crypto.createCipheriv(this.spec.name, this.#key, nonce, options);
     c.setAAD(aad, { plaintextLength: plaintext.length });
     return [c.update(plaintext.length > 0 ? plaintext : EMPTY), c.final(), c.getAuthTag()];
   }
@@ -146,9 +151,11 @@ class Protection {
     const options = { authTagLength: this.tagSize };
     try {
       const d: AeadDecipher =
-        this.spec.name === 'aes-128-ccm' ? crypto.createDecipheriv(this.spec.name, this.#key, nonce, options)
-        : this.spec.name === 'chacha20-poly1305' ? crypto.createDecipheriv(this.spec.name, this.#key, nonce, options)
-        : crypto.createDecipheriv(this.spec.name, this.#key, nonce, options);
+        this.spec.name === 'aes-128-ccm'
+          ? crypto.createDecipheriv(this.spec.name, this.#key, nonce, options)
+          : this.spec.name === 'chacha20-poly1305'
+            ? crypto.createDecipheriv(this.spec.name, this.#key, nonce, options)
+            : crypto.createDecipheriv(this.spec.name, this.#key, nonce, options);
       d.setAuthTag(tag);
       d.setAAD(aad, { plaintextLength: ciphertext.length });
       const out = d.update(ciphertext.length > 0 ? ciphertext : EMPTY);
@@ -356,7 +363,7 @@ export class RecordOpener {
 
   /** Where the trailing incomplete record starts, and how many bytes it lacks. */
   #tail(): { start: number; missing: number } {
-    for (let start = 0; ; ) {
+    for (let start = 0; ;) {
       const rest = this.#total - start;
       if (rest < HEADER_SIZE) return { start, missing: rest === 0 ? 0 : HEADER_SIZE - rest };
       const end = start + HEADER_SIZE + this.#peek(start + HEADER_SIZE).readUInt16BE(start + 3);

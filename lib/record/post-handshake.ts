@@ -57,7 +57,8 @@ export class HandshakeReader {
       out.push(msg);
       if (msg.kind === 'fatal') return out;
       // RFC 8446 §5.1: a message before a key change must end its record.
-      if (msg.kind === 'key-update' && off < buf.length) return [...out.slice(0, -1), fatal(ALERT.unexpected_message, 'a KeyUpdate was not the last message of its record')];
+      if (msg.kind === 'key-update' && off < buf.length)
+        return [...out.slice(0, -1), fatal(ALERT.unexpected_message, 'a KeyUpdate was not the last message of its record')];
     }
     this.#pending = Buffer.from(buf.subarray(off));
     // A KeyUpdate is never worth fragmenting, and kTLS (6.14+) stops at the first
@@ -74,17 +75,19 @@ export class HandshakeReader {
         return { kind: 'key-update', requested: body[0] === 1 };
       }
       if (type === NEW_SESSION_TICKET && this.#role !== 'server') return { kind: 'ticket' };
-      if (type === CERTIFICATE_REQUEST && this.#role !== 'server') return fatal(ALERT.unexpected_message, 'post-handshake client authentication (CertificateRequest) was not offered');
+      if (type === CERTIFICATE_REQUEST && this.#role !== 'server')
+        return fatal(ALERT.unexpected_message, 'post-handshake client authentication (CertificateRequest) was not offered');
       return fatal(ALERT.unexpected_message, `handshake message type ${type} after the handshake`);
     }
-    if ((type === HELLO_REQUEST && this.#role !== 'server' && body.length === 0) || (type === CLIENT_HELLO && this.#role !== 'client')) return { kind: 'renegotiation' };
+    if ((type === HELLO_REQUEST && this.#role !== 'server' && body.length === 0) || (type === CLIENT_HELLO && this.#role !== 'client'))
+      return { kind: 'renegotiation' };
     return fatal(ALERT.unexpected_message, `handshake message type ${type} after the handshake`);
   }
 }
 
 /** The request_update byte of a well-formed KeyUpdate that ends this handshake record, or null (TLS 1.3). */
 export function trailingKeyUpdate(data: Buffer): number | null {
-  for (let off = 0; data.length - off >= 4; ) {
+  for (let off = 0; data.length - off >= 4;) {
     const len = data.readUIntBE(off + 1, 3);
     if (data[off] === KEY_UPDATE && len === 1 && off + 5 === data.length && data[off + 4] <= 1) return data[off + 4];
     off += 4 + len;

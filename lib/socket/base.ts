@@ -178,7 +178,8 @@ export abstract class KtlsSocketBase extends Duplex {
    * not keep the process alive.
    */
   setTimeout(msecs: number, callback?: () => void): this {
-    if (typeof msecs !== 'number' || !(msecs >= 0) || !Number.isFinite(msecs)) throw invalidArgValue(`Expected a non-negative number for msecs but received ${String(msecs)}`);
+    if (typeof msecs !== 'number' || !(msecs >= 0) || !Number.isFinite(msecs))
+      throw invalidArgValue(`Expected a non-negative number for msecs but received ${String(msecs)}`);
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (msecs === 0) {

@@ -49,5 +49,6 @@ export interface SpliceOptions {
 /** Validates an optional byte count or offset. @internal */
 export function checkLength(name: string, v: number | undefined): void {
   if (v === undefined) return;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalidArgValue(`Expected a non-negative integer for ${name} but received ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw invalidArgValue(`Expected a non-negative integer for ${name} but received ${String(v)}`);
 }

@@ -121,7 +121,8 @@ export class ReadPath {
     const k = constants();
     const host = this.#host;
     // RFC 8446 §5.1: handshake messages are never interleaved with other records.
-    if (type !== k.RECORD_HANDSHAKE && this.#handshake.partial) return this.#protocolError(ALERT.unexpected_message, `a record of type ${type} arrived in the middle of a handshake message`);
+    if (type !== k.RECORD_HANDSHAKE && this.#handshake.partial)
+      return this.#protocolError(ALERT.unexpected_message, `a record of type ${type} arrived in the middle of a handshake message`);
     switch (type) {
       case k.RECORD_APPLICATION_DATA:
         this.bytesRead += data.length;
@@ -211,7 +212,9 @@ export class ReadPath {
       this.#endReadable();
       return;
     }
-    this.#host.destroy(new KtlsError('ERR_KTLS_TRUNCATED', partial ? 'connection closed in the middle of a TLS record' : 'connection closed without close_notify (truncated)'));
+    this.#host.destroy(
+      new KtlsError('ERR_KTLS_TRUNCATED', partial ? 'connection closed in the middle of a TLS record' : 'connection closed without close_notify (truncated)'),
+    );
   }
 
   /**
@@ -226,10 +229,14 @@ export class ReadPath {
     const kernel = p.rx === 'kernel';
     if (errno === -E.EBADMSG) {
       const authFailure = socketErrorTaken || !kernel || this.takeSocketError() === E.EBADMSG;
-      if (!authFailure && p.version === 'TLSv1.3') return void this.#protocolError(ALERT.unexpected_message, 'a record too short for its tag (a ChangeCipherSpec) after the handshake (EBADMSG)');
+      if (!authFailure && p.version === 'TLSv1.3')
+        return void this.#protocolError(ALERT.unexpected_message, 'a record too short for its tag (a ChangeCipherSpec) after the handshake (EBADMSG)');
       this.fatal(ALERT.bad_record_mac, new KtlsAlertError(ALERT.bad_record_mac, true, 'a record failed authentication (EBADMSG): fatal alert bad_record_mac'));
     } else if (errno === -E.EMSGSIZE) {
-      this.fatal(ALERT.record_overflow, new KtlsAlertError(ALERT.record_overflow, true, 'record too large or malformed header (EMSGSIZE): fatal alert record_overflow'));
+      this.fatal(
+        ALERT.record_overflow,
+        new KtlsAlertError(ALERT.record_overflow, true, 'record too large or malformed header (EMSGSIZE): fatal alert record_overflow'),
+      );
     } else if (errno === -E.EINVAL && kernel) {
       // kTLS refuses a record header with the wrong version; OpenSSL's alerts for that.
       const alert = p.version === 'TLSv1.3' ? ALERT.decode_error : ALERT.protocol_version;

@@ -20,7 +20,7 @@ import { checkLength, type KtlsSocketOptions, type SendFileOptions, type Sequenc
 import type { RecordPaths } from './paths.js';
 import { TxFlush } from './tx-flush.js';
 import { ReadPath } from './read-path.js';
-import { SpliceOut } from './splice-to.js';
+import { SpliceOut, takeBuffered } from './splice-to.js';
 import { WriteQueue } from './write-queue.js';
 
 const E = os.constants.errno;
@@ -104,9 +104,7 @@ export class KtlsSocket extends KtlsSocketBase {
       get destroyed() {
         return self.destroyed;
       },
-      get kernelPlainSent() {
-        return self.#queue.kernelPlainSent;
-      },
+      queue: this.#queue,
       takeSocketError: () => this.#in.takeSocketError(),
     });
   }
@@ -217,14 +215,17 @@ export class KtlsSocket extends KtlsSocketBase {
   /** Sets {@link KtlsSocket.maxRecordSize}; returns this. */
   setMaxRecordSize(size: number): this {
     checkRecordSize(size, 'maxRecordSize');
-    if (this.#p.tx === 'plain') throw new KtlsError('ERR_KTLS_UNSUPPORTED', 'node:tls carries this connection\'s records and has no record size limit setting');
+    if (this.#p.tx === 'plain') throw new KtlsError('ERR_KTLS_UNSUPPORTED', "node:tls carries this connection's records and has no record size limit setting");
     if (this.#p.tx === 'kernel') {
       const rc = this.#p.binding.setRecordSize(this.fd, size);
       if (rc === -E.ENOPROTOOPT) {
-        throw Object.assign(new KtlsError('ERR_KTLS_UNSUPPORTED', 'this kernel has no TLS_TX_MAX_PAYLOAD_LEN (record size limit); it always sends records of up to 16384 bytes'), {
-          errno: rc,
-          syscall: 'setsockopt(TLS_TX_MAX_PAYLOAD_LEN)',
-        });
+        throw Object.assign(
+          new KtlsError('ERR_KTLS_UNSUPPORTED', 'this kernel has no TLS_TX_MAX_PAYLOAD_LEN (record size limit); it always sends records of up to 16384 bytes'),
+          {
+            errno: rc,
+            syscall: 'setsockopt(TLS_TX_MAX_PAYLOAD_LEN)',
+          },
+        );
       }
       if (rc < 0) throw new KtlsSystemError(rc, 'setsockopt(TLS_TX_MAX_PAYLOAD_LEN)');
     }
@@ -252,7 +253,7 @@ export class KtlsSocket extends KtlsSocketBase {
    */
   updateKeys(options: { requestPeer?: boolean } = {}): Promise<void> {
     if (this.version !== 'TLSv1.3') return Promise.reject(new KtlsError('ERR_KTLS_UNSUPPORTED', 'KeyUpdate exists in TLS 1.3 only'));
-    if (this.#p.nodeTls) return Promise.reject(new KtlsError('ERR_KTLS_UNSUPPORTED', 'node:tls carries this connection\'s records and has no KeyUpdate API'));
+    if (this.#p.nodeTls) return Promise.reject(new KtlsError('ERR_KTLS_UNSUPPORTED', "node:tls carries this connection's records and has no KeyUpdate API"));
     return this.#startOp(new KeyUpdateOp(this.#schedule!, this.#p.cipher, options.requestPeer === true)).then(() => {
       this.emit('keyUpdate', { direction: 'tx', requested: options.requestPeer === true });
     });
@@ -339,15 +340,8 @@ export class KtlsSocket extends KtlsSocketBase {
         if (!this.destroyed) this.#setPoll();
       };
       // What the stream already holds was read before this call: it goes first.
-      const held: Buffer[] = [];
-      while (this.readableLength > 0 && remaining > 0) {
-        const chunk = this.read() as Buffer | null;
-        if (chunk === null) break;
-        const take = Math.min(chunk.length, remaining);
-        if (take < chunk.length) this.unshift(chunk.subarray(take));
-        held.push(chunk.subarray(0, take));
-        remaining -= take;
-      }
+      const held = takeBuffered(this, remaining);
+      remaining -= held.reduce((n, b) => n + b.length, 0);
       try {
         this.#reader = new SpliceOut(this.#in.spliceHost(), fd, remaining, held, kind === 1, done);
       } catch (err) {

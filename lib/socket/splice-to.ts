@@ -7,6 +7,7 @@
  * @packageDocumentation
  */
 import * as os from 'node:os';
+import type { Readable } from 'node:stream';
 import { POLL_WRITABLE, type Binding } from '../native/binding.js';
 import { constants } from '../native/constants.js';
 import { KtlsSystemError } from '../native/errors.js';
@@ -196,4 +197,19 @@ export class SpliceOut {
     this.#host.updatePoll();
     this.#watcher.whenReady(POLL_WRITABLE, () => this.step());
   }
+}
+
+/** Up to `max` bytes the stream already holds (read before a spliceTo() began); the rest stays in the stream. */
+export function takeBuffered(stream: Readable, max: number): Buffer[] {
+  const held: Buffer[] = [];
+  let remaining = max;
+  while (stream.readableLength > 0 && remaining > 0) {
+    const chunk = stream.read() as Buffer | null;
+    if (chunk === null) break;
+    const take = Math.min(chunk.length, remaining);
+    if (take < chunk.length) stream.unshift(chunk.subarray(take));
+    held.push(chunk.subarray(0, take));
+    remaining -= take;
+  }
+  return held;
 }

@@ -12,8 +12,8 @@ import { recordOverhead, type RecordPaths } from './paths.js';
 export interface FlushHost {
   readonly paths: RecordPaths;
   readonly destroyed: boolean;
-  /** Plaintext bytes kernel TX has accepted. */
-  readonly kernelPlainSent: number;
+  /** The write queue: how many plaintext bytes kernel TX has accepted. */
+  readonly queue: { readonly kernelPlainSent: number };
   /** Reads (and clears) the socket's pending error: a positive errno, or 0. */
   takeSocketError(): number;
 }
@@ -49,7 +49,7 @@ export class TxFlush {
     const seq = p.binding.getSeq(p.handle.fd, constants().TLS_TX);
     if (typeof seq !== 'bigint') return done(null); // cannot tell on this kernel: best effort
     const records = this.#records + Number(seq - this.#epochSeq);
-    const expected = start.entered + h.kernelPlainSent + records * recordOverhead(p.version, p.cipher);
+    const expected = start.entered + h.queue.kernelPlainSent + records * recordOverhead(p.version, p.cipher);
     const poll = (delay: number, waited: number): void => {
       if (h.destroyed) return done(null);
       // poll() reports a pending error without consuming it; SO_ERROR then names it.

@@ -7,9 +7,9 @@
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as tls from 'node:tls';
-import { requireBinding, POLL_READABLE, type Binding, type NativeHandle } from '../native/binding.js';
+import { requireBinding, type Binding } from '../native/binding.js';
 import { versionNumber, cipherSpec } from '../native/constants.js';
-import { KtlsAlertError, KtlsError, KtlsRekeyError, KtlsSystemError, KtlsUnavailableError, handshakeTimeout, invalidArgType, invalidArgValue } from '../native/errors.js';
+import { KtlsAlertError, KtlsError, KtlsRekeyError, KtlsSystemError, KtlsUnavailableError, invalidArgType, invalidArgValue } from '../native/errors.js';
 import { RecordOpener, RecordSealer, checkRecordSize, type OpenedRecord } from '../record/layer.js';
 import { normalizeSecrets, seqBytes, wipeDirection, type NormalizedDirection, type NormalizedSecrets, type TlsSecrets } from '../record/secrets.js';
 import type { EarlyRecord, RecordPaths } from './paths.js';
@@ -18,6 +18,7 @@ import { KtlsSocket } from './socket.js';
 import { hashOf, hashSize, nextTrafficSecret, tls13Keys } from '../record/derive.js';
 import { trailingKeyUpdate } from '../record/post-handshake.js';
 import { holdReads, uvHandle } from '../native/net-handle.js';
+import { completeRecord } from './record-boundary.js';
 
 const E = os.constants.errno;
 
@@ -56,7 +57,10 @@ export interface UpgradeOptions extends KtlsSocketOptions {
 function validateSocket(socket: unknown): { socket: net.Socket; handle: NonNullable<ReturnType<typeof uvHandle>> } {
   if (!(socket instanceof net.Socket)) throw invalidArgType(`Expected a net.Socket for socket but received ${socket === null ? 'null' : typeof socket}`);
   if (socket instanceof tls.TLSSocket) {
-    throw new KtlsError('ERR_KTLS_TLS_SOCKET', 'a tls.TLSSocket cannot be upgraded: OpenSSL may hold records it read from the socket; pass the underlying net.Socket with secrets, or use ktls.connect()/createServer()');
+    throw new KtlsError(
+      'ERR_KTLS_TLS_SOCKET',
+      'a tls.TLSSocket cannot be upgraded: OpenSSL may hold records it read from the socket; pass the underlying net.Socket with secrets, or use ktls.connect()/createServer()',
+    );
   }
   if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket is destroyed');
   if (socket.readableEncoding !== null) {
@@ -78,49 +82,6 @@ function checkTcp(b: Binding, fd: number): void {
   if (type !== k.SOCK_STREAM || proto !== k.IPPROTO_TCP) throw new KtlsError('ERR_KTLS_NOT_TCP', 'kernel TLS needs a TCP socket');
   const peer = b.peerConnected(fd);
   if (peer < 0) throw new KtlsSystemError(peer, 'getpeername', 'the socket is not connected');
-}
-
-/** Waits until the fd is readable (or in error), through the handle's poll; 'timeout' at `deadline`. */
-function waitReadable(handle: NativeHandle, waiters: { wake?: (status: number) => void }, deadline: number): Promise<number | 'timeout'> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => waiters.wake?.(1), Math.max(0, deadline - Date.now()));
-    waiters.wake = (status) => {
-      waiters.wake = undefined;
-      clearTimeout(timer);
-      handle.poll(0);
-      resolve(status === 1 ? 'timeout' : status);
-    };
-    const rc = handle.poll(POLL_READABLE);
-    if (rc < 0) waiters.wake(rc);
-  });
-}
-
-/**
- * Reads from the raw socket (no kernel RX yet) until the opener holds whole
- * records only, so the kernel starts on a record boundary. A peer that sends
- * half a record and stops is given until `deadline`.
- */
-async function completeRecord(b: Binding, handle: NativeHandle, opener: RecordOpener, raw: Buffer[], waiters: { wake?: (s: number) => void }, deadline: number, openComplete: () => void): Promise<void> {
-  for (let need = opener.needed(); need > 0; need = opener.needed()) {
-    const buf = Buffer.allocUnsafe(need);
-    const n = handle.recv(buf, 0, need);
-    if (n === -E.EAGAIN || n === -E.EINTR) {
-      // A header that cannot start a record fails now, not after waiting for a body that never comes.
-      openComplete();
-      const status = await waitReadable(handle, waiters, deadline);
-      if (status === 'timeout') throw handshakeTimeout();
-      if (status < 0) {
-        // EPOLLERR: the socket's own errno, not libuv's EBADF.
-        const so = b.getsockoptInt(handle.fd, b.constants.SOL_SOCKET, b.constants.SO_ERROR);
-        if (so !== 0) throw new KtlsSystemError(so > 0 ? -so : so, 'read');
-      }
-      continue;
-    }
-    if (n < 0) throw new KtlsSystemError(n, 'read');
-    if (n === 0) throw new KtlsError('ERR_KTLS_TRUNCATED', 'connection closed in the middle of a TLS record during upgrade');
-    raw.push(buf.subarray(0, n));
-    opener.push(buf.subarray(0, n));
-  }
 }
 
 function install(b: Binding, fd: number, dir: 'TLS_TX' | 'TLS_RX', s: NormalizedSecrets, d: NormalizedDirection): number {
@@ -174,16 +135,21 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
   const { handle: uv } = validateSocket(socket);
   const s = normalizeSecrets(secrets);
   const fallback = options.fallback ?? 'error';
-  if (fallback !== 'error' && fallback !== 'userspace') throw invalidArgType(`Expected options.fallback to be 'error' or 'userspace' but received ${String(fallback)}`);
+  if (fallback !== 'error' && fallback !== 'userspace')
+    throw invalidArgType(`Expected options.fallback to be 'error' or 'userspace' but received ${String(fallback)}`);
   if (options.maxRecordSize !== undefined) checkRecordSize(options.maxRecordSize, 'options.maxRecordSize');
   const hto = options.handshakeTimeout;
-  if (hto !== undefined && (typeof hto !== 'number' || !(hto >= 0) || !Number.isFinite(hto))) throw invalidArgValue(`Expected a non-negative number of milliseconds for options.handshakeTimeout but received ${String(hto)}`);
+  if (hto !== undefined && (typeof hto !== 'number' || !(hto >= 0) || !Number.isFinite(hto)))
+    throw invalidArgValue(`Expected a non-negative number of milliseconds for options.handshakeTimeout but received ${String(hto)}`);
   for (const dir of ['tx', 'rx'] as const) {
     const v: unknown = options.trafficSecrets?.[dir];
     if (v === undefined) continue;
     if (s.version !== 'TLSv1.3') throw invalidArgValue('options.trafficSecrets is for TLS 1.3 (KeyUpdate) only');
     const size = hashSize(hashOf(s.cipher));
-    if (!Buffer.isBuffer(v) || v.length !== size) throw invalidArgValue(`Expected a ${size}-byte Buffer for options.trafficSecrets.${dir} but received ${Buffer.isBuffer(v) ? `${v.length} bytes` : typeof v}`);
+    if (!Buffer.isBuffer(v) || v.length !== size)
+      throw invalidArgValue(
+        `Expected a ${size}-byte Buffer for options.trafficSecrets.${dir} but received ${Buffer.isBuffer(v) ? `${v.length} bytes` : typeof v}`,
+      );
   }
   try {
     checkTcp(b, uv.fd);
@@ -197,7 +163,15 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
   }
 }
 
-async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnType<typeof uvHandle>>, s: NormalizedSecrets, fallback: 'error' | 'userspace' | 'never', options: UpgradeOptions, handover: Handover): Promise<KtlsSocket> {
+async function takeOver(
+  b: Binding,
+  socket: net.Socket,
+  uv: NonNullable<ReturnType<typeof uvHandle>>,
+  s: NormalizedSecrets,
+  fallback: 'error' | 'userspace' | 'never',
+  options: UpgradeOptions,
+  handover: Handover,
+): Promise<KtlsSocket> {
   const q = holdReads(socket, uv);
   const buffered = handover.prefix && handover.prefix.length > 0 ? Buffer.concat([handover.prefix, q.buffered]) : q.buffered;
   const restore = (back: Buffer): void => q.release(back);
@@ -227,10 +201,18 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
   let kernelOk = ulp === 0;
   // ENOTCONN: the kernel attaches TLS only to ESTABLISHED sockets, and the peer has already sent its FIN.
   const peerClosed = ulp === -E.ENOTCONN;
-  if (peerClosed && fallback === 'error') giveBack(new KtlsSystemError(ulp, 'setsockopt(TCP_ULP)', 'the peer already closed its side (CLOSE_WAIT); the kernel installs TLS only on established connections'));
+  if (peerClosed && fallback === 'error')
+    giveBack(
+      new KtlsSystemError(ulp, 'setsockopt(TCP_ULP)', 'the peer already closed its side (CLOSE_WAIT); the kernel installs TLS only on established connections'),
+    );
   if (!kernelOk && !peerClosed && !(ulp === -E.ENOENT || unsupported(ulp))) giveBack(new KtlsSystemError(ulp, 'setsockopt(TCP_ULP)'));
   if (!kernelOk && fallback === 'error') {
-    giveBack(new KtlsUnavailableError(`this kernel has no TLS upper-layer protocol (setsockopt(TCP_ULP, "tls"): ${ulp === -E.ENOENT ? 'ENOENT' : ulp})`, { errno: ulp, syscall: 'setsockopt(TCP_ULP)' }));
+    giveBack(
+      new KtlsUnavailableError(`this kernel has no TLS upper-layer protocol (setsockopt(TCP_ULP, "tls"): ${ulp === -E.ENOENT ? 'ENOENT' : ulp})`, {
+        errno: ulp,
+        syscall: 'setsockopt(TCP_ULP)',
+      }),
+    );
   }
 
   // TX first: nothing has been read yet, so a failure here can still give everything back.
@@ -240,9 +222,9 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
       tx = 'kernel';
       const entered = b.tcpEntered(fd);
       if (entered >= 0) txStart = { entered, seq: s.tx.seq };
-    }
-    else if (!unsupported(rc)) giveBack(new KtlsSystemError(rc, 'setsockopt(TLS_TX)'));
-    else if (fallback === 'error') giveBack(new KtlsUnavailableError(`this kernel cannot install ${s.version} ${s.cipher} keys`, { errno: rc, syscall: 'setsockopt(TLS_TX)' }));
+    } else if (!unsupported(rc)) giveBack(new KtlsSystemError(rc, 'setsockopt(TLS_TX)'));
+    else if (fallback === 'error')
+      giveBack(new KtlsUnavailableError(`this kernel cannot install ${s.version} ${s.cipher} keys`, { errno: rc, syscall: 'setsockopt(TLS_TX)' }));
     else kernelOk = false;
   }
   if (s.tx && tx === null) tx = new RecordSealer(s.version, s.cipher, { key: s.tx.key, iv: s.tx.iv, seq: s.tx.seq });
@@ -262,7 +244,11 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
         }
         // The peer moved to its next keys before the switch: follow here, so the kernel
         // gets the keys in force (a first install, which every kernel takes).
-        if (!rxSecret) throw new KtlsRekeyError('ERR_KTLS_REKEY_NO_SECRET', 'the peer updated its keys (TLS 1.3 KeyUpdate) but the rx traffic secret is unknown (upgrade() was given keys, not options.trafficSecrets)');
+        if (!rxSecret)
+          throw new KtlsRekeyError(
+            'ERR_KTLS_REKEY_NO_SECRET',
+            'the peer updated its keys (TLS 1.3 KeyUpdate) but the rx traffic secret is unknown (upgrade() was given keys, not options.trafficSecrets)',
+          );
         const next = nextTrafficSecret(hashOf(s.cipher), rxSecret);
         rxSecret.fill(0);
         rxSecret = next;
@@ -273,7 +259,8 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
       }
     };
     try {
-      if (kernelOk) await completeRecord(b, handle, opener, raw, waiters, handover.deadline ?? Date.now() + (options.handshakeTimeout ?? 120_000), openComplete);
+      if (kernelOk)
+        await completeRecord(b, handle, opener, raw, waiters, handover.deadline ?? Date.now() + (options.handshakeTimeout ?? 120_000), openComplete);
       openComplete();
     } catch (err) {
       opener.wipe();
@@ -297,7 +284,10 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
         handle.close();
         socket.destroy();
         throw unsupported(rc)
-          ? new KtlsUnavailableError(`this kernel installed ${s.version} ${s.cipher} keys for sending but not for receiving`, { errno: rc, syscall: 'setsockopt(TLS_RX)' })
+          ? new KtlsUnavailableError(`this kernel installed ${s.version} ${s.cipher} keys for sending but not for receiving`, {
+              errno: rc,
+              syscall: 'setsockopt(TLS_RX)',
+            })
           : new KtlsSystemError(rc, 'setsockopt(TLS_RX)');
       } else if (!unsupported(rc)) {
         giveBack(new KtlsSystemError(rc, 'setsockopt(TLS_RX)'));
@@ -321,7 +311,16 @@ async function takeOver(b: Binding, socket: net.Socket, uv: NonNullable<ReturnTy
   if (!s.rx && buffered.length > 0) early.push({ type: b.constants.RECORD_APPLICATION_DATA, data: buffered });
 
   const paths: RecordPaths = {
-    binding: b, handle, out, version: s.version, cipher: s.cipher, tx, rx, early, ...(txStart ? { txStart } : {}), ...(handover.role ? { role: handover.role } : {}),
+    binding: b,
+    handle,
+    out,
+    version: s.version,
+    cipher: s.cipher,
+    tx,
+    rx,
+    early,
+    ...(txStart ? { txStart } : {}),
+    ...(handover.role ? { role: handover.role } : {}),
     ...(options.trafficSecrets ? { trafficSecrets: { tx: options.trafficSecrets.tx, rx: rxSecret } } : {}),
     remote: { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily },
     local: { address: socket.localAddress, port: socket.localPort },

@@ -197,7 +197,11 @@ export class WriteQueue {
   #sealHead(entry: Entry, sealer: RecordSealer): boolean {
     const k = constants();
     try {
-      entry.bufs = sealer.seal(entry.type === 0 ? k.RECORD_APPLICATION_DATA : entry.type, entry.bufs.length === 1 ? entry.bufs[0] : Buffer.concat(entry.bufs), this.#host.maxRecordSize);
+      entry.bufs = sealer.seal(
+        entry.type === 0 ? k.RECORD_APPLICATION_DATA : entry.type,
+        entry.bufs.length === 1 ? entry.bufs[0] : Buffer.concat(entry.bufs),
+        this.#host.maxRecordSize,
+      );
     } catch (err) {
       this.#entries.shift();
       entry.cb(err as Error); // e.g. ERR_KTLS_SEQ_EXHAUSTED

@@ -107,20 +107,52 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       if (inline !== undefined) throw new UsageError(`${flag} takes no value`);
     };
     switch (flag) {
-      case '--all': noValue(); o.groups.push(...GROUPS); break;
-      case '--transmission': case '--handling': case '--sendpage': case '--splice-read':
+      case '--all':
+        noValue();
+        o.groups.push(...GROUPS);
+        break;
+      case '--transmission':
+      case '--handling':
+      case '--sendpage':
+      case '--splice-read':
         noValue();
         o.groups.push(flag.slice(2) as GroupName);
         break;
-      case '--probe': noValue(); o.probe = true; break;
-      case '--version': o.versions.push(...value().split(',').map(parseVersion)); break;
-      case '--cipher': o.ciphers.push(...value().split(',').map(parseCipher)); break;
-      case '--check': o.only.push(...value().split(',').map((s) => s.trim())); break;
-      case '--json': case '--tap': noValue(); formats.add(flag.slice(2)); break;
-      case '--uml': o.uml = (inline ?? 'auto').split(',').map((s) => s.trim()); break;
-      case '--json-out': o.jsonOut = value(); break;
-      case '-h': case '--help': noValue(); o.help = true; break;
-      default: throw new UsageError(`unknown option '${arg}'`);
+      case '--probe':
+        noValue();
+        o.probe = true;
+        break;
+      case '--version':
+        o.versions.push(...value().split(',').map(parseVersion));
+        break;
+      case '--cipher':
+        o.ciphers.push(...value().split(',').map(parseCipher));
+        break;
+      case '--check':
+        o.only.push(
+          ...value()
+            .split(',')
+            .map((s) => s.trim()),
+        );
+        break;
+      case '--json':
+      case '--tap':
+        noValue();
+        formats.add(flag.slice(2));
+        break;
+      case '--uml':
+        o.uml = (inline ?? 'auto').split(',').map((s) => s.trim());
+        break;
+      case '--json-out':
+        o.jsonOut = value();
+        break;
+      case '-h':
+      case '--help':
+        noValue();
+        o.help = true;
+        break;
+      default:
+        throw new UsageError(`unknown option '${arg}'`);
     }
   }
   if (formats.size > 1) throw new UsageError('--json and --tap cannot be combined');
@@ -143,7 +175,10 @@ const defaultIo: CliIo = { stdout: (s) => void process.stdout.write(s), stderr: 
 
 /** The UML harness's exports we use (scripts/uml.mjs). */
 interface UmlHarness {
-  runInUml(command: string[], options: { kernel?: string; cwd?: string; env?: Record<string, string>; output?: { write(s: string): unknown } }): Promise<{ status: number; kernelLabel: string; bootFailure?: string }>;
+  runInUml(
+    command: string[],
+    options: { kernel?: string; cwd?: string; env?: Record<string, string>; output?: { write(s: string): unknown } },
+  ): Promise<{ status: number; kernelLabel: string; bootFailure?: string }>;
   KERNEL_NAMES?: readonly string[];
 }
 
@@ -185,7 +220,8 @@ async function runUml(o: CliOptions, argv: readonly string[], io: CliIo): Promis
   }
   const names = harness.KERNEL_NAMES ?? ['6.1'];
   const kernels = o.uml!.includes('all') ? [...names] : o.uml!;
-  for (const k of kernels) if (k !== 'auto' && !names.includes(k)) throw new UsageError(`unknown UML kernel '${k}' (the harness has ${names.join(', ')}, 'auto' or 'all')`);
+  for (const k of kernels)
+    if (k !== 'auto' && !names.includes(k)) throw new UsageError(`unknown UML kernel '${k}' (the harness has ${names.join(', ')}, 'auto' or 'all')`);
   const results: UmlKernelResult[] = [];
   const args = forwardArgs(argv);
   for (const kernel of kernels) {
@@ -236,7 +272,9 @@ async function runUml(o: CliOptions, argv: readonly string[], io: CliIo): Promis
     });
     io.stdout(`1..${results.length}\n`);
   } else if (results.length > 1) {
-    io.stdout(`\nUML kernels: ${results.map((r, i) => `${r.kernel} ${r.bootFailure !== undefined ? 'cannot boot on this host' : statuses[i] === 0 ? 'passed' : statuses[i] === 3 ? 'no kTLS' : 'FAILED'}`).join(', ')}\n`);
+    io.stdout(
+      `\nUML kernels: ${results.map((r, i) => `${r.kernel} ${r.bootFailure !== undefined ? 'cannot boot on this host' : statuses[i] === 0 ? 'passed' : statuses[i] === 3 ? 'no kTLS' : 'FAILED'}`).join(', ')}\n`,
+    );
   }
   return code;
 }
@@ -268,7 +306,14 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     const label = process.env.KTLS_KERNEL_LABEL;
     io.stdout(formatHeader({ kernel: os.release(), node: process.version, probe: caps, ...(label ? { kernelLabel: label } : {}) }));
   }
-  const report = await runVerify({ groups: o.groups, versions: o.versions, ciphers: o.ciphers, only: o.only, caps, ...(human ? { onEvent: progress(io.stdout) } : {}) });
+  const report = await runVerify({
+    groups: o.groups,
+    versions: o.versions,
+    ciphers: o.ciphers,
+    only: o.only,
+    caps,
+    ...(human ? { onEvent: progress(io.stdout) } : {}),
+  });
   if (o.jsonOut) fs.writeFileSync(o.jsonOut, JSON.stringify(report, null, 2) + '\n');
   if (o.format === 'json') io.stdout(JSON.stringify(report, null, 2) + '\n');
   else if (o.format === 'tap') io.stdout(formatTap(report));

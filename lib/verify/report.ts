@@ -26,9 +26,16 @@ export function formatProbe(caps: Capabilities): string {
   const lines = [`kernel ${caps.kernelRelease}: ${describeCaps(caps)}`];
   if (caps.ciphers.length > 0) {
     lines.push('', `  ${'version'.padEnd(9)}${'cipher'.padEnd(19)}TX   RX   error`);
-    for (const c of caps.ciphers) lines.push(`  ${c.version.padEnd(9)}${c.cipher.padEnd(19)}${(c.tx ? 'yes' : 'no').padEnd(5)}${(c.rx ? 'yes' : 'no').padEnd(5)}${c.error ?? ''}`);
+    for (const c of caps.ciphers)
+      lines.push(`  ${c.version.padEnd(9)}${c.cipher.padEnd(19)}${(c.tx ? 'yes' : 'no').padEnd(5)}${(c.rx ? 'yes' : 'no').padEnd(5)}${c.error ?? ''}`);
   }
-  if (caps.stats) lines.push('', `  /proc/net/tls_stat: ${Object.entries(caps.stats).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (caps.stats)
+    lines.push(
+      '',
+      `  /proc/net/tls_stat: ${Object.entries(caps.stats)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+    );
   return lines.join('\n') + '\n';
 }
 
@@ -68,7 +75,18 @@ export function formatTable(report: VerifyReport): string {
     }
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => '  ' + r.map((v, i) => v.padEnd(widths[i] + 2)).join('').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map(
+        (r) =>
+          '  ' +
+          r
+            .map((v, i) => v.padEnd(widths[i] + 2))
+            .join('')
+            .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 /** Unsupported results grouped by check and reason: `[label, reason, cells]`. */

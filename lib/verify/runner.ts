@@ -11,7 +11,18 @@ import { handling } from './checks/handling.js';
 import { sendpage } from './checks/sendpage.js';
 import { spliceRead } from './checks/splice-read.js';
 import { transmission } from './checks/transmission.js';
-import { CheckFailedError, GROUPS, NotSupportedError, type Check, type CheckContext, type CheckGroup, type CheckResult, type CheckStatus, type GroupName, type Observed } from './types.js';
+import {
+  CheckFailedError,
+  GROUPS,
+  NotSupportedError,
+  type Check,
+  type CheckContext,
+  type CheckGroup,
+  type CheckResult,
+  type CheckStatus,
+  type GroupName,
+  type Observed,
+} from './types.js';
 
 export * from './types.js';
 
@@ -120,7 +131,8 @@ export interface VerifyReport {
 }
 
 /** The hint given when the kernel has no kTLS. */
-export const UNAVAILABLE_HINT = 'load the kernel module with `modprobe tls` (CONFIG_TLS=m/y), or run the suite under the project\'s user-mode-linux kernel with `--uml`';
+export const UNAVAILABLE_HINT =
+  "load the kernel module with `modprobe tls` (CONFIG_TLS=m/y), or run the suite under the project's user-mode-linux kernel with `--uml`";
 
 /** Whether the kernel installs `version` × `cipher` both ways, and if not why. */
 function cellSupport(caps: Capabilities, version: TlsVersion, cipher: CipherName): string | null {
@@ -146,7 +158,10 @@ async function runCheck(group: GroupName, check: Check, version: TlsVersion, cip
     throw new CheckFailedError(message);
   };
   const ctx: CheckContext = {
-    version, cipher, caps, signal: abort.signal,
+    version,
+    cipher,
+    caps,
+    signal: abort.signal,
     fail,
     observe: (key, value) => void (observed[key] = value),
     defer: (fn) => void cleanups.push(fn),
@@ -189,7 +204,7 @@ async function runCheck(group: GroupName, check: Check, version: TlsVersion, cip
       reason = `${check.needs}: ${e.message}`;
     } else {
       status = 'fail';
-      reason = err instanceof NotSupportedError ? `reported "not supported" but needs no optional feature: ${e.message}` : e.message ?? String(err);
+      reason = err instanceof NotSupportedError ? `reported "not supported" but needs no optional feature: ${e.message}` : (e.message ?? String(err));
       if (typeof e.code === 'string') code = e.code;
     }
   } finally {
@@ -233,8 +248,15 @@ export async function runVerify(options: VerifyOptions = {}): Promise<VerifyRepo
   const ciphers = options.ciphers?.length ? [...options.ciphers] : [...CIPHER_NAMES];
   const caps = options.caps ?? (await probe());
   const report: VerifyReport = {
-    kernel: os.release(), node: process.version, available: caps.ulp, probe: caps,
-    selection: { groups, versions, ciphers }, results: [], cells: [], totals: { passed: 0, failed: 0, unsupported: 0 }, ms: 0,
+    kernel: os.release(),
+    node: process.version,
+    available: caps.ulp,
+    probe: caps,
+    selection: { groups, versions, ciphers },
+    results: [],
+    cells: [],
+    totals: { passed: 0, failed: 0, unsupported: 0 },
+    ms: 0,
   };
   if (process.env.KTLS_KERNEL_LABEL) report.kernelLabel = process.env.KTLS_KERNEL_LABEL;
   if (!caps.ulp) {

@@ -44,7 +44,11 @@ export function sessionKeys(version: TlsVersion, cipher: CipherName, seq: { ab?:
 export const binding: () => Binding = requireBinding;
 
 /** Two kernel-TLS sockets talking to each other over loopback; destroyed when the check ends. */
-export async function kernelPair(ctx: CheckContext, options: UpgradeOptions = {}, seq: { ab?: bigint; ba?: bigint } = {}): Promise<{ a: KtlsSocket; b: KtlsSocket; keys: SessionKeys }> {
+export async function kernelPair(
+  ctx: CheckContext,
+  options: UpgradeOptions = {},
+  seq: { ab?: bigint; ba?: bigint } = {},
+): Promise<{ a: KtlsSocket; b: KtlsSocket; keys: SessionKeys }> {
   const [c, s] = await loopbackPair();
   ctx.defer(() => (c.destroy(), s.destroy()));
   const keys = sessionKeys(ctx.version, ctx.cipher, seq);
@@ -59,7 +63,11 @@ export async function kernelPair(ctx: CheckContext, options: UpgradeOptions = {}
  * layer for the plain side: `sealer` makes records the kernel opens, `opener`
  * opens what the kernel sends.
  */
-export async function wirePair(ctx: CheckContext, options: UpgradeOptions = {}, seq: { ab?: bigint; ba?: bigint } = {}): Promise<{ sock: KtlsSocket; raw: net.Socket; sealer: RecordSealer; opener: RecordOpener; keys: SessionKeys }> {
+export async function wirePair(
+  ctx: CheckContext,
+  options: UpgradeOptions = {},
+  seq: { ab?: bigint; ba?: bigint } = {},
+): Promise<{ sock: KtlsSocket; raw: net.Socket; sealer: RecordSealer; opener: RecordOpener; keys: SessionKeys }> {
   const [raw, peer] = await loopbackPair();
   ctx.defer(() => (raw.destroy(), peer.destroy()));
   const keys = sessionKeys(ctx.version, ctx.cipher, seq);
@@ -108,7 +116,15 @@ export class RawEnd {
     const k = this.b.constants;
     const seq = Buffer.alloc(8);
     seq.writeBigUInt64BE(keys.seq);
-    return this.b.setKeys(this.fd, dir === 'tx' ? k.TLS_TX : k.TLS_RX, versionNumber(version), cipherSpec(cipher).id, Buffer.from(keys.key), Buffer.from(keys.iv), seq);
+    return this.b.setKeys(
+      this.fd,
+      dir === 'tx' ? k.TLS_TX : k.TLS_RX,
+      versionNumber(version),
+      cipherSpec(cipher).id,
+      Buffer.from(keys.key),
+      Buffer.from(keys.iv),
+      seq,
+    );
   }
 
   /** `getsockopt(SOL_TLS, TLS_TX/TLS_RX)` sequence number, or an errno name. */
@@ -220,7 +236,10 @@ export function rc(n: number): string {
 export function readAll(stream: Readable): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c)).once('end', () => resolve(Buffer.concat(chunks))).once('error', reject);
+    stream
+      .on('data', (c: Buffer) => chunks.push(c))
+      .once('end', () => resolve(Buffer.concat(chunks)))
+      .once('error', reject);
   });
 }
 
@@ -240,7 +259,10 @@ export function readBytes(stream: Readable, n: number): Promise<Buffer> {
         resolve(all.subarray(0, n));
       }
     };
-    stream.on('data', onData).once('error', reject).once('end', () => got < n && reject(new Error(`stream ended after ${got} of ${n} bytes`)));
+    stream
+      .on('data', onData)
+      .once('error', reject)
+      .once('end', () => got < n && reject(new Error(`stream ended after ${got} of ${n} bytes`)));
     stream.resume();
   });
 }
@@ -278,7 +300,7 @@ export function openAll(opener: RecordOpener): Array<{ type: number; data: Buffe
 /** Reads records off `raw` and opens them until `total` plaintext bytes have come; returns every record. */
 export async function readRecords(raw: Readable, opener: RecordOpener, total: number): Promise<Array<{ type: number; data: Buffer }>> {
   const records: Array<{ type: number; data: Buffer }> = [];
-  for (let got = 0; got < total; ) {
+  for (let got = 0; got < total;) {
     opener.push(await readBytes(raw, Math.max(opener.needed(), 5)));
     for (const r of openAll(opener)) {
       records.push(r);
@@ -292,7 +314,10 @@ export async function readRecords(raw: Readable, opener: RecordOpener, total: nu
  * A {@link RawEnd} with the ULP and both directions' keys installed, facing a
  * plain peer: `sealer` makes records for it, `opener` opens what it sends.
  */
-export async function rawKtls(ctx: CheckContext, seq: { ab?: bigint; ba?: bigint } = {}): Promise<{ end: RawEnd; peer: net.Socket; keys: SessionKeys; sealer: RecordSealer; opener: RecordOpener }> {
+export async function rawKtls(
+  ctx: CheckContext,
+  seq: { ab?: bigint; ba?: bigint } = {},
+): Promise<{ end: RawEnd; peer: net.Socket; keys: SessionKeys; sealer: RecordSealer; opener: RecordOpener }> {
   const { end, peer } = await rawPair(ctx);
   const keys = sessionKeys(ctx.version, ctx.cipher, seq);
   ctx.equal(rc(end.setUlp()), 'ok', 'setsockopt(TCP_ULP)');
@@ -310,7 +335,12 @@ export async function rekeyablePair(cipher: CipherName, options: UpgradeOptions 
   const size = hashSize(hash);
   const ab = randomBytes(size);
   const ba = randomBytes(size);
-  const side = (tx: Buffer, rx: Buffer): TlsSecrets => ({ version: 'TLSv1.3', cipher, tx: { ...tls13Keys(cipher, hash, tx), seq: 0n }, rx: { ...tls13Keys(cipher, hash, rx), seq: 0n } });
+  const side = (tx: Buffer, rx: Buffer): TlsSecrets => ({
+    version: 'TLSv1.3',
+    cipher,
+    tx: { ...tls13Keys(cipher, hash, tx), seq: 0n },
+    rx: { ...tls13Keys(cipher, hash, rx), seq: 0n },
+  });
   const [c, s] = await loopbackPair();
   return Promise.all([
     upgrade(c, side(ab, ba), { ...options, trafficSecrets: { tx: Buffer.from(ab), rx: Buffer.from(ba) } }),

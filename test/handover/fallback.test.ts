@@ -8,7 +8,7 @@ import * as ktls from '../../lib/index.js';
 import { readAll, readBytes, sha256 } from '../helpers/pair.js';
 import { CERTS, listening, portOf } from '../helpers/tls.js';
 
-t.test("ktls server and ktls client work on this kernel, in the kernel where it can", async (t) => {
+t.test('ktls server and ktls client work on this kernel, in the kernel where it can', async (t) => {
   const caps = await ktls.probe();
   const warnings: string[] = [];
   process.on('warning', (w: Error & { code?: string }) => warnings.push(w.code ?? ''));

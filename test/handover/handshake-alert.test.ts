@@ -15,7 +15,10 @@ import { CERTS, listening, portOf } from '../helpers/tls.js';
 class Forger extends Duplex {
   writes = 0;
   fromServer: Buffer[] = [];
-  constructor(readonly raw: net.Socket, readonly second: () => Buffer) {
+  constructor(
+    readonly raw: net.Socket,
+    readonly second: () => Buffer,
+  ) {
     super();
     raw.on('data', (d: Buffer) => (this.fromServer.push(d), this.push(d)));
     raw.on('end', () => this.push(null));
@@ -53,14 +56,21 @@ async function answer(server: net.Server | ktls.KtlsServer): Promise<{ code: str
   clearTimeout(timer);
   // The server's encrypted records: its flight under its handshake key; once it sent its
   // Finished it writes under its application key, so an alert may come under that one.
-  const openers = [new ktls.RecordOpener('TLSv1.3', 'aes-128-gcm', keys('SERVER_HANDSHAKE_TRAFFIC_SECRET')), new ktls.RecordOpener('TLSv1.3', 'aes-128-gcm', keys('SERVER_TRAFFIC_SECRET_0'))];
+  const openers = [
+    new ktls.RecordOpener('TLSv1.3', 'aes-128-gcm', keys('SERVER_HANDSHAKE_TRAFFIC_SECRET')),
+    new ktls.RecordOpener('TLSv1.3', 'aes-128-gcm', keys('SERVER_TRAFFIC_SECRET_0')),
+  ];
   const wire = Buffer.concat(forger.fromServer);
   let last: { type: number; data: Buffer } | null = null;
-  for (let off = 0, which = 0; off + 5 <= wire.length; ) {
+  for (let off = 0, which = 0; off + 5 <= wire.length;) {
     const len = 5 + wire.readUInt16BE(off + 3);
     if (wire[off] === 23) {
       const record = wire.subarray(off, off + len);
-      const trial = new ktls.RecordOpener('TLSv1.3', 'aes-128-gcm', keys(which === 0 ? 'SERVER_HANDSHAKE_TRAFFIC_SECRET' : 'SERVER_TRAFFIC_SECRET_0', openers[which].seq));
+      const trial = new ktls.RecordOpener(
+        'TLSv1.3',
+        'aes-128-gcm',
+        keys(which === 0 ? 'SERVER_HANDSHAKE_TRAFFIC_SECRET' : 'SERVER_TRAFFIC_SECRET_0', openers[which].seq),
+      );
       trial.push(record);
       try {
         trial.next();

@@ -8,7 +8,10 @@ import { requireKtls } from '../helpers/kernel.js';
 import { readAll } from '../helpers/pair.js';
 import { CERTS, FIXTURES, listening, portOf } from '../helpers/tls.js';
 
-const VERSIONS = [['TLSv1.2', '-tls1_2', 'TLSv1_2'], ['TLSv1.3', '-tls1_3', 'TLSv1_3']] as const;
+const VERSIONS = [
+  ['TLSv1.2', '-tls1_2', 'TLSv1_2'],
+  ['TLSv1.3', '-tls1_3', 'TLSv1_3'],
+] as const;
 
 /** Runs a program, feeding `input`, and resolves with its stdout and exit status. */
 function run(cmd: string, args: string[], input = ''): Promise<{ out: string; code: number | null }> {
@@ -39,7 +42,22 @@ t.test('openssl s_client talks to a ktls server', async (t) => {
   for (const [v, flag] of VERSIONS) {
     const sockets: ktls.KtlsSocket[] = [];
     const server = await ktlsEchoServer(v, sockets, (s) => s.on('data', (d: Buffer) => s.end(`echo:${d.toString()}`)));
-    const r = await run('openssl', ['s_client', '-connect', `127.0.0.1:${portOf(server)}`, flag, '-quiet', '-CAfile', path.join(FIXTURES, 'ca.pem'), '-verify_return_error', '-servername', 'localhost'], `hello from s_client ${v}\n`);
+    const r = await run(
+      'openssl',
+      [
+        's_client',
+        '-connect',
+        `127.0.0.1:${portOf(server)}`,
+        flag,
+        '-quiet',
+        '-CAfile',
+        path.join(FIXTURES, 'ca.pem'),
+        '-verify_return_error',
+        '-servername',
+        'localhost',
+      ],
+      `hello from s_client ${v}\n`,
+    );
     t.match(r.out, `echo:hello from s_client ${v}`, `${v}: s_client got the echo`);
     t.equal(sockets[0]?.kernel, true, `${v}: server socket in the kernel`);
     server.close();
@@ -50,7 +68,23 @@ t.test('a ktls client talks to openssl s_server -rev', async (t) => {
   await requireKtls(t);
   for (const [v, flag] of VERSIONS) {
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const server = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, flag, '-rev', '-naccept', '1', '-cert', path.join(FIXTURES, 'server.pem'), '-key', path.join(FIXTURES, 'server.key')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const server = spawn(
+      'openssl',
+      [
+        's_server',
+        '-accept',
+        `127.0.0.1:${port}`,
+        flag,
+        '-rev',
+        '-naccept',
+        '1',
+        '-cert',
+        path.join(FIXTURES, 'server.pem'),
+        '-key',
+        path.join(FIXTURES, 'server.key'),
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     let sock: ktls.KtlsSocket | undefined;
     for (let i = 0; i < 100 && !sock; i++) {
       sock = await ktls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, minVersion: v, maxVersion: v }).catch(async () => {
@@ -76,13 +110,23 @@ t.test('a ktls client talks to openssl s_server -rev', async (t) => {
 
 t.test('curl fetches over HTTPS from a ktls server', async (t) => {
   await requireKtls(t);
-  for (const [v, , ] of VERSIONS) {
+  for (const [v, ,] of VERSIONS) {
     const sockets: ktls.KtlsSocket[] = [];
     const body = `served by ktls over ${v}\n`;
     const server = await ktlsEchoServer(v, sockets, (s) => {
       s.once('data', () => s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`));
     });
-    const r = await run('curl', ['-sS', '--cacert', path.join(FIXTURES, 'ca.pem'), v === 'TLSv1.2' ? '--tlsv1.2' : '--tlsv1.3', '--tls-max', v === 'TLSv1.2' ? '1.2' : '1.3', '--resolve', `localhost:${portOf(server)}:127.0.0.1`, `https://localhost:${portOf(server)}/`]);
+    const r = await run('curl', [
+      '-sS',
+      '--cacert',
+      path.join(FIXTURES, 'ca.pem'),
+      v === 'TLSv1.2' ? '--tlsv1.2' : '--tlsv1.3',
+      '--tls-max',
+      v === 'TLSv1.2' ? '1.2' : '1.3',
+      '--resolve',
+      `localhost:${portOf(server)}:127.0.0.1`,
+      `https://localhost:${portOf(server)}/`,
+    ]);
     t.equal(r.out, body, `${v}: curl got the body`);
     t.equal(r.code, 0);
     t.equal(sockets[0]?.kernel, true, `${v}: server socket in the kernel`);

@@ -46,7 +46,7 @@ t.test('ktls.createServer serves a TLS 1.2 CBC client through node:tls, with the
   t.same(errors, [], 'no error on either side');
   await new Promise((resolve) => server.close(resolve));
   fs.unlinkSync(file);
-  for (const until = Date.now() + 2000; fdCount() > baseline && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+  for (const until = Date.now() + 2000; fdCount() > baseline && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
   t.equal(fdCount(), baseline, 'every fd released');
 });
 
@@ -60,6 +60,10 @@ t.test('ktls.connect to a server that only speaks a CBC suite works through node
   const got = readAll(sock);
   sock.end(payload);
   t.equal(sha256(await got), sha256(payload), 'echo intact');
-  await t.rejects(ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ...CBC, ktls: { fallback: 'error' } }), { code: 'ERR_KTLS_UNSUPPORTED' }, "fallback: 'error' refuses the suite");
+  await t.rejects(
+    ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ...CBC, ktls: { fallback: 'error' } }),
+    { code: 'ERR_KTLS_UNSUPPORTED' },
+    "fallback: 'error' refuses the suite",
+  );
   server.close();
 });

@@ -37,7 +37,7 @@ function collect(s: NodeJS.ReadableStream & { once(ev: 'error', cb: (e: Error) =
 function chunked(rand: () => number, total: number): Buffer[] {
   const data = randomBytes(total);
   const out: Buffer[] = [];
-  for (let off = 0; off < total; ) {
+  for (let off = 0; off < total;) {
     const n = Math.min(total - off, 1 + Math.floor(rand() * 20_000));
     out.push(data.subarray(off, off + n));
     off += n;
@@ -51,7 +51,12 @@ function chunked(rand: () => number, total: number): Buffer[] {
  * would keep the server on userspace records, by design: the kernel attaches
  * TLS only to established connections).
  */
-async function writeAll(rand: () => number, w: { write(b: Buffer): boolean; end(): unknown }, chunks: Buffer[], endAfter: Promise<unknown> = Promise.resolve()): Promise<void> {
+async function writeAll(
+  rand: () => number,
+  w: { write(b: Buffer): boolean; end(): unknown },
+  chunks: Buffer[],
+  endAfter: Promise<unknown> = Promise.resolve(),
+): Promise<void> {
   for (const c of chunks) {
     const r = rand();
     if (r < 0.3) await new Promise((resolve) => setImmediate(resolve));
@@ -69,7 +74,15 @@ interface Outcome {
   detail: string;
 }
 
-async function oneRun(seed: number, caps: Capabilities, ktlsServer: ktls.KtlsServer, tlsServer: tls.Server, onKtls: { next?: (s: ktls.KtlsSocket) => void }, onTls: { next?: (s: tls.TLSSocket) => void }, where: { label: string; phase: string }): Promise<Outcome> {
+async function oneRun(
+  seed: number,
+  caps: Capabilities,
+  ktlsServer: ktls.KtlsServer,
+  tlsServer: tls.Server,
+  onKtls: { next?: (s: ktls.KtlsSocket) => void },
+  onTls: { next?: (s: tls.TLSSocket) => void },
+  where: { label: string; phase: string },
+): Promise<Outcome> {
   const rand = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
   const topology = pick(TOPOLOGIES);
@@ -145,8 +158,12 @@ async function oneRun(seed: number, caps: Capabilities, ktlsServer: ktls.KtlsSer
   if (serverIsKtls && server.kernel !== true) return { ok: false, detail: `${label}: the server socket is not in the kernel` };
   if (upOk && downOk && errors.length === 0) return { ok: true, detail: label };
   // A KeyUpdate that reaches a kernel without rekey (before 6.14) after its switch is refused, typed, never stalled.
-  if (topology === 'keyupdate-at-switch' && !caps.rekey && errors.includes('ERR_KTLS_REKEY_UNSUPPORTED')) return { ok: true, detail: `${label}: ERR_KTLS_REKEY_UNSUPPORTED (this kernel cannot rekey)` };
-  return { ok: false, detail: `${label}: up ${upOk ? 'intact' : `${up.data.length} B, differs`}, down ${downOk ? 'intact' : `${down.data.length} B, differs`}${errors.length ? `, errors ${errors.join(', ')}` : ''}` };
+  if (topology === 'keyupdate-at-switch' && !caps.rekey && errors.includes('ERR_KTLS_REKEY_UNSUPPORTED'))
+    return { ok: true, detail: `${label}: ERR_KTLS_REKEY_UNSUPPORTED (this kernel cannot rekey)` };
+  return {
+    ok: false,
+    detail: `${label}: up ${upOk ? 'intact' : `${up.data.length} B, differs`}, down ${downOk ? 'intact' : `${down.data.length} B, differs`}${errors.length ? `, errors ${errors.join(', ')}` : ''}`,
+  };
 }
 
 t.test(`${RUNS} randomized hand-overs: no byte lost, duplicated or reordered`, async (t) => {
@@ -166,7 +183,9 @@ t.test(`${RUNS} randomized hand-overs: no byte lost, duplicated or reordered`, a
     const seed = SEED + i;
     let timer: NodeJS.Timeout | undefined;
     const where = { label: `seed ${seed}`, phase: 'start' };
-    const timeout = new Promise<Outcome>((resolve) => (timer = setTimeout(() => resolve({ ok: false, detail: `${where.label}: timed out in ${where.phase}` }), 30_000)));
+    const timeout = new Promise<Outcome>(
+      (resolve) => (timer = setTimeout(() => resolve({ ok: false, detail: `${where.label}: timed out in ${where.phase}` }), 30_000)),
+    );
     const r = await Promise.race([oneRun(seed, caps, ktlsServer, tlsServer, onKtls, onTls, where), timeout]).finally(() => clearTimeout(timer));
     const kind = r.detail.split(': ')[1].split(' (')[0].split(' ')[0];
     counts.set(kind, (counts.get(kind) ?? 0) + 1);

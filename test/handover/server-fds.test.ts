@@ -64,14 +64,15 @@ t.test('failed and abandoned handshakes leave no fd open, each is a tlsClientErr
     await listening(server);
     const port = portOf(server);
     let alerts = 0;
-    for (let done = 0; done < PER_KIND; ) {
+    for (let done = 0; done < PER_KIND;) {
       const batch = Math.min(25, PER_KIND - done);
       const got = await Promise.all(Array.from({ length: batch }, () => misbehave(port, kind, hello)));
       alerts += got.filter((b) => b[0] === 21 && b[6] === 10).length;
       done += batch;
     }
     // A client may be gone before the server accepted it: wait until every connection was accepted and answered.
-    for (const until = Date.now() + 10_000; (accepted < PER_KIND || [...errors.values()].reduce((a, b) => a + b, 0) < PER_KIND) && Date.now() < until; ) await sleep(20);
+    for (const until = Date.now() + 10_000; (accepted < PER_KIND || [...errors.values()].reduce((a, b) => a + b, 0) < PER_KIND) && Date.now() < until;)
+      await sleep(20);
     t.equal(accepted, PER_KIND, `${kind}: the server accepted every connection`);
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     const timeout = sleep(10_000).then(() => 'timeout');

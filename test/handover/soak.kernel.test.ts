@@ -20,7 +20,13 @@ t.test('quick soak: no byte lost under load with misbehaving clients, every conn
   const first = s.samples[1];
   const last = s.samples[s.samples.length - 1];
   t.equal(last.fds, first.fds, `fds flat over ${s.connections} sequential connections (${first.fds} → ${last.fds})`);
-  t.ok(last.heapKiB - first.heapKiB < 8 * 1024, `heap grew by less than 8 MiB over ${s.connections} connections (${(last.heapKiB - first.heapKiB).toFixed(0)} KiB)`);
-  t.ok(last.arrayBuffersKiB - first.arrayBuffersKiB < 2 * 1024, `ArrayBuffers grew by less than 2 MiB (${(last.arrayBuffersKiB - first.arrayBuffersKiB).toFixed(0)} KiB)`);
+  t.ok(
+    last.heapKiB - first.heapKiB < 8 * 1024,
+    `heap grew by less than 8 MiB over ${s.connections} connections (${(last.heapKiB - first.heapKiB).toFixed(0)} KiB)`,
+  );
+  t.ok(
+    last.arrayBuffersKiB - first.arrayBuffersKiB < 2 * 1024,
+    `ArrayBuffers grew by less than 2 MiB (${(last.arrayBuffersKiB - first.arrayBuffersKiB).toFixed(0)} KiB)`,
+  );
   t.equal(r.idle.ktls.kernel, r.idle.ktls.connections + 1, 'the idle ktls connections are kernel sockets');
 });

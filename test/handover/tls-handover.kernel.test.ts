@@ -12,7 +12,9 @@ import { CERTS, SUITES, chaosProxy, listening, portOf, prng } from '../helpers/t
 
 type V = keyof typeof SUITES;
 type C = keyof (typeof SUITES)['TLSv1.3'];
-const MATRIX: Array<[V, C]> = (['TLSv1.2', 'TLSv1.3'] as const).flatMap((v) => (['aes-128-gcm', 'aes-256-gcm', 'chacha20-poly1305'] as const).map((c): [V, C] => [v, c]));
+const MATRIX: Array<[V, C]> = (['TLSv1.2', 'TLSv1.3'] as const).flatMap((v) =>
+  (['aes-128-gcm', 'aes-256-gcm', 'chacha20-poly1305'] as const).map((c): [V, C] => [v, c]),
+);
 const tlsOpts = (v: V, c: C) => ({ minVersion: v, maxVersion: v, ciphers: SUITES[v][c] });
 const serverOpts = (v: V, c: C) => ({ key: CERTS.key, cert: CERTS.cert, ...tlsOpts(v, c) });
 const clientOpts = (v: V, c: C, port: number) => ({ port, host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ...tlsOpts(v, c) });
@@ -21,7 +23,11 @@ const clientOpts = (v: V, c: C, port: number) => ({ port, host: '127.0.0.1', ser
 const serverErrors: Error[] = [];
 /** Asserts the ktls servers of this test reported no per-connection failure. */
 function noServerErrors(t: Test): void {
-  t.same(serverErrors.splice(0).map((e) => (e as Error & { code?: string }).code ?? e.message), [], 'no tlsClientError on the ktls server');
+  t.same(
+    serverErrors.splice(0).map((e) => (e as Error & { code?: string }).code ?? e.message),
+    [],
+    'no tlsClientError on the ktls server',
+  );
 }
 
 async function echoKtlsServer(opts: ktls.KtlsServerOptions, onSocket: (s: ktls.KtlsSocket) => void = () => undefined) {
@@ -113,8 +119,19 @@ t.test('ktls on both ends, both writing 4 MiB at once', async (t) => {
 t.test('ALPN, SNI and client certificates are visible after the switch', async (t) => {
   await requireKtls(t);
   let serverSide: ktls.KtlsSocket | undefined;
-  const server = await echoKtlsServer({ key: CERTS.key, cert: CERTS.cert, ca: CERTS.ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2', 'ktls-test'] }, (s) => (serverSide = s));
-  const sock = await ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'ktls.test', ca: CERTS.ca, key: CERTS.clientKey, cert: CERTS.clientCert, ALPNProtocols: ['ktls-test'] });
+  const server = await echoKtlsServer(
+    { key: CERTS.key, cert: CERTS.cert, ca: CERTS.ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2', 'ktls-test'] },
+    (s) => (serverSide = s),
+  );
+  const sock = await ktls.connect({
+    port: portOf(server),
+    host: '127.0.0.1',
+    servername: 'ktls.test',
+    ca: CERTS.ca,
+    key: CERTS.clientKey,
+    cert: CERTS.clientCert,
+    ALPNProtocols: ['ktls-test'],
+  });
   t.equal(sock.alpnProtocol, 'ktls-test', 'client sees ALPN');
   t.equal(sock.authorized, true, 'client verified the server');
   t.equal(sock.getPeerCertificate().subject?.CN, 'localhost');
@@ -178,7 +195,9 @@ t.test("a server that ends right behind its first data: TLS 1.2 sends close_noti
     const strict = await ktls.connect(clientOpts(v, 'aes-256-gcm', portOf(server)));
     const data: Buffer[] = [];
     strict.on('data', (d: Buffer) => data.push(d));
-    const outcome = await new Promise<string>((resolve) => strict.once('end', () => resolve('end')).once('error', (e: Error & { code?: string }) => resolve(e.code ?? 'error')));
+    const outcome = await new Promise<string>((resolve) =>
+      strict.once('end', () => resolve('end')).once('error', (e: Error & { code?: string }) => resolve(e.code ?? 'error')),
+    );
     t.equal(Buffer.concat(data).toString(), 'only this', `${v}: the data is delivered`);
     // Seen on the wire: node:tls 1.3 calling end() in 'secureConnection' sends data, two tickets, FIN, and no close_notify.
     t.equal(outcome, v === 'TLSv1.2' ? 'end' : 'ERR_KTLS_TRUNCATED', `${v}: ${outcome}`);

@@ -105,7 +105,7 @@ export class Gen {
     if (n === 0 || mode === 0) return [n];
     if (mode === 3) return Array.from({ length: n }, () => 1);
     const sizes: number[] = [];
-    for (let left = n; left > 0; ) {
+    for (let left = n; left > 0;) {
       const size = Math.min(left, mode === 1 ? this.range(1, 8) : this.range(1, Math.max(1, Math.ceil(n / 3))));
       sizes.push(size);
       left -= size;
@@ -117,18 +117,97 @@ export class Gen {
 // ---- random JS values ----
 
 export const INTERESTING_NUMBERS: readonly number[] = [
-  0, -0, 1, -1, 2, 3, 5, 8, 12, 16, 255, 256, 1024, 4096, 16384, 65535, 65536,
-  NaN, Infinity, -Infinity, 0.5, -0.5, 1.5, 1e-300, Number.MIN_VALUE, Number.EPSILON, Number.MAX_VALUE, -Number.MAX_VALUE,
-  2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), 2 ** 64, 2 ** 63,
+  0,
+  -0,
+  1,
+  -1,
+  2,
+  3,
+  5,
+  8,
+  12,
+  16,
+  255,
+  256,
+  1024,
+  4096,
+  16384,
+  65535,
+  65536,
+  NaN,
+  Infinity,
+  -Infinity,
+  0.5,
+  -0.5,
+  1.5,
+  1e-300,
+  Number.MIN_VALUE,
+  Number.EPSILON,
+  Number.MAX_VALUE,
+  -Number.MAX_VALUE,
+  2 ** 31 - 1,
+  2 ** 31,
+  -(2 ** 31),
+  -(2 ** 31) - 1,
+  2 ** 32 - 1,
+  2 ** 32,
+  2 ** 53 - 1,
+  2 ** 53,
+  2 ** 53 + 2,
+  -(2 ** 53),
+  2 ** 64,
+  2 ** 63,
 ];
 const INTERESTING_BIGINTS: readonly bigint[] = [0n, 1n, -1n, 2n ** 31n, 2n ** 53n, 2n ** 63n, 2n ** 64n - 1n, 2n ** 64n, -(2n ** 64n), 2n ** 200n];
 const INTERESTING_STRINGS: readonly string[] = [
-  '', 'a', '0', '1', '-1', '1e3', 'NaN', 'Infinity', ' 12 ', '0x10', '\u0000', '\ud800', 'é', 'tls', 'TLSv1.2', 'TLSv1.3', 'TLSv1.1',
-  'tlsv1.3', 'TLSv1.3\u0000', 'aes-128-gcm', 'AES-128-GCM', 'aes-256-gcm', 'chacha20-poly1305', 'aes-128-ccm', 'aes-128-cbc',
-  '127.0.0.1', '::1', '0.0.0.0', '255.255.255.255', '1.2.3', '::ffff:127.0.0.1', 'localhost', '__proto__', 'constructor', 'toString',
+  '',
+  'a',
+  '0',
+  '1',
+  '-1',
+  '1e3',
+  'NaN',
+  'Infinity',
+  ' 12 ',
+  '0x10',
+  '\u0000',
+  '\ud800',
+  'é',
+  'tls',
+  'TLSv1.2',
+  'TLSv1.3',
+  'TLSv1.1',
+  'tlsv1.3',
+  'TLSv1.3\u0000',
+  'aes-128-gcm',
+  'AES-128-GCM',
+  'aes-256-gcm',
+  'chacha20-poly1305',
+  'aes-128-ccm',
+  'aes-128-cbc',
+  '127.0.0.1',
+  '::1',
+  '0.0.0.0',
+  '255.255.255.255',
+  '1.2.3',
+  '::ffff:127.0.0.1',
+  'localhost',
+  '__proto__',
+  'constructor',
+  'toString',
 ];
 const TYPED_ARRAYS = [
-  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
 ] as const;
 export const BUFFER_SIZES: readonly number[] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 24, 31, 32, 33, 64, 100, 4095, 4096, 16384, 65537];
 
@@ -157,8 +236,16 @@ export function trapProxy(target: object = {}): object {
     throw new FuzzTrap('fuzz: trapped property access');
   };
   return new Proxy(target, {
-    get: trap, has: trap, ownKeys: trap, getOwnPropertyDescriptor: trap, getPrototypeOf: trap,
-    set: trap, defineProperty: trap, deleteProperty: trap, apply: trap, construct: trap,
+    get: trap,
+    has: trap,
+    ownKeys: trap,
+    getOwnPropertyDescriptor: trap,
+    getPrototypeOf: trap,
+    set: trap,
+    defineProperty: trap,
+    deleteProperty: trap,
+    apply: trap,
+    construct: trap,
   });
 }
 
@@ -207,73 +294,151 @@ export function typedArray(g: Gen): ArrayBufferView {
 }
 
 const FUNCTIONS: readonly (() => unknown)[] = [
-  () => () => 0, () => function named() { return undefined; }, () => async () => 1, () => function* gen() { yield 1; },
-  () => (() => 0).bind(null), () => Math.max, () => Buffer.isBuffer, () => Array.prototype.push,
+  () => () => 0,
+  () =>
+    function named() {
+      return undefined;
+    },
+  () => async () => 1,
+  () =>
+    function* gen() {
+      yield 1;
+    },
+  () => (() => 0).bind(null),
+  () => Math.max,
+  () => Buffer.isBuffer,
+  () => Array.prototype.push,
 ];
 
 /** Any JS value: primitives of every type, containers, Buffers, typed arrays, functions, Proxies, look-alikes and accessors. */
 export function anyValue(g: Gen, depth = 0): unknown {
   const kind = g.weighted<string>([
-    [8, 'number'], [2, 'bigint'], [4, 'string'], [1, 'symbol'], [2, 'nullish'], [1, 'boolean'],
-    [depth < 2 ? 2 : 0, 'array'], [depth < 2 ? 2 : 0, 'object'], [3, 'buffer'], [3, 'typed'], [1, 'arraybuffer'],
-    [1, 'function'], [1, 'class'], [1, 'proxy'], [1, 'lookalike'], [1, 'coercing'], [depth < 2 ? 1 : 0, 'accessor'], [1, 'builtin'],
+    [8, 'number'],
+    [2, 'bigint'],
+    [4, 'string'],
+    [1, 'symbol'],
+    [2, 'nullish'],
+    [1, 'boolean'],
+    [depth < 2 ? 2 : 0, 'array'],
+    [depth < 2 ? 2 : 0, 'object'],
+    [3, 'buffer'],
+    [3, 'typed'],
+    [1, 'arraybuffer'],
+    [1, 'function'],
+    [1, 'class'],
+    [1, 'proxy'],
+    [1, 'lookalike'],
+    [1, 'coercing'],
+    [depth < 2 ? 1 : 0, 'accessor'],
+    [1, 'builtin'],
   ]);
   switch (kind) {
-    case 'number': return number(g);
-    case 'bigint': return g.chance(0.6) ? g.pick(INTERESTING_BIGINTS) : g.u64() - (g.chance(0.2) ? 1n << 63n : 0n);
-    case 'string': return string(g);
-    case 'symbol': return g.pick([Symbol(), Symbol('fuzz'), Symbol.iterator, Symbol.for('ktls'), Symbol.toPrimitive]);
-    case 'nullish': return g.chance(0.5) ? null : undefined;
-    case 'boolean': return g.chance(0.5);
-    case 'array': return g.weighted<() => unknown[]>([
-      [4, () => Array.from({ length: g.range(0, 4) }, () => anyValue(g, depth + 1))],
-      [2, () => Array.from({ length: g.range(0, 4) }, () => buffer(g))],
-      [1, () => new Array(g.pick([1, 5, 1025, 100000]))], // sparse
-      [1, () => Array.from({ length: 1025 }, () => Buffer.alloc(0))],
-      [1, () => {
-        const a = [buffer(g), buffer(g)];
-        Object.defineProperty(a, 1, { get: () => { throw new FuzzTrap('fuzz: element getter'); } });
-        return a;
-      }],
-    ])();
-    case 'object': return g.weighted<() => object>([
-      [3, () => Object.fromEntries(Array.from({ length: g.range(0, 4) }, () => [string(g), anyValue(g, depth + 1)]))],
-      [1, () => ({})],
-      [1, () => Object.create(null) as object],
-      [1, () => ({ length: number(g) })],
-      [1, () => ({ __proto__: null, toString: null, valueOf: null })],
-    ])();
-    case 'buffer': return buffer(g);
-    case 'typed': return typedArray(g);
-    case 'arraybuffer': return g.pick([() => new ArrayBuffer(g.pick(BUFFER_SIZES)), () => new SharedArrayBuffer(8), () => { const ab = new ArrayBuffer(8); structuredClone(ab, { transfer: [ab] }); return ab; }])();
-    case 'function': return g.pick(FUNCTIONS)();
-    case 'class': return class Fuzz {};
-    case 'proxy': return g.weighted<() => object>([
-      [3, () => trapProxy()],
-      [1, () => trapProxy(Buffer.alloc(16))],
-      [1, () => trapProxy(() => 0)],
-      [1, () => new Proxy(Buffer.alloc(16), {})], // transparent: not a Buffer to a brand check
-      [1, () => new Proxy([Buffer.alloc(4)], {})],
-    ])();
-    case 'lookalike': return g.pick<() => object>([
-      () => Object.create(Buffer.prototype) as object, () => Object.setPrototypeOf({ length: 16 }, Buffer.prototype) as object,
-      () => Object.create(Int32Array.prototype) as object, () => Object.create(Array.prototype) as object,
-      () => ({ type: 'Buffer', data: [1, 2, 3] }), () => ({ 0: 1, length: 1 }),
-    ])();
-    case 'coercing': return g.pick<() => object>([
-      () => ({ valueOf: () => 3 }), () => ({ [Symbol.toPrimitive]: () => 7 }), () => ({ toString: () => 'TLSv1.3' }),
-      () => ({ valueOf: () => { throw new FuzzTrap('fuzz: valueOf'); } }), () => Object(5) as object, () => Object(5n) as object, () => Object('s') as object,
-    ])();
+    case 'number':
+      return number(g);
+    case 'bigint':
+      return g.chance(0.6) ? g.pick(INTERESTING_BIGINTS) : g.u64() - (g.chance(0.2) ? 1n << 63n : 0n);
+    case 'string':
+      return string(g);
+    case 'symbol':
+      return g.pick([Symbol(), Symbol('fuzz'), Symbol.iterator, Symbol.for('ktls'), Symbol.toPrimitive]);
+    case 'nullish':
+      return g.chance(0.5) ? null : undefined;
+    case 'boolean':
+      return g.chance(0.5);
+    case 'array':
+      return g.weighted<() => unknown[]>([
+        [4, () => Array.from({ length: g.range(0, 4) }, () => anyValue(g, depth + 1))],
+        [2, () => Array.from({ length: g.range(0, 4) }, () => buffer(g))],
+        [1, () => new Array(g.pick([1, 5, 1025, 100000]))], // sparse
+        [1, () => Array.from({ length: 1025 }, () => Buffer.alloc(0))],
+        [
+          1,
+          () => {
+            const a = [buffer(g), buffer(g)];
+            Object.defineProperty(a, 1, {
+              get: () => {
+                throw new FuzzTrap('fuzz: element getter');
+              },
+            });
+            return a;
+          },
+        ],
+      ])();
+    case 'object':
+      return g.weighted<() => object>([
+        [3, () => Object.fromEntries(Array.from({ length: g.range(0, 4) }, () => [string(g), anyValue(g, depth + 1)]))],
+        [1, () => ({})],
+        [1, () => Object.create(null) as object],
+        [1, () => ({ length: number(g) })],
+        [1, () => ({ __proto__: null, toString: null, valueOf: null })],
+      ])();
+    case 'buffer':
+      return buffer(g);
+    case 'typed':
+      return typedArray(g);
+    case 'arraybuffer':
+      return g.pick([
+        () => new ArrayBuffer(g.pick(BUFFER_SIZES)),
+        () => new SharedArrayBuffer(8),
+        () => {
+          const ab = new ArrayBuffer(8);
+          structuredClone(ab, { transfer: [ab] });
+          return ab;
+        },
+      ])();
+    case 'function':
+      return g.pick(FUNCTIONS)();
+    case 'class':
+      return class Fuzz {};
+    case 'proxy':
+      return g.weighted<() => object>([
+        [3, () => trapProxy()],
+        [1, () => trapProxy(Buffer.alloc(16))],
+        [1, () => trapProxy(() => 0)],
+        [1, () => new Proxy(Buffer.alloc(16), {})], // transparent: not a Buffer to a brand check
+        [1, () => new Proxy([Buffer.alloc(4)], {})],
+      ])();
+    case 'lookalike':
+      return g.pick<() => object>([
+        () => Object.create(Buffer.prototype) as object,
+        () => Object.setPrototypeOf({ length: 16 }, Buffer.prototype) as object,
+        () => Object.create(Int32Array.prototype) as object,
+        () => Object.create(Array.prototype) as object,
+        () => ({ type: 'Buffer', data: [1, 2, 3] }),
+        () => ({ 0: 1, length: 1 }),
+      ])();
+    case 'coercing':
+      return g.pick<() => object>([
+        () => ({ valueOf: () => 3 }),
+        () => ({ [Symbol.toPrimitive]: () => 7 }),
+        () => ({ toString: () => 'TLSv1.3' }),
+        () => ({
+          valueOf: () => {
+            throw new FuzzTrap('fuzz: valueOf');
+          },
+        }),
+        () => Object(5) as object,
+        () => Object(5n) as object,
+        () => Object('s') as object,
+      ])();
     case 'accessor': {
       // A getter that answers something new on every read.
       const o: Record<string, unknown> = {};
       for (const key of ['value', 'length', string(g)]) Object.defineProperty(o, key, { get: () => anyValue(g, depth + 1), enumerable: true });
       return o;
     }
-    default: return g.pick<() => unknown>([
-      () => new Date(0), () => /x/g, () => new Map(), () => new Set([1]), () => Promise.resolve(1), () => new Error('e'),
-      () => new WeakRef({}), () => globalThis, () => process,
-    ])();
+    default:
+      return g.pick<() => unknown>([
+        () => new Date(0),
+        () => /x/g,
+        () => new Map(),
+        () => new Set([1]),
+        () => Promise.resolve(1),
+        () => new Error('e'),
+        () => new WeakRef({}),
+        () => globalThis,
+        () => process,
+      ])();
   }
 }
 
@@ -293,12 +458,25 @@ const BYTE_VALUES = [0x00, 0x01, 0x7f, 0x80, 0xff];
 export function mutate(g: Gen, input: Buffer, shape?: RecordShape): { bytes: Buffer; ops: string[] } {
   let b = Buffer.from(input);
   const ops: string[] = [];
-  const rounds = g.weighted([[6, 1], [2, 2], [1, 3], [1, 4]] as const);
+  const rounds = g.weighted([
+    [6, 1],
+    [2, 2],
+    [1, 3],
+    [1, 4],
+  ] as const);
   for (let r = 0; r < rounds; r++) {
     const header = shape && shape.headers.length > 0 ? g.pick(shape.headers) : 0;
     const op = g.weighted<string>([
-      [4, 'flip'], [3, 'set'], [2, 'insert'], [2, 'delete'], [1, 'truncate'], [1, 'duplicate'], [1, 'copy'],
-      [shape ? 2 : 0, 'type'], [shape ? 2 : 0, 'version'], [shape ? 3 : 0, 'length'],
+      [4, 'flip'],
+      [3, 'set'],
+      [2, 'insert'],
+      [2, 'delete'],
+      [1, 'truncate'],
+      [1, 'duplicate'],
+      [1, 'copy'],
+      [shape ? 2 : 0, 'type'],
+      [shape ? 2 : 0, 'version'],
+      [shape ? 3 : 0, 'length'],
     ]);
     const pos = (extra = 0): number => g.int(b.length + extra);
     switch (op) {
@@ -374,10 +552,14 @@ export function mutate(g: Gen, input: Buffer, shape?: RecordShape): { bytes: Buf
       case 'length': {
         if (header + 4 >= b.length) break;
         const old = b.readUInt16BE(header + 3);
-        const v = g.weighted<number>([
-          [3, g.pick(shape!.lengths)], [2, Math.max(0, old + g.pick([-17, -16, -2, -1, 1, 2, 16]))], [1, old],
-          [1, g.int(0x10000)], [1, g.pick([0, 1, 0xffff, 0x8000])],
-        ]) & 0xffff;
+        const v =
+          g.weighted<number>([
+            [3, g.pick(shape!.lengths)],
+            [2, Math.max(0, old + g.pick([-17, -16, -2, -1, 1, 2, 16]))],
+            [1, old],
+            [1, g.int(0x10000)],
+            [1, g.pick([0, 1, 0xffff, 0x8000])],
+          ]) & 0xffff;
         b.writeUInt16BE(v, header + 3);
         ops.push(`length@${header}=${v}`);
         break;
@@ -427,7 +609,11 @@ export function replayLine(file: string, target: string, iteration: number, seed
  * starts (so a process that dies can say where).
  */
 export async function fuzz(
-  file: string, target: string, count: number, body: (g: Gen, i: number) => void | Promise<void>, onIteration?: (i: number) => void,
+  file: string,
+  target: string,
+  count: number,
+  body: (g: Gen, i: number) => void | Promise<void>,
+  onIteration?: (i: number) => void,
 ): Promise<FuzzRun> {
   const focus = only();
   const list = focus ? (focus.target === target ? [focus.iteration] : []) : Array.from({ length: count }, (_, i) => i);

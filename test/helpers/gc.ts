@@ -61,4 +61,3 @@ export async function socketCycles(n: number, options: ktls.UpgradeOptions): Pro
   collected.finalized -= Math.min(warm, collected.finalized);
   return { collected, growth };
 }
-

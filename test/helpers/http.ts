@@ -15,7 +15,11 @@ export const sha256 = (b: Buffer): string => createHash('sha256').update(b).dige
 /** Sizes around the 16 KiB record boundary, empty and one byte, over a MiB, and a few random ones. */
 export const SIZES = [0, 1, 16383, 16384, 16385, 65536 + 3, 1024 * 1024 + 7, ...Array.from({ length: 3 }, () => 1 + Math.floor(Math.random() * 300_000))];
 
-export interface Fixture { name: string; size: number; data: Buffer }
+export interface Fixture {
+  name: string;
+  size: number;
+  data: Buffer;
+}
 
 /** A temp directory with one file per size (`f-<size>.bin`), a `hello.txt`, and a subdirectory. */
 export function makeFiles(): { dir: string; files: Fixture[]; cleanup: () => void } {
@@ -65,17 +69,33 @@ export async function staticServer(root: string, options: ktls.HttpSendFileOptio
   return { server, port: portOf(server), root, sockets, results };
 }
 
-export interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
 
 /** One HTTPS request with node:https (through `agent` for keep-alive). */
 export function request(port: number, urlPath: string, opts: { method?: string; headers?: Record<string, string>; agent?: https.Agent } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port, servername: 'localhost', ca: CERTS.ca, path: urlPath, method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: CERTS.ca,
+        path: urlPath,
+        method: opts.method ?? 'GET',
+        headers: opts.headers,
+        agent: opts.agent ?? false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -160,7 +180,13 @@ export async function checkBasics(t: Test, served: Served, files: Fixture[], met
     checkFileHeaders(t, head, big, 'HEAD');
     t.match(await results.at(-1), { statusCode: 200, bytes: 0, method: 'none' }, 'HEAD: no body sent');
 
-    const ranges: Array<[string, number, number]> = [['bytes=0-0', 0, 0], ['bytes=100-16484', 100, 16484], [`bytes=16380-`, 16380, big.size - 1], ['bytes=-500', big.size - 500, big.size - 1], [`bytes=5-${big.size + 100}`, 5, big.size - 1]];
+    const ranges: Array<[string, number, number]> = [
+      ['bytes=0-0', 0, 0],
+      ['bytes=100-16484', 100, 16484],
+      [`bytes=16380-`, 16380, big.size - 1],
+      ['bytes=-500', big.size - 500, big.size - 1],
+      [`bytes=5-${big.size + 100}`, 5, big.size - 1],
+    ];
     for (const [range, start, end] of ranges) {
       const r = await request(port, `/${big.name}`, { headers: { Range: range }, agent });
       t.equal(r.status, 206, `${range}: 206`);
@@ -176,7 +202,12 @@ export async function checkBasics(t: Test, served: Served, files: Fixture[], met
     }
     const empty = files.find((f) => f.size === 0)!;
     t.equal((await request(port, `/${empty.name}`, { headers: { Range: 'bytes=0-' }, agent })).status, 416, 'any range of an empty file: 416');
-    for (const [headers, what] of [[{ Range: 'bytes=0-1,5-6' }, 'several ranges'], [{ Range: 'items=0-1' }, 'another unit'], [{ Range: 'bytes=9-3' }, 'a reversed range'], [{ Range: 'bytes=0-1', 'If-Range': 'Thu, 01 Jan 1970 00:00:00 GMT' }, 'a stale If-Range']] as const) {
+    for (const [headers, what] of [
+      [{ Range: 'bytes=0-1,5-6' }, 'several ranges'],
+      [{ Range: 'items=0-1' }, 'another unit'],
+      [{ Range: 'bytes=9-3' }, 'a reversed range'],
+      [{ Range: 'bytes=0-1', 'If-Range': 'Thu, 01 Jan 1970 00:00:00 GMT' }, 'a stale If-Range'],
+    ] as const) {
       const r = await request(port, `/${big.name}`, { headers, agent });
       t.equal(r.status, 200, `${what}: the whole file (200)`);
       t.equal(sha256(r.body), sha256(big.data), `${what}: whole body byte-exact`);
@@ -198,7 +229,11 @@ export async function checkBasics(t: Test, served: Served, files: Fixture[], met
   } finally {
     agent.destroy();
   }
-  t.same((await Promise.all(results)).filter((r) => r instanceof Error), [], 'sendFile() never rejected');
+  t.same(
+    (await Promise.all(results)).filter((r) => r instanceof Error),
+    [],
+    'sendFile() never rejected',
+  );
 }
 
 /**
@@ -211,9 +246,20 @@ export async function checkPipelined(t: Test, served: Served, files: Fixture[]):
   const small = files.find((f) => f.size === 16385)!;
   const empty = files.find((f) => f.size === 0)!;
   const req = (method: string, name: string, extra = ''): string => `${method} /${name} HTTP/1.1\r\nHost: localhost\r\n${extra}\r\n`;
-  const wire = await rawExchange(served.port, req('GET', big.name) + req('HEAD', small.name) + req('GET', empty.name) + req('GET', small.name, 'Range: bytes=10-19\r\n') + req('GET', small.name, 'Connection: close\r\n'));
+  const wire = await rawExchange(
+    served.port,
+    req('GET', big.name) +
+      req('HEAD', small.name) +
+      req('GET', empty.name) +
+      req('GET', small.name, 'Range: bytes=10-19\r\n') +
+      req('GET', small.name, 'Connection: close\r\n'),
+  );
   const responses = parseResponses(wire, [false, true, false, false, false]);
-  t.same(responses.map((r) => r.status), [200, 200, 200, 206, 200], 'five responses, in order, and no stray byte');
+  t.same(
+    responses.map((r) => r.status),
+    [200, 200, 200, 206, 200],
+    'five responses, in order, and no stray byte',
+  );
   t.equal(sha256(responses[0].body), sha256(big.data), 'pipelined GET: big body byte-exact');
   t.equal(responses[1].headers['content-length'], String(small.size), 'pipelined HEAD: Content-Length');
   t.equal(responses[2].body.length, 0, 'pipelined GET of an empty file');
@@ -234,7 +280,9 @@ export async function checkAbort(t: Test, served: Served, files: Fixture[]): Pro
   try {
     const before = served.results.length;
     await new Promise<void>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port: served.port, servername: 'localhost', ca: CERTS.ca }, () => s.write(`GET /${name} HTTP/1.1\r\nHost: localhost\r\n\r\n`));
+      const s = tls.connect({ host: '127.0.0.1', port: served.port, servername: 'localhost', ca: CERTS.ca }, () =>
+        s.write(`GET /${name} HTTP/1.1\r\nHost: localhost\r\n\r\n`),
+      );
       s.once('data', () => {
         s.destroy();
         resolve();

@@ -18,14 +18,21 @@ export async function requireKtls(t: Test): Promise<Capabilities> {
 
 /** The AES-GCM core every kTLS kernel since 5.2 has, in both directions. */
 export const CORE: ReadonlyArray<[TlsVersion, CipherName]> = [
-  ['TLSv1.2', 'aes-128-gcm'], ['TLSv1.2', 'aes-256-gcm'], ['TLSv1.3', 'aes-128-gcm'], ['TLSv1.3', 'aes-256-gcm'],
+  ['TLSv1.2', 'aes-128-gcm'],
+  ['TLSv1.2', 'aes-256-gcm'],
+  ['TLSv1.3', 'aes-128-gcm'],
+  ['TLSv1.3', 'aes-256-gcm'],
 ];
 
 /** Every version × cipher the kernel installs in both directions; asserts the core is among them. */
 export async function kernelMatrix(t: Test): Promise<Array<[TlsVersion, CipherName]>> {
   const c = await requireKtls(t);
   const ok = c.ciphers.filter((r) => r.tx && r.rx).map((r): [TlsVersion, CipherName] => [r.version, r.cipher]);
-  for (const [v, ci] of CORE) t.ok(ok.some(([a, b]) => a === v && b === ci), `kernel supports ${v} ${ci}`);
+  for (const [v, ci] of CORE)
+    t.ok(
+      ok.some(([a, b]) => a === v && b === ci),
+      `kernel supports ${v} ${ci}`,
+    );
   const missing = c.ciphers.filter((r) => !(r.tx && r.rx)).map((r) => `${r.version} ${r.cipher} (${r.error})`);
   t.comment(`kernel matrix: ${ok.map(([v, ci]) => `${v} ${ci}`).join(', ')}${missing.length ? `; not supported by this kernel: ${missing.join(', ')}` : ''}`);
   return ok;

@@ -13,7 +13,11 @@ export const FIXTURES = dir;
 
 /** node:tls cipher names per version for each kTLS cipher (the fixture key is ECDSA). */
 export const SUITES = {
-  'TLSv1.2': { 'aes-128-gcm': 'ECDHE-ECDSA-AES128-GCM-SHA256', 'aes-256-gcm': 'ECDHE-ECDSA-AES256-GCM-SHA384', 'chacha20-poly1305': 'ECDHE-ECDSA-CHACHA20-POLY1305' },
+  'TLSv1.2': {
+    'aes-128-gcm': 'ECDHE-ECDSA-AES128-GCM-SHA256',
+    'aes-256-gcm': 'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'chacha20-poly1305': 'ECDHE-ECDSA-CHACHA20-POLY1305',
+  },
   'TLSv1.3': { 'aes-128-gcm': 'TLS_AES_128_GCM_SHA256', 'aes-256-gcm': 'TLS_AES_256_GCM_SHA384', 'chacha20-poly1305': 'TLS_CHACHA20_POLY1305_SHA256' },
 } as const;
 
@@ -39,7 +43,7 @@ export async function chaosProxy(targetPort: number, rand: () => number): Promis
       let queue = Promise.resolve();
       from.on('data', (chunk: Buffer) => {
         queue = queue.then(async () => {
-          for (let off = 0; off < chunk.length; ) {
+          for (let off = 0; off < chunk.length;) {
             const n = 1 + Math.floor(rand() * Math.min(chunk.length - off, 3000));
             to.write(chunk.subarray(off, off + n));
             off += n;

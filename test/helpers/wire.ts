@@ -4,7 +4,13 @@ import type { CipherName, TlsVersion } from '../../lib/native/constants.js';
 import { RecordOpener, type DirectionKeys } from '../../lib/record/layer.js';
 
 /** Opens records from `raw` until `total` plaintext bytes arrived; returns each record's plaintext size and the data. */
-export function recordSizesOnWire(raw: net.Socket, keys: DirectionKeys, version: TlsVersion, cipher: CipherName, total: number): Promise<{ plaintexts: number[]; opened: Buffer }> {
+export function recordSizesOnWire(
+  raw: net.Socket,
+  keys: DirectionKeys,
+  version: TlsVersion,
+  cipher: CipherName,
+  total: number,
+): Promise<{ plaintexts: number[]; opened: Buffer }> {
   const opener = new RecordOpener(version, cipher, { key: Buffer.from(keys.key), iv: Buffer.from(keys.iv), seq: keys.seq });
   const plaintexts: number[] = [];
   const parts: Buffer[] = [];

@@ -10,7 +10,19 @@ import * as ktls from '../../lib/index.js';
 import { loadBinding } from '../../lib/native/binding.js';
 import { readAll, sha256, upgradedPair } from './pair.js';
 
-export const FILE_SIZES = [0, 1, 4095, 4096, 4097, 16383, 16384, 16385, 65537, 1024 * 1024 + 7, ...Array.from({ length: 3 }, () => 1 + Math.floor(Math.random() * 200_000))];
+export const FILE_SIZES = [
+  0,
+  1,
+  4095,
+  4096,
+  4097,
+  16383,
+  16384,
+  16385,
+  65537,
+  1024 * 1024 + 7,
+  ...Array.from({ length: 3 }, () => 1 + Math.floor(Math.random() * 200_000)),
+];
 
 export function tempDir(t: Test): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktls-zc-'));
@@ -60,11 +72,23 @@ export function zeroCopySuite(t: Test, options: ktls.UpgradeOptions, expectKerne
     const fd = fs.openSync(file, 'r');
     const fh = await fs.promises.open(file, 'r');
     a.write('head;');
-    const sends = [a.sendFile(file, { offset: 4096, length: 16385 }), Promise.resolve(a.write('mid;')), a.sendFile(fd, { offset: 1 }), a.sendFile(fh, { length: 1 })];
+    const sends = [
+      a.sendFile(file, { offset: 4096, length: 16385 }),
+      Promise.resolve(a.write('mid;')),
+      a.sendFile(fd, { offset: 1 }),
+      a.sendFile(fh, { length: 1 }),
+    ];
     a.end('tail');
     const results = await Promise.all(sends);
     t.same([results[0], results[2], results[3]], [16385, data.length - 1, 1]);
-    const expected = Buffer.concat([Buffer.from('head;'), data.subarray(4096, 4096 + 16385), Buffer.from('mid;'), data.subarray(1), data.subarray(0, 1), Buffer.from('tail')]);
+    const expected = Buffer.concat([
+      Buffer.from('head;'),
+      data.subarray(4096, 4096 + 16385),
+      Buffer.from('mid;'),
+      data.subarray(1),
+      data.subarray(0, 1),
+      Buffer.from('tail'),
+    ]);
     t.equal(sha256(await got), sha256(expected), 'order and bytes preserved');
     t.equal(fs.fstatSync(fd).size, data.length, 'a caller fd stays open');
     fs.closeSync(fd);
@@ -94,7 +118,10 @@ export function zeroCopySuite(t: Test, options: ktls.UpgradeOptions, expectKerne
     const sending = a.sendFile(file);
     await new Promise((r) => setTimeout(r, 200));
     a.destroy();
-    const err = (await sending.then(() => null, (e: unknown) => e)) as (Error & { code?: string; bytesSent?: number }) | null;
+    const err = (await sending.then(
+      () => null,
+      (e: unknown) => e,
+    )) as (Error & { code?: string; bytesSent?: number }) | null;
     t.equal(err?.code, 'ERR_STREAM_DESTROYED');
     t.ok(typeof err?.bytesSent === 'number' && err.bytesSent > 0 && err.bytesSent < 64 * 1024 * 1024, `bytesSent ${err?.bytesSent} is partial`);
     b.destroy();
@@ -142,7 +169,12 @@ export function zeroCopySuite(t: Test, options: ktls.UpgradeOptions, expectKerne
     const [a, b] = await upgradedPair('TLSv1.3', 'aes-128-gcm', options);
     a.write(data);
     // Part of the stream is read the ordinary way first.
-    const first = await new Promise<Buffer>((resolve) => b.once('data', (c: Buffer) => { b.pause(); resolve(c); }));
+    const first = await new Promise<Buffer>((resolve) =>
+      b.once('data', (c: Buffer) => {
+        b.pause();
+        resolve(c);
+      }),
+    );
     const [r, w] = ktls.createPipe();
     const piped = drainFd(r);
     const n1 = await b.spliceTo(w, { length: 100_000 });

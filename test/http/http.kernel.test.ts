@@ -40,10 +40,19 @@ t.test('files are served through KtlsSocket#sendFile on kernel TX: bytes, HEAD, 
   t.same(s.kernelDirections, { tx: true, rx: true });
   const bodies = fx.files.filter((f) => f.size > 0).length;
   t.ok(calls.length >= bodies, `KtlsSocket#sendFile was called for every non-empty body (${calls.length} calls)`);
-  t.ok(calls.every((c) => c.kernelTx), 'every call was on a kernel-TX socket');
+  t.ok(
+    calls.every((c) => c.kernelTx),
+    'every call was on a kernel-TX socket',
+  );
   const big = fx.files.find((f) => f.size > 1024 * 1024)!;
-  t.ok(calls.some((c) => c.offset === 0 && c.length === big.size), 'the whole 1 MiB+7 file in one sendFile call');
-  t.ok(calls.some((c) => c.offset === 100 && c.length === 16385), 'a range as offset/length');
+  t.ok(
+    calls.some((c) => c.offset === 0 && c.length === big.size),
+    'the whole 1 MiB+7 file in one sendFile call',
+  );
+  t.ok(
+    calls.some((c) => c.offset === 100 && c.length === 16385),
+    'a range as offset/length',
+  );
 });
 
 t.test('pipelined requests on kTLS get exactly their responses, no stray byte', async (t) => {
@@ -96,7 +105,10 @@ function curl(args: string[]): Promise<{ out: string; err: string; code: number 
 t.test('curl downloads files, a range, HEAD and a 404 over kTLS, reusing one connection', async (t) => {
   await requireKtls(t);
   const out = fs.mkdtempSync(path.join(fx.dir, 'curl-'));
-  for (const [v, flag, max] of [['TLSv1.2', '--tlsv1.2', '1.2'], ['TLSv1.3', '--tlsv1.3', '1.3']] as const) {
+  for (const [v, flag, max] of [
+    ['TLSv1.2', '--tlsv1.2', '1.2'],
+    ['TLSv1.3', '--tlsv1.3', '1.3'],
+  ] as const) {
     const served = await staticServer(fx.dir, {}, { minVersion: v, maxVersion: v });
     const base = `https://localhost:${served.port}`;
     const common = [flag, '--tls-max', max, '--resolve', `localhost:${served.port}:127.0.0.1`];
@@ -127,8 +139,15 @@ t.test('curl downloads files, a range, HEAD and a 404 over kTLS, reusing one con
     const unsat = await curl([...common, '-r', `${big.size}-`, '-o', '/dev/null', '-w', '%{http_code}', `${base}/${big.name}`]);
     t.equal(unsat.out, '416', `${v}: 416 for a range past the end`);
     const results = await Promise.all(served.results);
-    t.same(results.filter((x) => x instanceof Error), [], `${v}: sendFile() never rejected`);
-    t.ok(results.some((x) => !(x instanceof Error) && x.method === 'sendfile'), `${v}: bodies went out with sendfile`);
+    t.same(
+      results.filter((x) => x instanceof Error),
+      [],
+      `${v}: sendFile() never rejected`,
+    );
+    t.ok(
+      results.some((x) => !(x instanceof Error) && x.method === 'sendfile'),
+      `${v}: bodies went out with sendfile`,
+    );
     served.server.close();
   }
 });

@@ -57,7 +57,16 @@ t.test('a client that leaves mid-body makes serveFile() reject with a code, in e
 t.test('createHttpsServer negotiates http/1.1 by ALPN and sends the request through http.Server', async (t) => {
   const server = ktls.createHttpsServer({ key: CERTS.key, cert: CERTS.cert }, (req, res) => {
     const s = req.socket as unknown as ktls.KtlsSocket;
-    res.end(JSON.stringify({ alpn: s.alpnProtocol, ktls: s instanceof ktls.KtlsSocket, encrypted: (s as unknown as { encrypted?: boolean }).encrypted, method: req.method, url: req.url, remote: s.remoteAddress }));
+    res.end(
+      JSON.stringify({
+        alpn: s.alpnProtocol,
+        ktls: s instanceof ktls.KtlsSocket,
+        encrypted: (s as unknown as { encrypted?: boolean }).encrypted,
+        method: req.method,
+        url: req.url,
+        remote: s.remoteAddress,
+      }),
+    );
   });
   let listened = 0;
   server.on('listening', () => listened++);
@@ -68,8 +77,12 @@ t.test('createHttpsServer negotiates http/1.1 by ALPN and sends the request thro
   t.equal(typeof portOf(server), 'number', 'address() has the port');
   const r = await new Promise<{ body: string; alpn: string | false | null }>((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const c = tls.connect({ host: '127.0.0.1', port: portOf(server), servername: 'localhost', ca: CERTS.ca, ALPNProtocols: ['h2', 'http/1.1'] }, () => c.write('GET /x?y=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'));
-    c.on('data', (d: Buffer) => chunks.push(d)).on('end', () => resolve({ body: parseResponses(Buffer.concat(chunks))[0].body.toString(), alpn: c.alpnProtocol })).on('error', reject);
+    const c = tls.connect({ host: '127.0.0.1', port: portOf(server), servername: 'localhost', ca: CERTS.ca, ALPNProtocols: ['h2', 'http/1.1'] }, () =>
+      c.write('GET /x?y=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'),
+    );
+    c.on('data', (d: Buffer) => chunks.push(d))
+      .on('end', () => resolve({ body: parseResponses(Buffer.concat(chunks))[0].body.toString(), alpn: c.alpnProtocol }))
+      .on('error', reject);
   });
   t.equal(r.alpn, 'http/1.1', 'client negotiated http/1.1');
   t.same(JSON.parse(r.body), { alpn: 'http/1.1', ktls: true, encrypted: true, method: 'GET', url: '/x?y=1', remote: '127.0.0.1' });

@@ -17,8 +17,26 @@ import { loadBinding, type Binding, type NativeHandle } from '../../lib/native/b
 import { handleFd } from '../../lib/native/net-handle.js';
 import { loopbackPair } from '../../lib/native/probe.js';
 import {
-  FUZZ_SEED, FuzzTrap, anyValue, buffer, check, detach, envInt, errorKey, fuzz, isResizable, number, replayLine, resize, resizableBuffer,
-  show, string, tally, typedArray, type FuzzRun, type Gen,
+  FUZZ_SEED,
+  FuzzTrap,
+  anyValue,
+  buffer,
+  check,
+  detach,
+  envInt,
+  errorKey,
+  fuzz,
+  isResizable,
+  number,
+  replayLine,
+  resize,
+  resizableBuffer,
+  show,
+  string,
+  tally,
+  typedArray,
+  type FuzzRun,
+  type Gen,
 } from '../helpers/fuzz.js';
 
 const FILE = 'native/fuzz-binding.test.js';
@@ -30,15 +48,52 @@ const NO_FD = 2 ** 30;
 const SO_PEERPIDFD = 77; // <asm-generic/socket.h>, Linux 6.5 // above fs.nr_open's ceiling: no process can have an fd this high
 
 type Kind =
-  | 'fd' | 'fresh' | 'direction' | 'version' | 'cipher' | 'buffer' | 'int' | 'count' | 'spliceFlags' | 'flag' | 'pipeSize'
-  | 'events' | 'family' | 'address' | 'port' | 'level' | 'optname' | 'buffers' | 'recordType' | 'how' | 'offset' | 'length' | 'key' | 'nonce' | 'seq';
+  | 'fd'
+  | 'fresh'
+  | 'direction'
+  | 'version'
+  | 'cipher'
+  | 'buffer'
+  | 'int'
+  | 'count'
+  | 'spliceFlags'
+  | 'flag'
+  | 'pipeSize'
+  | 'events'
+  | 'family'
+  | 'address'
+  | 'port'
+  | 'level'
+  | 'optname'
+  | 'buffers'
+  | 'recordType'
+  | 'how'
+  | 'offset'
+  | 'length'
+  | 'key'
+  | 'nonce'
+  | 'seq';
 
 const isErrno = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v < 0 && v >= -4095;
 const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const zeroOrErrno = (v: unknown): boolean => v === 0 || isErrno(v);
 const countOrErrno = (v: unknown): boolean => isCount(v) || isErrno(v);
 const fdPair = (v: unknown): boolean => Array.isArray(v) && v.length === 2 && v.every(isCount);
-const TCP_INFO_FIELDS = ['state', 'options', 'rtt', 'sndMss', 'sndCwnd', 'totalRetrans', 'bytesAcked', 'bytesReceived', 'segsOut', 'segsIn', 'dataSegsIn', 'dataSegsOut', 'bytesSent'];
+const TCP_INFO_FIELDS = [
+  'state',
+  'options',
+  'rtt',
+  'sndMss',
+  'sndCwnd',
+  'totalRetrans',
+  'bytesAcked',
+  'bytesReceived',
+  'segsOut',
+  'segsIn',
+  'dataSegsIn',
+  'dataSegsOut',
+  'bytesSent',
+];
 
 /** Each binding function: what its arguments are, what it may return, and whether it makes fds (ours to close). */
 const FUNCTIONS: Record<string, { args: Kind[]; returns: (v: unknown, args: unknown[]) => boolean; makesFds?: true }> = {
@@ -157,34 +212,57 @@ function arg(g: Gen, kind: Kind, fds: Fds, b: Binding): unknown {
   if (kind === 'fd') return g.chance(0.8) ? g.pick(fds.pool) : safeNonFd(g, fds);
   if (g.chance(0.15)) return sanitize(anyValue(g), kind, fds);
   switch (kind) {
-    case 'direction': return g.pick([k.TLS_TX, k.TLS_RX, 0, 3, -1, g.int32()]);
-    case 'version': return g.pick([k.TLS_1_2_VERSION, k.TLS_1_3_VERSION, 0, 0x0301, 0xffff, 0x10303, g.int32()]);
-    case 'cipher': return g.pick([...Object.values(b.ciphers).map((c) => c.id), 0, 50, 0x10033, g.int32()]);
-    case 'buffer': return buffer(g, g.pick([0, 1, 8, 12, 16, 32, 33, 64, 4096, 65536]));
+    case 'direction':
+      return g.pick([k.TLS_TX, k.TLS_RX, 0, 3, -1, g.int32()]);
+    case 'version':
+      return g.pick([k.TLS_1_2_VERSION, k.TLS_1_3_VERSION, 0, 0x0301, 0xffff, 0x10303, g.int32()]);
+    case 'cipher':
+      return g.pick([...Object.values(b.ciphers).map((c) => c.id), 0, 50, 0x10033, g.int32()]);
+    case 'buffer':
+      return buffer(g, g.pick([0, 1, 8, 12, 16, 32, 33, 64, 4096, 65536]));
     // Mostly the sizes setKeys takes, so that calls reach setsockopt(SOL_TLS).
-    case 'key': return buffer(g, g.pick([16, 32, 16, 32, 0, 15, 24, 33]));
-    case 'nonce': return buffer(g, g.chance(0.8) ? 12 : g.pick([0, 8, 11, 13, 16]));
-    case 'seq': return buffer(g, g.chance(0.8) ? 8 : g.pick([0, 7, 9, 12]));
-    case 'int': case 'offset': case 'length': return g.chance(0.5) ? g.range(-2, 70000) : number(g);
-    case 'count': return g.pick([0, 1, 5, 4096, 65536, 2 ** 31, 2 ** 53 - 1, number(g)]);
-    case 'spliceFlags': return g.pick([0, k.SPLICE_F_NONBLOCK, k.SPLICE_F_NONBLOCK | k.SPLICE_F_MOVE, k.SPLICE_F_MORE, -1, g.int32()]);
-    case 'flag': return g.pick([0, 1, -1, 2, 2 ** 31 - 1]);
-    case 'pipeSize': return g.pick([0, 1, 4096, 65536, 1 << 20, 2 ** 31 - 1, -1, g.int32()]);
-    case 'events': return g.pick([0, 1, 2, 3, 4, 7, -1, g.int32()]);
-    case 'family': return g.pick([k.AF_INET, k.AF_INET6, 0, 1, 16, 17, 44, -1, g.int32()]);
-    case 'address': return g.chance(0.7) ? g.pick(['127.0.0.1', '::1', '0.0.0.0', '::', '256.0.0.1', '', '127.0.0.1\u0000x']) : string(g);
+    case 'key':
+      return buffer(g, g.pick([16, 32, 16, 32, 0, 15, 24, 33]));
+    case 'nonce':
+      return buffer(g, g.chance(0.8) ? 12 : g.pick([0, 8, 11, 13, 16]));
+    case 'seq':
+      return buffer(g, g.chance(0.8) ? 8 : g.pick([0, 7, 9, 12]));
+    case 'int':
+    case 'offset':
+    case 'length':
+      return g.chance(0.5) ? g.range(-2, 70000) : number(g);
+    case 'count':
+      return g.pick([0, 1, 5, 4096, 65536, 2 ** 31, 2 ** 53 - 1, number(g)]);
+    case 'spliceFlags':
+      return g.pick([0, k.SPLICE_F_NONBLOCK, k.SPLICE_F_NONBLOCK | k.SPLICE_F_MOVE, k.SPLICE_F_MORE, -1, g.int32()]);
+    case 'flag':
+      return g.pick([0, 1, -1, 2, 2 ** 31 - 1]);
+    case 'pipeSize':
+      return g.pick([0, 1, 4096, 65536, 1 << 20, 2 ** 31 - 1, -1, g.int32()]);
+    case 'events':
+      return g.pick([0, 1, 2, 3, 4, 7, -1, g.int32()]);
+    case 'family':
+      return g.pick([k.AF_INET, k.AF_INET6, 0, 1, 16, 17, 44, -1, g.int32()]);
+    case 'address':
+      return g.chance(0.7) ? g.pick(['127.0.0.1', '::1', '0.0.0.0', '::', '256.0.0.1', '', '127.0.0.1\u0000x']) : string(g);
     // Only port 0 (refused by loopback) or values the addon refuses: nothing reaches a real service.
-    case 'port': return g.chance(0.7) ? 0 : sanitize(number(g), 'port', fds);
-    case 'level': return g.pick([k.SOL_SOCKET, k.SOL_TCP, k.SOL_TLS, 0, 41, g.range(0, 300), g.int32()]);
-    case 'optname': return g.chance(0.8) ? g.range(0, 80) : g.int32();
-    case 'recordType': return g.pick([0, 20, 21, 22, 23, 24, 255, 256, -1, g.int32()]);
-    case 'how': return g.pick([0, 1, 2, 3, -1, g.int32()]);
-    case 'buffers': return g.weighted<() => unknown>([
-      [5, () => Array.from({ length: g.range(0, 4) }, () => buffer(g))],
-      [1, () => Array.from({ length: g.pick([1024, 1025]) }, () => Buffer.alloc(1))],
-      [1, () => [buffer(g), anyValue(g)]],
-      [2, () => anyValue(g)],
-    ])();
+    case 'port':
+      return g.chance(0.7) ? 0 : sanitize(number(g), 'port', fds);
+    case 'level':
+      return g.pick([k.SOL_SOCKET, k.SOL_TCP, k.SOL_TLS, 0, 41, g.range(0, 300), g.int32()]);
+    case 'optname':
+      return g.chance(0.8) ? g.range(0, 80) : g.int32();
+    case 'recordType':
+      return g.pick([0, 20, 21, 22, 23, 24, 255, 256, -1, g.int32()]);
+    case 'how':
+      return g.pick([0, 1, 2, 3, -1, g.int32()]);
+    case 'buffers':
+      return g.weighted<() => unknown>([
+        [5, () => Array.from({ length: g.range(0, 4) }, () => buffer(g))],
+        [1, () => Array.from({ length: g.pick([1024, 1025]) }, () => Buffer.alloc(1))],
+        [1, () => [buffer(g), anyValue(g)]],
+        [2, () => anyValue(g)],
+      ])();
   }
 }
 
@@ -207,7 +285,8 @@ function argList(g: Gen, kinds: readonly Kind[], fds: Fds, b: Binding): unknown[
   // Mostly a range inside the buffer, so that the call reaches the syscall.
   const at = kinds.indexOf('offset');
   const buf = args[at - 1];
-  if (at > 0 && util.types.isUint8Array(buf) && g.chance(0.7)) { // a brand check: look-alikes pass Buffer.isBuffer
+  if (at > 0 && util.types.isUint8Array(buf) && g.chance(0.7)) {
+    // a brand check: look-alikes pass Buffer.isBuffer
     args[at] = g.int(buf.length + 1);
     args[at + 1] = g.int(buf.length - (args[at] as number) + 1);
   }
@@ -217,7 +296,13 @@ function argList(g: Gen, kinds: readonly Kind[], fds: Fds, b: Binding): unknown[
 }
 
 /** Calls `f`, checks the outcome against `returns`, and tallies it under `name`. */
-function callChecked(name: string, f: () => unknown, returns: (v: unknown) => boolean, counts: Record<string, number>, args: readonly unknown[]): { ok: boolean; value?: unknown } {
+function callChecked(
+  name: string,
+  f: () => unknown,
+  returns: (v: unknown) => boolean,
+  counts: Record<string, number>,
+  args: readonly unknown[],
+): { ok: boolean; value?: unknown } {
   if (VERBOSE) process.stderr.write(`${name}(${showArgs(args)})\n`);
   let value: unknown;
   try {
@@ -245,10 +330,17 @@ function functionsIteration(s: Shared, g: Gen): void {
       const spec = FUNCTIONS[name];
       const args = argList(g, spec.args, fds, s.b);
       const fn = (s.b as unknown as Record<string, (...a: unknown[]) => unknown>)[name];
-      const r = callChecked(name, () => fn(...args), (v) => spec.returns(v, args), s.counts, args);
+      const r = callChecked(
+        name,
+        () => fn(...args),
+        (v) => spec.returns(v, args),
+        s.counts,
+        args,
+      );
       if (r.ok && spec.makesFds) closeMade(r.value, s.b);
       // getsockopt(SO_PEERPIDFD) answers with a new fd (a pidfd for the peer): ours to close.
-      if (name === 'getsockoptInt' && r.ok && args[1] === s.b.constants.SOL_SOCKET && args[2] === SO_PEERPIDFD && (r.value as number) >= 0) fs.closeSync(r.value as number);
+      if (name === 'getsockoptInt' && r.ok && args[1] === s.b.constants.SOL_SOCKET && args[2] === SO_PEERPIDFD && (r.value as number) >= 0)
+        fs.closeSync(r.value as number);
       if (name === 'closeFd' && r.ok && r.value === 0) fds.release(args[0] as number);
     }
   } finally {
@@ -264,19 +356,33 @@ async function handleIteration(s: Shared, g: Gen): Promise<void> {
     const peers: number[] = [];
     // The fd a Handle takes over: made for it alone, as closeFd's.
     const own = g.weighted<() => unknown>([
-      [4, () => {
-        const pair = s.b.socketPair() as number[];
-        fds.add(pair[1]);
-        peers.push(pair[1]);
-        return fds.add(pair[0], false);
-      }],
+      [
+        4,
+        () => {
+          const pair = s.b.socketPair() as number[];
+          fds.add(pair[1]);
+          peers.push(pair[1]);
+          return fds.add(pair[0], false);
+        },
+      ],
       [1, () => fds.add(fs.openSync('/dev/null', 'r'), false)],
       [1, () => safeNonFd(g, fds)],
     ])();
     const onPoll = g.weighted<() => unknown>([
       [6, () => (): void => tally(s.counts, 'onPoll called')],
-      [1, () => (): never => { throw new FuzzTrap('fuzz: onPoll'); }], // must reach 'uncaughtException', nothing worse
-      [2, () => { const v = anyValue(g); return typeof v === 'function' ? null : v; }],
+      [
+        1,
+        () => (): never => {
+          throw new FuzzTrap('fuzz: onPoll');
+        },
+      ], // must reach 'uncaughtException', nothing worse
+      [
+        2,
+        () => {
+          const v = anyValue(g);
+          return typeof v === 'function' ? null : v;
+        },
+      ],
     ])();
     const out = g.weighted<() => unknown>([
       [4, () => new Int32Array(g.pick([1, 1, 2, 8]))],
@@ -287,7 +393,13 @@ async function handleIteration(s: Shared, g: Gen): Promise<void> {
       [1, () => anyValue(g)],
     ])();
     const ctorArgs = g.chance(0.9) ? [own, onPoll, out] : [own, onPoll, out].slice(0, g.int(3));
-    const made = callChecked('new Handle', () => new Handle(...ctorArgs), (v) => typeof v === 'object' && v !== null, s.counts, ctorArgs);
+    const made = callChecked(
+      'new Handle',
+      () => new Handle(...ctorArgs),
+      (v) => typeof v === 'object' && v !== null,
+      s.counts,
+      ctorArgs,
+    );
     if (!made.ok) return;
     handle = made.value as NativeHandle;
     if (typeof own === 'number') fds.release(own);
@@ -295,7 +407,12 @@ async function handleIteration(s: Shared, g: Gen): Promise<void> {
     if (g.chance(0.15)) handle.close();
 
     for (let n = g.range(1, 6); n > 0; n--) {
-      const action = g.weighted<string>([[10, 'method'], [2, 'peer writes'], [1, 'yield'], [1, 'shrink out']]);
+      const action = g.weighted<string>([
+        [10, 'method'],
+        [2, 'peer writes'],
+        [1, 'yield'],
+        [1, 'shrink out'],
+      ]);
       if (VERBOSE && action !== 'method' && action !== 'shrink out') process.stderr.write(`(${action})\n`);
       if (action === 'peer writes' && peers.length > 0) {
         try {
@@ -308,7 +425,8 @@ async function handleIteration(s: Shared, g: Gen): Promise<void> {
         await new Promise((resolve) => setImmediate(resolve)); // lets onPoll run
       } else if (action === 'shrink out') {
         // The caller's out array loses its memory after the Handle kept it.
-        if (util.types.isInt32Array(out) && !(out.buffer instanceof SharedArrayBuffer)) { // a brand check: look-alikes pass instanceof
+        if (util.types.isInt32Array(out) && !(out.buffer instanceof SharedArrayBuffer)) {
+          // a brand check: look-alikes pass instanceof
           const how = isResizable(out.buffer) ? 'resized to 0' : 'detached';
           if (VERBOSE) process.stderr.write(`(out array ${how})\n`);
           if (isResizable(out.buffer)) resize(out.buffer, 0);
@@ -324,7 +442,13 @@ async function handleIteration(s: Shared, g: Gen): Promise<void> {
         const spec = METHODS[name];
         const args = argList(g, spec.args, fds, s.b);
         const h = handle as unknown as Record<string, (...a: unknown[]) => unknown>;
-        const r = callChecked(`Handle.${name}`, () => h[name](...args), (v) => spec.returns(v, args), s.counts, args);
+        const r = callChecked(
+          `Handle.${name}`,
+          () => h[name](...args),
+          (v) => spec.returns(v, args),
+          s.counts,
+          args,
+        );
         if (name === 'close' && r.ok) check(handle.fd === -1, 'Handle.fd after close() is not -1');
       }
     }
@@ -354,19 +478,23 @@ async function child(target: string, progressPath: string, resultPath: string): 
   // A throwing onPoll is reported through 'uncaughtException' (native/socket.cc); only our own FuzzTrap may arrive there.
   process.on('uncaughtException', (err) => {
     if (err instanceof FuzzTrap) tally(counts, 'onPoll exception reached uncaughtException');
-    else uncaught.push((err)?.stack ?? String(err));
+    else uncaught.push(err?.stack ?? String(err));
   });
   const fdsBefore = openFds();
   const [c, a] = await loopbackPair();
   const tcp = [b.adopt(handleFd(c), 1), b.adopt(handleFd(a), 1)];
   c.destroy();
   a.destroy();
-  check(tcp.every((fd) => fd >= 0), 'adopt() of the loopback pair failed in setup');
+  check(
+    tcp.every((fd) => fd >= 0),
+    'adopt() of the loopback pair failed in setup',
+  );
   const shared: Shared = { b, tcp, tempFile, counts };
   const mark = (i: number): void => void fs.writeSync(progress, `${i}`.padEnd(16), 0);
-  const run = target === 'binding/functions'
-    ? await fuzz(FILE, target, CALLS, (g) => functionsIteration(shared, g), mark)
-    : await fuzz(FILE, target, HANDLES, (g) => handleIteration(shared, g), mark);
+  const run =
+    target === 'binding/functions'
+      ? await fuzz(FILE, target, CALLS, (g) => functionsIteration(shared, g), mark)
+      : await fuzz(FILE, target, HANDLES, (g) => handleIteration(shared, g), mark);
   for (const fd of tcp) fs.closeSync(fd);
   await new Promise((resolve) => setImmediate(resolve)); // libuv finishes closing poll handles
   const failure = run.failure && { iteration: run.failure.iteration, error: (run.failure.error as Error)?.stack ?? String(run.failure.error) };
@@ -392,14 +520,21 @@ function spawnChild(target: string, extraEnv: Record<string, string> = {}): Spaw
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAP') && !k.startsWith('_TAPJS') && k !== 'NODE_OPTIONS'));
   const r = spawnSync(process.execPath, [__filename], {
     env: { ...env, ...extraEnv, KTLS_FUZZ_CHILD: target, KTLS_FUZZ_PROGRESS: progressPath, KTLS_FUZZ_RESULT: resultPath },
-    timeout: CHILD_MS, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 64 << 20,
+    timeout: CHILD_MS,
+    killSignal: 'SIGKILL',
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
   });
   const last = fs.existsSync(progressPath) ? Number(fs.readFileSync(progressPath, 'utf8').trim()) : NaN;
   const result: ChildResult | null = fs.existsSync(resultPath) ? (JSON.parse(fs.readFileSync(resultPath, 'utf8')) as ChildResult) : null;
   fs.rmSync(dir, { recursive: true, force: true });
-  const died = r.error ? `ran past ${CHILD_MS} ms (KTLS_FUZZ_CHILD_MS) and was killed`
-    : r.signal ? `was killed by ${r.signal}`
-    : r.status !== 0 || !result ? `exited with status ${r.status}` : null;
+  const died = r.error
+    ? `ran past ${CHILD_MS} ms (KTLS_FUZZ_CHILD_MS) and was killed`
+    : r.signal
+      ? `was killed by ${r.signal}`
+      : r.status !== 0 || !result
+        ? `exited with status ${r.status}`
+        : null;
   return { died, last, result, stderr: (r.stderr ?? '').slice(-6000) };
 }
 
@@ -420,11 +555,20 @@ function runChild(t: Test, target: string, what: string): void {
   if (!result) return;
   const { run, counts } = result;
   t.comment(`${target}: ${run.iterations} iterations in ${(run.ms / 1000).toFixed(1)} s (slowest ${run.slowestMs.toFixed(1)} ms), seed ${FUZZ_SEED}`);
-  if (run.failure) t.comment(`${target}: iteration ${run.failure.iteration} (seed ${FUZZ_SEED}) failed\n${run.failure.error}\nreplay: ${replayLine(FILE, target, run.failure.iteration)}`);
+  if (run.failure)
+    t.comment(
+      `${target}: iteration ${run.failure.iteration} (seed ${FUZZ_SEED}) failed\n${run.failure.error}\nreplay: ${replayLine(FILE, target, run.failure.iteration)}`,
+    );
   t.ok(run.failure === null, `${target}: ${what}`);
   t.same(result.uncaught, [], `${target}: nothing but the fuzzer's own callback exceptions reached 'uncaughtException'`);
-  t.same(result.fdsAfter, result.fdsBefore, `${target}: every fd and Handle made is closed (the same ${Object.keys(result.fdsBefore).length} fds open before and after)`);
-  const lines = Object.entries(counts).sort(([x], [y]) => x.localeCompare(y)).map(([k, v]) => `  ${k}: ${v}`);
+  t.same(
+    result.fdsAfter,
+    result.fdsBefore,
+    `${target}: every fd and Handle made is closed (the same ${Object.keys(result.fdsBefore).length} fds open before and after)`,
+  );
+  const lines = Object.entries(counts)
+    .sort(([x], [y]) => x.localeCompare(y))
+    .map(([k, v]) => `  ${k}: ${v}`);
   t.comment(`${target} outcomes:\n${lines.join('\n')}`);
 }
 
@@ -434,9 +578,13 @@ async function main(): Promise<void> {
   const b = loadBinding().binding!;
 
   t.test('the fuzz tables name every binding function and every Handle method', async (t) => {
-    const exported = Object.keys(b).filter((k) => typeof (b as unknown as Record<string, unknown>)[k] === 'function' && k !== 'Handle').sort();
+    const exported = Object.keys(b)
+      .filter((k) => typeof (b as unknown as Record<string, unknown>)[k] === 'function' && k !== 'Handle')
+      .sort();
     t.same(exported, Object.keys(FUNCTIONS).sort(), 'binding functions');
-    const proto = Object.getOwnPropertyNames(b.Handle.prototype).filter((k) => k !== 'constructor' && k !== 'fd').sort();
+    const proto = Object.getOwnPropertyNames(b.Handle.prototype)
+      .filter((k) => k !== 'constructor' && k !== 'fd')
+      .sort();
     t.same(proto, Object.keys(METHODS).sort(), 'Handle methods');
   });
 

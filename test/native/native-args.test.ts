@@ -36,7 +36,7 @@ t.test('new Handle checks fd, callback and out array before it takes the fd', as
   ];
   const Handle = b.Handle as unknown as new (...args: unknown[]) => unknown;
   for (const [name, args, code] of bad) t.throws(() => new Handle(...args), { code }, name);
-  t.ok(fs.fstatSync(fd).isCharacterDevice(), 'the fd is still open and still the caller\'s');
+  t.ok(fs.fstatSync(fd).isCharacterDevice(), "the fd is still open and still the caller's");
   const h = new b.Handle(fd, noop, new Int32Array(1));
   t.equal(h.fd, fd, 'a valid Handle owns the fd');
   t.equal(h.close(), 0);
@@ -49,7 +49,13 @@ t.test('buffer ranges outside the buffer are refused', async (t) => {
   const fd = fs.openSync('/dev/zero', 'r');
   const h = new b.Handle(fd, noop, new Int32Array(1));
   const buf = Buffer.alloc(8);
-  for (const [off, len] of [[-1, 4], [0, -1], [4, 5], [9, 0], [0, 2 ** 31 - 1]]) {
+  for (const [off, len] of [
+    [-1, 4],
+    [0, -1],
+    [4, 5],
+    [9, 0],
+    [0, 2 ** 31 - 1],
+  ]) {
     t.throws(() => h.recv(buf, off, len), { code: 'ERR_OUT_OF_RANGE' }, `recv(${off}, ${len})`);
     t.throws(() => b.readFd(fd, buf, off, len), { code: 'ERR_OUT_OF_RANGE' }, `readFd(${off}, ${len})`);
   }

@@ -10,7 +10,11 @@ t.test('probe() matches what upgrade() can do on this kernel', async (t) => {
   if (caps.ulp) {
     for (const v of ktls.VERSIONS) {
       for (const c of ['aes-128-gcm', 'aes-256-gcm'] as const) {
-        t.match(caps.ciphers.find((r) => r.version === v && r.cipher === c), { tx: true, rx: true }, `${v} ${c} installs both ways`);
+        t.match(
+          caps.ciphers.find((r) => r.version === v && r.cipher === c),
+          { tx: true, rx: true },
+          `${v} ${c} installs both ways`,
+        );
       }
     }
     t.equal(caps.ciphers.length, ktls.VERSIONS.length * ktls.CIPHER_NAMES.length, 'every version × cipher was tried');

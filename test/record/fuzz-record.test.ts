@@ -84,7 +84,11 @@ function cell(version: TlsVersion, cipher: CipherName, mutants: number, totals: 
     const counts: Record<string, number> = {};
 
     const run = await fuzz(FILE, target, Math.ceil(mutants / MUTANTS_PER_ORIGINAL), (g, i) => {
-      const count = g.weighted([[7, 1], [2, 2], [1, 3]] as const);
+      const count = g.weighted([
+        [7, 1],
+        [2, 2],
+        [1, 3],
+      ] as const);
       const seq = g.weighted<() => bigint>([
         [5, () => 0n],
         [2, () => BigInt(g.range(1, 1000))],
@@ -111,7 +115,12 @@ function cell(version: TlsVersion, cipher: CipherName, mutants: number, totals: 
       check(ok.error === null, `unmutated records failed: ${String(ok.error)}`, about);
       check(ok.opened.length === count, `unmutated: opened ${ok.opened.length} of ${count}`, about);
       ok.opened.forEach((rec, k) =>
-        check(rec.type === originals[k].type && rec.data.equals(originals[k].data), `unmutated record ${k} opened to type ${rec.type}, ${rec.data.length} B`, about));
+        check(
+          rec.type === originals[k].type && rec.data.equals(originals[k].data),
+          `unmutated record ${k} opened to type ${rec.type}, ${rec.data.length} B`,
+          about,
+        ),
+      );
       check(clean.needed() === 0 && clean.buffered === 0 && clean.seq === seq + BigInt(count), 'unmutated: bytes or seq left over', about);
       tally(counts, 'originals');
       tally(counts, 'records sealed', count);
@@ -133,8 +142,11 @@ function cell(version: TlsVersion, cipher: CipherName, mutants: number, totals: 
             continue;
           }
           const want = originals[next];
-          check(want !== undefined && rec.type === want.type && rec.data.equals(want.data),
-            `mutant opened record ${next} to type ${rec.type}, ${rec.data.length} B: not the original`, detail);
+          check(
+            want !== undefined && rec.type === want.type && rec.data.equals(want.data),
+            `mutant opened record ${next} to type ${rec.type}, ${rec.data.length} B: not the original`,
+            detail,
+          );
           next++;
         }
 
@@ -149,8 +161,11 @@ function cell(version: TlsVersion, cipher: CipherName, mutants: number, totals: 
         }
         const err = fed.error;
         if (err instanceof KtlsAlertError) {
-          check(err.code === 'ERR_KTLS_BAD_RECORD' && err.local && allowed.has(err.alert),
-            `unexpected alert ${err.code}/${err.alert}/local=${err.local}`, detail);
+          check(
+            err.code === 'ERR_KTLS_BAD_RECORD' && err.local && allowed.has(err.alert),
+            `unexpected alert ${err.code}/${err.alert}/local=${err.local}`,
+            detail,
+          );
           tally(counts, `alert ${err.alert}`);
         } else if (err instanceof KtlsError) {
           check(err.code === 'ERR_KTLS_SEQ_EXHAUSTED' && seq + BigInt(next) === U64_END, `unexpected KtlsError ${err.code}`, detail);
@@ -173,7 +188,11 @@ function cell(version: TlsVersion, cipher: CipherName, mutants: number, totals: 
 
     reportRun(t, run, 'every mutant failed with a typed alert, stayed incomplete, or opened only to original records');
     const failed = Object.entries(counts).filter(([k]) => k.startsWith('alert ') || k === 'ERR_KTLS_SEQ_EXHAUSTED');
-    t.comment(`${target}: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    t.comment(
+      `${target}: ${Object.entries(counts)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
     for (const [k, v] of Object.entries(counts)) tally(totals, `${version} ${k}`, v);
     if (run.failure || process.env.KTLS_FUZZ_ONLY) return;
     t.equal(counts.mutants ?? 0, mutants, 'every mutant was fed to an opener');

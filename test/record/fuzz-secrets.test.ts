@@ -24,7 +24,12 @@ interface Plain {
 
 function seqValue(g: Gen): bigint | number {
   return g.weighted<() => bigint | number>([
-    [3, () => 0], [2, () => g.range(1, 1 << 20)], [1, () => 2 ** 53 - 1], [2, () => g.u64()], [1, () => U64_END - 1n], [1, () => 0n],
+    [3, () => 0],
+    [2, () => g.range(1, 1 << 20)],
+    [1, () => 2 ** 53 - 1],
+    [2, () => g.u64()],
+    [1, () => U64_END - 1n],
+    [1, () => 0n],
   ])();
 }
 
@@ -40,16 +45,23 @@ function validSecrets(g: Gen): Plain {
 /** A value for `field` that is wrong in a way a caller could plausibly get wrong. */
 function nearMiss(g: Gen, field: string, s: Plain): unknown {
   const spec = cipherSpec(s.cipher);
-  if (field === 'version') return g.pick<unknown>(['TLSv1.1', 'TLSv1', 'tlsv1.3', 'TLSv1.3 ', 'TLSv1.2\u0000', 0x0304, 772, new String('TLSv1.3'), ['TLSv1.3'], '']);
-  if (field === 'cipher') return g.pick<unknown>([...CIPHER_NAMES.filter((c) => c !== s.cipher), 'AES-128-GCM', 'aes-128-cbc', 'aes128gcm', 'chacha20', 51, '']);
-  if (field.endsWith('seq')) return g.pick<unknown>([-1, -1n, 2 ** 53, 2 ** 64, U64_END, -(2n ** 63n), 0.5, -0, NaN, Infinity, '0', '1', Object(1n), Object(0), true, null]);
+  if (field === 'version')
+    return g.pick<unknown>(['TLSv1.1', 'TLSv1', 'tlsv1.3', 'TLSv1.3 ', 'TLSv1.2\u0000', 0x0304, 772, new String('TLSv1.3'), ['TLSv1.3'], '']);
+  if (field === 'cipher')
+    return g.pick<unknown>([...CIPHER_NAMES.filter((c) => c !== s.cipher), 'AES-128-GCM', 'aes-128-cbc', 'aes128gcm', 'chacha20', 51, '']);
+  if (field.endsWith('seq'))
+    return g.pick<unknown>([-1, -1n, 2 ** 53, 2 ** 64, U64_END, -(2n ** 63n), 0.5, -0, NaN, Infinity, '0', '1', Object(1n), Object(0), true, null]);
   if (field.endsWith('key') || field.endsWith('iv')) {
     const size = field.endsWith('key') ? spec.keySize : spec.nonceSize;
     return g.pick<() => unknown>([
       () => Buffer.alloc(g.pick([0, size - 1, size + 1, 4, 8, 12, 16, 24, 32, 33].filter((n) => n !== size))),
-      () => new Uint8Array(size), () => Array.from({ length: size }, () => 0), () => Buffer.alloc(size).toString('hex'),
-      () => new DataView(new ArrayBuffer(size)), () => Buffer.alloc(size).buffer,
-      () => Buffer.alloc(g.pick(BUFFER_SIZES)), () => typedArray(g),
+      () => new Uint8Array(size),
+      () => Array.from({ length: size }, () => 0),
+      () => Buffer.alloc(size).toString('hex'),
+      () => new DataView(new ArrayBuffer(size)),
+      () => Buffer.alloc(size).buffer,
+      () => Buffer.alloc(g.pick(BUFFER_SIZES)),
+      () => typedArray(g),
     ])();
   }
   return g.pick<unknown>([null, 0, false, '', [], 'tx', 1]);
@@ -62,7 +74,8 @@ interface Derived {
   edits: string[];
 }
 
-const setData = (o: Obj, name: string, value: unknown): void => void Object.defineProperty(o, name, { value, writable: true, enumerable: true, configurable: true });
+const setData = (o: Obj, name: string, value: unknown): void =>
+  void Object.defineProperty(o, name, { value, writable: true, enumerable: true, configurable: true });
 
 /** Valid secrets with 1..3 fields replaced, deleted, turned into accessors or traps, and sometimes a different container. */
 function derived(g: Gen): Derived {
@@ -72,7 +85,15 @@ function derived(g: Gen): Derived {
   const edits: string[] = [];
   let plain = true;
   const paths = ['version', 'cipher', 'tx', 'rx', 'tx.key', 'tx.iv', 'tx.seq', 'rx.key', 'rx.iv', 'rx.seq'];
-  for (let n = g.weighted([[5, 1], [3, 2], [2, 3]] as const); n > 0; n--) {
+  for (
+    let n = g.weighted([
+      [5, 1],
+      [3, 2],
+      [2, 3],
+    ] as const);
+    n > 0;
+    n--
+  ) {
     const path = g.pick(paths);
     const [first, second] = path.split('.') as [string, Field | undefined];
     let holder: Obj = obj;
@@ -84,17 +105,35 @@ function derived(g: Gen): Derived {
     }
     const name = second ?? first;
     const valid = Object.getOwnPropertyDescriptor(holder, name)?.value as unknown;
-    const kind = g.weighted<string>([[4, 'near'], [4, 'random'], [1, 'delete'], [1, 'getter'], [1, 'flaky getter'], [1, 'trap'], [1, 'inherited']]);
+    const kind = g.weighted<string>([
+      [4, 'near'],
+      [4, 'random'],
+      [1, 'delete'],
+      [1, 'getter'],
+      [1, 'flaky getter'],
+      [1, 'trap'],
+      [1, 'inherited'],
+    ]);
     edits.push(`${path}: ${kind}`);
     const replace = (value: unknown): void => {
       edits[edits.length - 1] += ` ${show(value)}`;
       setData(holder, name, value);
     };
     switch (kind) {
-      case 'near': replace(nearMiss(g, path, s)); break;
-      case 'random': replace(anyValue(g)); plain = false; break;
-      case 'delete': delete holder[name]; break;
-      case 'getter': Object.defineProperty(holder, name, { get: () => anyValue(g), enumerable: true, configurable: true }); plain = false; break;
+      case 'near':
+        replace(nearMiss(g, path, s));
+        break;
+      case 'random':
+        replace(anyValue(g));
+        plain = false;
+        break;
+      case 'delete':
+        delete holder[name];
+        break;
+      case 'getter':
+        Object.defineProperty(holder, name, { get: () => anyValue(g), enumerable: true, configurable: true });
+        plain = false;
+        break;
       case 'flaky getter': {
         // Valid on the first read, anything after: validation must use what it checked.
         let reads = 0;
@@ -103,7 +142,13 @@ function derived(g: Gen): Derived {
         break;
       }
       case 'trap':
-        Object.defineProperty(holder, name, { get: () => { throw new FuzzTrap('fuzz: getter'); }, enumerable: true, configurable: true });
+        Object.defineProperty(holder, name, {
+          get: () => {
+            throw new FuzzTrap('fuzz: getter');
+          },
+          enumerable: true,
+          configurable: true,
+        });
         plain = false;
         break;
       case 'inherited': {
@@ -114,15 +159,28 @@ function derived(g: Gen): Derived {
       }
     }
   }
-  const container = g.weighted<string>([[12, 'object'], [1, 'proxy'], [1, 'trap proxy'], [1, 'frozen'], [1, 'null prototype'], [1, 'array']]);
+  const container = g.weighted<string>([
+    [12, 'object'],
+    [1, 'proxy'],
+    [1, 'trap proxy'],
+    [1, 'frozen'],
+    [1, 'null prototype'],
+    [1, 'array'],
+  ]);
   if (container !== 'object') edits.push(`container: ${container}`);
   switch (container) {
-    case 'proxy': return { input: new Proxy(obj, {}), plain: false, edits };
-    case 'trap proxy': return { input: trapProxy(obj), plain: false, edits };
-    case 'frozen': return { input: Object.freeze(obj), plain, edits };
-    case 'null prototype': return { input: Object.defineProperties(Object.create(null) as Obj, Object.getOwnPropertyDescriptors(obj)), plain, edits };
-    case 'array': return { input: Object.defineProperties([], Object.getOwnPropertyDescriptors(obj)), plain, edits };
-    default: return { input: obj, plain, edits };
+    case 'proxy':
+      return { input: new Proxy(obj, {}), plain: false, edits };
+    case 'trap proxy':
+      return { input: trapProxy(obj), plain: false, edits };
+    case 'frozen':
+      return { input: Object.freeze(obj), plain, edits };
+    case 'null prototype':
+      return { input: Object.defineProperties(Object.create(null) as Obj, Object.getOwnPropertyDescriptors(obj)), plain, edits };
+    case 'array':
+      return { input: Object.defineProperties([], Object.getOwnPropertyDescriptors(obj)), plain, edits };
+    default:
+      return { input: obj, plain, edits };
   }
 }
 
@@ -136,7 +194,10 @@ function checkNormalized(r: NormalizedSecrets, input: unknown, plain: boolean): 
   check(VERSIONS.includes(r.version), 'accepted with a version not in VERSIONS', () => show(r.version));
   check(CIPHER_NAMES.includes(r.cipher), 'accepted with a cipher not in CIPHER_NAMES', () => show(r.cipher));
   check(r.tx !== undefined || r.rx !== undefined, 'accepted with neither tx nor rx');
-  check(Object.keys(r).every((k) => ['version', 'cipher', 'tx', 'rx'].includes(k)), `extra fields ${Object.keys(r).join(',')}`);
+  check(
+    Object.keys(r).every((k) => ['version', 'cipher', 'tx', 'rx'].includes(k)),
+    `extra fields ${Object.keys(r).join(',')}`,
+  );
   const spec = cipherSpec(r.cipher);
   for (const dir of ['tx', 'rx'] as const) {
     const d = r[dir];
@@ -182,13 +243,16 @@ function checkContract(input: unknown, plain: boolean, counts: Record<string, nu
   } else {
     const err = out.error;
     check(isTypedArgError(err) || err instanceof FuzzTrap, `threw ${errorKey(err)}`, () => (err as Error)?.stack ?? show(err));
-    tally(counts, err instanceof FuzzTrap ? 'the caller\'s own exception passed through' : errorKey(err));
+    tally(counts, err instanceof FuzzTrap ? "the caller's own exception passed through" : errorKey(err));
   }
   return out;
 }
 
 function summary(counts: Record<string, number>): string {
-  return Object.entries(counts).sort(([, a], [, b]) => b - a).map(([k, v]) => `${k} ${v}`).join(', ');
+  return Object.entries(counts)
+    .sort(([, a], [, b]) => b - a)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
 }
 
 t.test('normalizeSecrets on valid secrets with fields replaced returns cipher-sized fields or throws ERR_INVALID_ARG_TYPE/VALUE', async (t) => {
@@ -204,13 +268,21 @@ t.test('normalizeSecrets on valid secrets with fields replaced returns cipher-si
   });
   reportRun(t, run, 'every derived object was accepted with valid fields or refused with a typed error');
   t.comment(`secrets/derived: ${summary(counts)}`);
-  if (!run.failure && !process.env.KTLS_FUZZ_ONLY && COUNT >= 1000) t.ok(counts.accepted > 0 && counts.accepted < COUNT, 'the fuzzer reaches both the accepting and the refusing paths');
+  if (!run.failure && !process.env.KTLS_FUZZ_ONLY && COUNT >= 1000)
+    t.ok(counts.accepted > 0 && counts.accepted < COUNT, 'the fuzzer reaches both the accepting and the refusing paths');
 });
 
 t.test('normalizeSecrets on any JS value throws ERR_INVALID_ARG_TYPE/VALUE', async (t) => {
   const counts: Record<string, number> = {};
   const run = await fuzz(FILE, 'secrets/any', COUNT, (g) => {
-    const value = g.chance(0.5) ? anyValue(g) : { version: g.chance(0.5) ? g.pick(VERSIONS) : anyValue(g), cipher: g.chance(0.5) ? g.pick(CIPHER_NAMES) : anyValue(g), tx: anyValue(g), rx: anyValue(g) };
+    const value = g.chance(0.5)
+      ? anyValue(g)
+      : {
+          version: g.chance(0.5) ? g.pick(VERSIONS) : anyValue(g),
+          cipher: g.chance(0.5) ? g.pick(CIPHER_NAMES) : anyValue(g),
+          tx: anyValue(g),
+          rx: anyValue(g),
+        };
     try {
       checkContract(value, false, counts);
     } catch (err) {
@@ -232,7 +304,7 @@ t.test('the Secrets wrapper is accepted exactly like the object it wraps and nev
       wrapped = new Secrets(input as TlsSecrets);
     } catch (err) {
       check(err instanceof FuzzTrap, `new Secrets threw ${errorKey(err)}`, () => `${(err as Error)?.stack ?? show(err)}\n${context()}`);
-      tally(counts, 'the caller\'s own exception passed through');
+      tally(counts, "the caller's own exception passed through");
       return;
     }
     let direct: Outcome;
@@ -260,7 +332,12 @@ t.test('the Secrets wrapper is accepted exactly like the object it wraps and nev
       if (!d) continue;
       for (const bytes of [d.key, d.iv]) {
         const head = bytes.subarray(0, 8);
-        for (const form of [head.toString('hex'), [...head].map((v) => v.toString(16).padStart(2, '0')).join(' '), [...head].join(','), head.toString('base64').slice(0, 8)])
+        for (const form of [
+          head.toString('hex'),
+          [...head].map((v) => v.toString(16).padStart(2, '0')).join(' '),
+          [...head].join(','),
+          head.toString('base64').slice(0, 8),
+        ])
           check(!shown.includes(form), `inspect/JSON shows ${dir} bytes (${form})`, () => `${context()}\n${shown}`);
       }
     }

@@ -75,9 +75,11 @@ const SERVER_ALERT_RECORD = hex('17 03 03 00 13 b5 8f d6 71 66 eb f5 99 d2 47 20
 function aeadSeal(cipher: CipherName, key: Buffer, nonce: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
   const opts = { authTagLength: 16 };
   const c =
-    cipher === 'aes-128-ccm' ? crypto.createCipheriv(cipher, key, nonce, opts)
-    : cipher === 'chacha20-poly1305' ? crypto.createCipheriv(cipher, key, nonce, opts)
-    : crypto.createCipheriv(cipher, key, nonce, opts);
+    cipher === 'aes-128-ccm'
+      ? crypto.createCipheriv(cipher, key, nonce, opts)
+      : cipher === 'chacha20-poly1305'
+        ? crypto.createCipheriv(cipher, key, nonce, opts)
+        : crypto.createCipheriv(cipher, key, nonce, opts);
   c.setAAD(aad, { plaintextLength: plaintext.length });
   return Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()]);
 }
@@ -110,8 +112,14 @@ const available = loadBinding().binding !== null;
 if (!available) t.plan(0, 'the ktls addon (which names the cipher sizes) is not loadable here');
 
 const VECTORS: { name: string; keys: { key: Buffer; iv: Buffer }; seq: bigint; record: Buffer; type: number; data: Buffer }[] = [
-  { name: 'server handshake flight', keys: SERVER_HS, seq: 0n, record: SERVER_FLIGHT_RECORD, type: 22,
-    data: Buffer.concat([ENCRYPTED_EXTENSIONS, CERTIFICATE, CERTIFICATE_VERIFY, SERVER_FINISHED]) },
+  {
+    name: 'server handshake flight',
+    keys: SERVER_HS,
+    seq: 0n,
+    record: SERVER_FLIGHT_RECORD,
+    type: 22,
+    data: Buffer.concat([ENCRYPTED_EXTENSIONS, CERTIFICATE, CERTIFICATE_VERIFY, SERVER_FINISHED]),
+  },
   { name: 'client Finished', keys: CLIENT_HS, seq: 0n, record: CLIENT_FINISHED_RECORD, type: 22, data: CLIENT_FINISHED },
   { name: 'client application data', keys: CLIENT_AP, seq: 0n, record: CLIENT_APP_RECORD, type: 23, data: APP_PAYLOAD },
   { name: 'client close_notify', keys: CLIENT_AP, seq: 1n, record: CLIENT_ALERT_RECORD, type: 21, data: CLOSE_NOTIFY },
@@ -138,7 +146,10 @@ if (available) {
     const opener = new RecordOpener('TLSv1.3', 'aes-128-gcm', { ...SERVER_AP, seq: 0n });
     opener.push(Buffer.concat([SERVER_TICKET_RECORD, SERVER_APP_RECORD, SERVER_ALERT_RECORD]));
     const recs = openAll(opener);
-    t.same(recs.map((r) => r.type), [22, 23, 21]);
+    t.same(
+      recs.map((r) => r.type),
+      [22, 23, 21],
+    );
     t.equal(recs[0].data[0], 4, 'NewSessionTicket handshake message');
     t.equal(recs[0].data.length, SERVER_TICKET_RECORD.length - 5 - 16 - 1);
     t.ok(recs[1].data.equals(APP_PAYLOAD));
@@ -172,14 +183,23 @@ if (available) {
       t.equal(recs[1].toString('hex'), expect(1, 21, Buffer.from([1, 0])).toString('hex'), `${cipher}: second record`);
       const opener = new RecordOpener('TLSv1.2', cipher, { key, iv, seq });
       opener.push(Buffer.concat(recs));
-      t.same(openAll(opener).map((r) => [r.type, r.data.toString()]), [[23, 'first'], [21, '\x01\x00']]);
+      t.same(
+        openAll(opener).map((r) => [r.type, r.data.toString()]),
+        [
+          [23, 'first'],
+          [21, '\x01\x00'],
+        ],
+      );
     }
   });
 
   t.test('TLS 1.2 explicit nonce wraps at 2^64 independently of seq', async (t) => {
     const keys = { key: crypto.randomBytes(16), iv: hex('01020304 ffffffffffffffff'), seq: 0n };
     const recs = new RecordSealer('TLSv1.2', 'aes-128-gcm', keys).seal(23, Buffer.alloc(3), 1);
-    t.same(recs.map((r) => r.subarray(5, 13).toString('hex')), ['ffffffffffffffff', '0000000000000000', '0000000000000001']);
+    t.same(
+      recs.map((r) => r.subarray(5, 13).toString('hex')),
+      ['ffffffffffffffff', '0000000000000000', '0000000000000001'],
+    );
     const opener = new RecordOpener('TLSv1.2', 'aes-128-gcm', keys);
     opener.push(Buffer.concat(recs));
     t.equal(openAll(opener).length, 3);
@@ -203,11 +223,20 @@ if (available) {
           const keys = keysFor(cipher, 3n);
           const sealer = new RecordSealer(version, cipher, keys);
           const opener = new RecordOpener(version, cipher, keys);
-          for (const [size, count] of [[0, 1], [1, 1], [16384, 1], [16385, 2], [1 << 20, 64]]) {
+          for (const [size, count] of [
+            [0, 1],
+            [1, 1],
+            [16384, 1],
+            [16385, 2],
+            [1 << 20, 64],
+          ]) {
             const data = crypto.randomBytes(size);
             const recs = sealer.seal(23, data);
             t.equal(recs.length, count, `${size} B -> ${count} record(s)`);
-            t.ok(recs.every((r) => r.length - 5 === r.readUInt16BE(3) && r.length <= 5 + 16384 + overhead), 'lengths consistent and within limit');
+            t.ok(
+              recs.every((r) => r.length - 5 === r.readUInt16BE(3) && r.length <= 5 + 16384 + overhead),
+              'lengths consistent and within limit',
+            );
             opener.push(Buffer.concat(recs));
             const out = openAll(opener);
             t.ok(out.every((r) => r.type === 23));
@@ -354,7 +383,14 @@ if (available) {
       const opener = new RecordOpener('TLSv1.3', cipher, keys);
       opener.push(tls13Record(cipher, keys, Buffer.concat([Buffer.from('padded\0'), Buffer.from([22]), Buffer.alloc(300)])));
       opener.push(tls13Record(cipher, { ...keys, seq: 6n }, Buffer.from([21, ...Buffer.alloc(16384)])));
-      t.same(openAll(opener), [{ type: 22, data: Buffer.from('padded\0') }, { type: 21, data: Buffer.alloc(0) }], cipher);
+      t.same(
+        openAll(opener),
+        [
+          { type: 22, data: Buffer.from('padded\0') },
+          { type: 21, data: Buffer.alloc(0) },
+        ],
+        cipher,
+      );
     }
   });
 
@@ -377,7 +413,10 @@ if (available) {
     const [rec] = new RecordSealer('TLSv1.3', 'aes-128-gcm', keys).seal(23, Buffer.from('after ccs'));
     const opener = new RecordOpener('TLSv1.3', 'aes-128-gcm', keys);
     opener.push(Buffer.concat([hex('14 03 03 00 01 01'), rec]));
-    t.same(openAll(opener), [{ type: 20, data: Buffer.from([1]) }, { type: 23, data: Buffer.from('after ccs') }]);
+    t.same(openAll(opener), [
+      { type: 20, data: Buffer.from([1]) },
+      { type: 23, data: Buffer.from('after ccs') },
+    ]);
     t.equal(opener.seq, 1n, 'the CCS does not use a sequence number');
     for (const bad of ['14 03 03 00 01 02', '14 03 03 00 02 01 01', '16 03 03 00 20']) {
       const o = new RecordOpener('TLSv1.3', 'aes-128-gcm', keys);
@@ -394,7 +433,10 @@ if (available) {
 
   t.test('seal honours maxPlaintext and validates its arguments', async (t) => {
     const sealer = new RecordSealer('TLSv1.3', 'chacha20-poly1305', keysFor('chacha20-poly1305'));
-    t.same(sealer.seal(23, Buffer.alloc(10), 4).map((r) => r.length), [5 + 4 + 17, 5 + 4 + 17, 5 + 2 + 17]);
+    t.same(
+      sealer.seal(23, Buffer.alloc(10), 4).map((r) => r.length),
+      [5 + 4 + 17, 5 + 4 + 17, 5 + 2 + 17],
+    );
     t.throws(() => sealer.seal(23, Buffer.alloc(1), 0), { code: 'ERR_INVALID_ARG_VALUE' });
     t.throws(() => sealer.seal(23, Buffer.alloc(1), 16385), { code: 'ERR_INVALID_ARG_VALUE' });
     t.throws(() => sealer.seal(24, Buffer.alloc(1)), { code: 'ERR_INVALID_ARG_VALUE' });

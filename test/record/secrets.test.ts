@@ -5,7 +5,12 @@ import * as util from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { Secrets, normalizeSecrets } from '../../lib/record/secrets.js';
 
-const good = () => ({ version: 'TLSv1.3', cipher: 'aes-128-gcm', tx: { key: randomBytes(16), iv: randomBytes(12), seq: 0n }, rx: { key: randomBytes(16), iv: randomBytes(12), seq: 5 } });
+const good = () => ({
+  version: 'TLSv1.3',
+  cipher: 'aes-128-gcm',
+  tx: { key: randomBytes(16), iv: randomBytes(12), seq: 0n },
+  rx: { key: randomBytes(16), iv: randomBytes(12), seq: 5 },
+});
 
 t.test('valid secrets normalize to library-owned copies with bigint seqs', async (t) => {
   const s = good();
@@ -45,7 +50,10 @@ t.test('each bad field is rejected with a code and the field named', async (t) =
 
 t.test('the size error says what was expected and what was received', async (t) => {
   const s = good();
-  t.throws(() => normalizeSecrets({ ...s, tx: { ...s.tx, key: randomBytes(15) } }), { name: 'RangeError', message: 'Expected a 16-byte Buffer for secrets.tx.key but received 15 bytes' });
+  t.throws(() => normalizeSecrets({ ...s, tx: { ...s.tx, key: randomBytes(15) } }), {
+    name: 'RangeError',
+    message: 'Expected a 16-byte Buffer for secrets.tx.key but received 15 bytes',
+  });
 });
 
 t.test('inspect and JSON of a Secrets object show no key bytes', async (t) => {
@@ -57,7 +65,10 @@ t.test('inspect and JSON of a Secrets object show no key bytes', async (t) => {
   }
   t.match(shown, /redacted/);
   s.wipe();
-  t.ok(s.tx!.key.every((x) => x === 0), 'wipe() zeroes the keys');
+  t.ok(
+    s.tx!.key.every((x) => x === 0),
+    'wipe() zeroes the keys',
+  );
 });
 
 t.test('things that only look like Buffers are refused with a typed error, and each field is read once', async (t) => {
@@ -68,7 +79,12 @@ t.test('things that only look like Buffers are refused with a typed error, and e
   ];
   for (const [name, key] of fakes) t.throws(() => normalizeSecrets({ ...good, tx: { ...good.tx, key } }), { code: 'ERR_INVALID_ARG_TYPE' }, name);
   let reads = 0;
-  const shifty = { ...good, get version() { return reads++ === 0 ? 'TLSv1.3' : 'TLSv1.0'; } };
+  const shifty = {
+    ...good,
+    get version() {
+      return reads++ === 0 ? 'TLSv1.3' : 'TLSv1.0';
+    },
+  };
   t.equal(normalizeSecrets(shifty).version, 'TLSv1.3', 'a getter is read once: what was checked is what is used');
   const nullProto = Object.create(null) as object;
   t.throws(() => normalizeSecrets({ ...good, cipher: nullProto }), { code: 'ERR_INVALID_ARG_VALUE' }, 'an unprintable cipher still gets its typed error');

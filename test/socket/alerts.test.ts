@@ -20,7 +20,15 @@ for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
     t.test(`${version}: ${c.title}`, async (t) => {
       const { sock, raw, sealer, opener } = await userspacePair(version);
       const signal = AbortSignal.timeout(10_000);
-      await expectAlert({ equal: (a, b, m) => void t.equal(a, b, m), ok: (c, m) => void t.ok(c, m), observe: () => undefined, signal }, c, version, sock, raw, sealer, opener);
+      await expectAlert(
+        { equal: (a, b, m) => void t.equal(a, b, m), ok: (c, m) => void t.ok(c, m), observe: () => undefined, signal },
+        c,
+        version,
+        sock,
+        raw,
+        sealer,
+        opener,
+      );
       raw.destroy();
     });
   }
@@ -31,8 +39,16 @@ t.test('TLSv1.3: user_canceled is not fatal; data after it arrives and close_not
   const { sock, raw, sealer } = await userspacePair('TLSv1.3');
   const chunks: Buffer[] = [];
   sock.on('data', (c: Buffer) => chunks.push(c));
-  const ended = new Promise<string>((resolve) => (sock.once('end', () => resolve('end')), sock.once('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message))));
-  raw.write(Buffer.concat([...sealer.seal(k.RECORD_ALERT, Buffer.from([1, 90])), ...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('still here')), ...sealer.seal(k.RECORD_ALERT, Buffer.from([1, 0]))]));
+  const ended = new Promise<string>(
+    (resolve) => (sock.once('end', () => resolve('end')), sock.once('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message))),
+  );
+  raw.write(
+    Buffer.concat([
+      ...sealer.seal(k.RECORD_ALERT, Buffer.from([1, 90])),
+      ...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('still here')),
+      ...sealer.seal(k.RECORD_ALERT, Buffer.from([1, 0])),
+    ]),
+  );
   t.equal(await ended, 'end');
   t.equal(Buffer.concat(chunks).toString(), 'still here');
   raw.destroy();

@@ -38,7 +38,9 @@ t.test('an rx-only socket ends with a FIN and no error', async (t) => {
   const closed = new Promise((r) => sock.once('close', r));
   const sealer = new ktls.RecordSealer('TLSv1.3', 'aes-128-gcm', keys.ab);
   const wire = readAll(raw);
-  raw.write(Buffer.concat([...sealer.seal(constants().RECORD_APPLICATION_DATA, Buffer.from('hi')), ...sealer.seal(constants().RECORD_ALERT, Buffer.from([1, 0]))]));
+  raw.write(
+    Buffer.concat([...sealer.seal(constants().RECORD_APPLICATION_DATA, Buffer.from('hi')), ...sealer.seal(constants().RECORD_ALERT, Buffer.from([1, 0]))]),
+  );
   t.equal((await readAll(sock)).toString(), 'hi');
   t.equal((await wire).length, 0, 'the peer got a FIN and nothing else');
   await closed;

@@ -23,9 +23,17 @@ t.test('KeyUpdate both ways between two kTLS sockets', async (t) => {
     if (!caps.rekey) {
       // 6.1–6.13: the KeyUpdate goes out, then the kernel refuses the second TLS_TX.
       const failed = errorOf(a);
-      await t.rejects(a.updateKeys({ requestPeer: true }), { code: 'ERR_KTLS_REKEY_UNSUPPORTED', errno: -16, syscall: 'setsockopt(TLS_TX)' }, `${cipher}: initiating fails with EBUSY`);
+      await t.rejects(
+        a.updateKeys({ requestPeer: true }),
+        { code: 'ERR_KTLS_REKEY_UNSUPPORTED', errno: -16, syscall: 'setsockopt(TLS_TX)' },
+        `${cipher}: initiating fails with EBUSY`,
+      );
       t.match(await failed, { code: 'ERR_KTLS_REKEY_UNSUPPORTED' }, 'and the connection is closed');
-      t.match(await errorOf(b), { code: 'ERR_KTLS_REKEY_UNSUPPORTED', errno: -16, syscall: 'setsockopt(TLS_RX)' }, `${cipher}: the receiver fails with a typed error, not a stall`);
+      t.match(
+        await errorOf(b),
+        { code: 'ERR_KTLS_REKEY_UNSUPPORTED', errno: -16, syscall: 'setsockopt(TLS_RX)' },
+        `${cipher}: the receiver fails with a typed error, not a stall`,
+      );
       continue;
     }
     const before = (await tlsStats()) ?? {};
@@ -50,7 +58,22 @@ t.test('KeyUpdate both ways between two kTLS sockets', async (t) => {
 t.test('openssl s_server sends KeyUpdate (K: update requested) to a ktls client', async (t) => {
   const caps = await requireKtls(t);
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const server = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-tls1_3', '-naccept', '1', '-cert', path.join(FIXTURES, 'server.pem'), '-key', path.join(FIXTURES, 'server.key')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const server = spawn(
+    'openssl',
+    [
+      's_server',
+      '-accept',
+      `127.0.0.1:${port}`,
+      '-tls1_3',
+      '-naccept',
+      '1',
+      '-cert',
+      path.join(FIXTURES, 'server.pem'),
+      '-key',
+      path.join(FIXTURES, 'server.key'),
+    ],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
   t.teardown(() => server.kill());
   let serverOut = '';
   server.stdout.on('data', (d: Buffer) => (serverOut += d.toString()));
@@ -79,7 +102,7 @@ t.test('openssl s_server sends KeyUpdate (K: update requested) to a ktls client'
   t.same(updates, ['rx true', 'tx false'], 'followed the server and answered with our own KeyUpdate');
   server.stdin.write('hello\n');
   await waitFor(() => received.includes('hello\n'));
-  t.equal(received, 'hello\n', 'data under the server\'s next key');
+  t.equal(received, 'hello\n', "data under the server's next key");
   s.write('ping-after-update\n');
   await waitFor(() => serverOut.includes('ping-after-update'));
   t.match(serverOut, 'ping-after-update', 'OpenSSL opened our records under our next key');

@@ -58,7 +58,14 @@ t.test('a handshake record becomes a handshake event and data keeps flowing', as
   const k = constants();
   const msg = Buffer.from([4, 0, 0, 3, 1, 2, 3]); // NewSessionTicket-shaped
   const seen = new Promise<Buffer>((resolve) => sock.once('handshake', resolve));
-  raw.write(Buffer.concat([...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('before ')), ...sealer.seal(k.RECORD_HANDSHAKE, msg), ...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('after')), ...sealer.seal(k.RECORD_ALERT, Buffer.from([1, 0]))]));
+  raw.write(
+    Buffer.concat([
+      ...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('before ')),
+      ...sealer.seal(k.RECORD_HANDSHAKE, msg),
+      ...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('after')),
+      ...sealer.seal(k.RECORD_ALERT, Buffer.from([1, 0])),
+    ]),
+  );
   raw.end();
   const [data, hs] = await Promise.all([readAll(sock), seen]);
   t.ok(hs.equals(msg), 'handshake bytes delivered as the event');
@@ -78,7 +85,9 @@ t.test('a corrupted record: earlier data delivered, then a typed bad_record_mac 
     const err = errorOf(sock);
     const rawSeen: Buffer[] = [];
     raw.on('data', (c: Buffer) => rawSeen.push(c));
-    const rawDone = new Promise<string>((resolve) => raw.once('end', () => resolve('end')).once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error')));
+    const rawDone = new Promise<string>((resolve) =>
+      raw.once('end', () => resolve('end')).once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error')),
+    );
     raw.write(Buffer.concat([good, bad]));
     const e = (await err) as ktls.KtlsAlertError;
     t.equal(e.code, 'ERR_KTLS_BAD_RECORD', `${version}: typed error`);
@@ -128,10 +137,19 @@ t.test('a forged record already buffered at upgrade, then half a header: rejecte
     await new Promise((resolve) => peer.once('readable', resolve));
     const rawSeen: Buffer[] = [];
     raw.on('data', (c: Buffer) => rawSeen.push(c));
-    const rawEnded = new Promise<string>((resolve) => raw.once('end', () => resolve('end')).once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error')));
+    const rawEnded = new Promise<string>((resolve) =>
+      raw.once('end', () => resolve('end')).once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error')),
+    );
     const started = Date.now();
-    const e = (await ktls.upgrade(peer, keys.b, { handshakeTimeout: 5000 }).then(() => null, (err: unknown) => err)) as ktls.KtlsAlertError | null;
-    t.match(e, { code: 'ERR_KTLS_BAD_RECORD', alert: 'bad_record_mac', alertSent: true }, `${version}: the bad record is the error, not the wait for the next one`);
+    const e = (await ktls.upgrade(peer, keys.b, { handshakeTimeout: 5000 }).then(
+      () => null,
+      (err: unknown) => err,
+    )) as ktls.KtlsAlertError | null;
+    t.match(
+      e,
+      { code: 'ERR_KTLS_BAD_RECORD', alert: 'bad_record_mac', alertSent: true },
+      `${version}: the bad record is the error, not the wait for the next one`,
+    );
     t.ok(Date.now() - started < 5000, `${version}: rejected before handshakeTimeout (${Date.now() - started} ms)`);
     t.equal(await rawEnded, 'end', `${version}: the connection was closed after the alert`);
     const opener = new ktls.RecordOpener(version, 'aes-128-gcm', keys.ba);

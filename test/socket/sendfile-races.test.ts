@@ -40,12 +40,21 @@ t.test('destroying the socket while sendFile is still opening the file closes th
   const results: Array<Promise<ErrorWithBytes | null>> = [];
   for (let i = 0; i < 200; i++) {
     const [a, b] = await upgradedPair('TLSv1.3', 'aes-128-gcm', { kernel: false });
-    results.push(a.sendFile(file).then(() => null, (e: ErrorWithBytes) => e));
+    results.push(
+      a.sendFile(file).then(
+        () => null,
+        (e: ErrorWithBytes) => e,
+      ),
+    );
     a.destroy(); // same tick: fs.open has not called back yet
     b.destroy();
   }
   const errs = await Promise.all(results);
-  t.equal(errs.filter((e) => e?.code === 'ERR_STREAM_DESTROYED' && e.bytesSent === 0).length, 200, 'every sendFile rejects with ERR_STREAM_DESTROYED and bytesSent 0');
+  t.equal(
+    errs.filter((e) => e?.code === 'ERR_STREAM_DESTROYED' && e.bytesSent === 0).length,
+    200,
+    'every sendFile rejects with ERR_STREAM_DESTROYED and bytesSent 0',
+  );
   t.equal(await settled(() => fdsOn(file), 0), 0, 'no fd is left open on the file');
 });
 
@@ -98,7 +107,10 @@ t.test('destroying the socket during a userspace sendFile read closes the fd onl
 
   const [a, b] = await upgradedPair('TLSv1.3', 'aes-128-gcm', { kernel: false });
   const firstBytes = new Promise((resolve) => b.once('data', resolve));
-  const sending = a.sendFile(file).then(() => null, (e: ErrorWithBytes) => e);
+  const sending = a.sendFile(file).then(
+    () => null,
+    (e: ErrorWithBytes) => e,
+  );
   await Promise.all([firstBytes, secondReadHeld]);
   a.destroy();
   b.destroy(); // before it reads the EOF without close_notify

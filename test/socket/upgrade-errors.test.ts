@@ -77,7 +77,11 @@ t.test('this kernel: upgrade either works in the kernel or fails ENOENT with the
   } else {
     const err = await ktls.upgrade(a, keys()).catch((e: unknown) => e as ktls.KtlsUnavailableError);
     t.type(err, ktls.KtlsUnavailableError);
-    t.match(err, { code: 'ERR_KTLS_UNAVAILABLE', errno: -os.constants.errno.ENOENT, syscall: 'setsockopt(TCP_ULP)' }, `kernel ${caps.kernelRelease} has no kTLS`);
+    t.match(
+      err,
+      { code: 'ERR_KTLS_UNAVAILABLE', errno: -os.constants.errno.ENOENT, syscall: 'setsockopt(TCP_ULP)' },
+      `kernel ${caps.kernelRelease} has no kTLS`,
+    );
     t.match((err as ktls.KtlsUnavailableError).hint, /modprobe tls/);
     await stillWorks(t, a, b, 'after ENOENT');
   }
@@ -90,7 +94,11 @@ t.test('a kernel without the tls ULP (simulated): ERR_KTLS_UNAVAILABLE and buffe
   t.ok(binding, 'addon loads');
   const noUlp = { ...binding!, setUlp: () => -os.constants.errno.ENOENT };
   const mocked = t.mockRequire<typeof import('../../lib/socket/upgrade.js')>(path.resolve(__dirname, '../../lib/socket/upgrade.js'), {
-    [path.resolve(__dirname, '../../lib/native/binding.js')]: { ...bindingModule, requireBinding: () => noUlp, loadBinding: () => ({ binding: noUlp, error: null }) },
+    [path.resolve(__dirname, '../../lib/native/binding.js')]: {
+      ...bindingModule,
+      requireBinding: () => noUlp,
+      loadBinding: () => ({ binding: noUlp, error: null }),
+    },
   });
   const [a, b] = await loopbackPair();
   b.write('early');
@@ -109,18 +117,35 @@ t.test('a kernel without the tls ULP (simulated): ERR_KTLS_UNAVAILABLE and buffe
 t.test("the key copies handed to the kernel are zeroed, the caller's own buffers are not touched", async (t) => {
   const { binding } = bindingModule.loadBinding();
   const passed: Buffer[] = [];
-  const spy = { ...binding!, setKeys: (...args: Parameters<bindingModule.Binding['setKeys']>) => { passed.push(args[4], args[5]); return binding!.setKeys(...args); } };
+  const spy = {
+    ...binding!,
+    setKeys: (...args: Parameters<bindingModule.Binding['setKeys']>) => {
+      passed.push(args[4], args[5]);
+      return binding!.setKeys(...args);
+    },
+  };
   const mocked = t.mockRequire<typeof import('../../lib/socket/upgrade.js')>(path.resolve(__dirname, '../../lib/socket/upgrade.js'), {
-    [path.resolve(__dirname, '../../lib/native/binding.js')]: { ...bindingModule, requireBinding: () => spy, loadBinding: () => ({ binding: spy, error: null }) },
+    [path.resolve(__dirname, '../../lib/native/binding.js')]: {
+      ...bindingModule,
+      requireBinding: () => spy,
+      loadBinding: () => ({ binding: spy, error: null }),
+    },
   });
   const [a, b] = await loopbackPair();
   const secrets = keys();
   const before = Buffer.concat([secrets.tx!.key, secrets.tx!.iv]);
   // Kernel or not, every buffer that reached setKeys must come back zeroed.
-  const result = await mocked.upgrade(a, secrets).then((s) => s, (e: unknown) => e as Error);
+  const result = await mocked.upgrade(a, secrets).then(
+    (s) => s,
+    (e: unknown) => e as Error,
+  );
   const caps = await ktls.probe();
   t.ok(passed.length >= (caps.ulp ? 4 : 0), 'setKeys was called for each installed direction');
-  for (const buf of passed) t.ok(buf.every((x) => x === 0), 'a key or nonce copy is zeroed after install');
+  for (const buf of passed)
+    t.ok(
+      buf.every((x) => x === 0),
+      'a key or nonce copy is zeroed after install',
+    );
   t.ok(Buffer.concat([secrets.tx!.key, secrets.tx!.iv]).equals(before), "the caller's buffers are unchanged");
   if (result instanceof ktls.KtlsSocket) result.destroy();
   a.destroy();

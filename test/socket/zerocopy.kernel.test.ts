@@ -37,7 +37,15 @@ t.test('sendFile of a 1 GiB sparse file goes through sendfile(2) intact', async 
   });
   const hash = createHash('sha256');
   let got = 0;
-  const done = new Promise<void>((resolve, reject) => b.on('data', (c: Buffer) => { got += c.length; hash.update(c); }).once('end', resolve).once('error', reject));
+  const done = new Promise<void>((resolve, reject) =>
+    b
+      .on('data', (c: Buffer) => {
+        got += c.length;
+        hash.update(c);
+      })
+      .once('end', resolve)
+      .once('error', reject),
+  );
   t.equal(await a.sendFile(file), size);
   a.end();
   await done;

@@ -48,7 +48,11 @@ t.test('maxRecordSize: records on the wire are no larger than asked, or ERR_KTLS
     const keys = sessionKeys(version, 'aes-128-gcm');
     const a = await ktls.upgrade(c, keys.a);
     if (!caps.txMaxPayloadLen) {
-      t.throws(() => a.setMaxRecordSize(1000), { code: 'ERR_KTLS_UNSUPPORTED', syscall: 'setsockopt(TLS_TX_MAX_PAYLOAD_LEN)' }, `${version}: this kernel has no TLS_TX_MAX_PAYLOAD_LEN`);
+      t.throws(
+        () => a.setMaxRecordSize(1000),
+        { code: 'ERR_KTLS_UNSUPPORTED', syscall: 'setsockopt(TLS_TX_MAX_PAYLOAD_LEN)' },
+        `${version}: this kernel has no TLS_TX_MAX_PAYLOAD_LEN`,
+      );
       t.equal(a.maxRecordSize, 16384, 'unchanged');
       a.destroy();
       s.destroy();
@@ -60,7 +64,10 @@ t.test('maxRecordSize: records on the wire are no larger than asked, or ERR_KTLS
     a.write(data);
     const { plaintexts, opened } = await sizes;
     t.equal(sha256(opened), sha256(data), `${version}: the records open to the data`);
-    t.ok(plaintexts.every((n) => n <= 1000), `${version}: every record ≤ 1000 B (${plaintexts.join(',')})`);
+    t.ok(
+      plaintexts.every((n) => n <= 1000),
+      `${version}: every record ≤ 1000 B (${plaintexts.join(',')})`,
+    );
     t.equal(plaintexts.length, 10, `${version}: 10 records`);
     a.destroy();
     s.destroy();

@@ -15,7 +15,20 @@ const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], {
 t.test('--help exits 0 and describes every group and exit status', async (t) => {
   const r = run('--help');
   t.equal(r.status, 0);
-  for (const word of ['usage: ktls-verify', '--all', '--sendpage', '--transmission', '--splice-read', '--handling', '--probe', '--json', '--tap', '--uml', 'exit status']) t.match(r.stdout, word);
+  for (const word of [
+    'usage: ktls-verify',
+    '--all',
+    '--sendpage',
+    '--transmission',
+    '--splice-read',
+    '--handling',
+    '--probe',
+    '--json',
+    '--tap',
+    '--uml',
+    'exit status',
+  ])
+    t.match(r.stdout, word);
 });
 
 t.test('usage errors exit 2 and name the problem', async (t) => {
@@ -90,7 +103,10 @@ t.test('--all: exit 3 with the hint where the kernel has no kTLS, else a narrow 
 t.test('table and TAP rendering: failures, passes and "not supported" are distinct', async (t) => {
   const base = { group: 'handling', title: 't', version: 'TLSv1.3', observed: {}, ms: 1 } as const;
   const report: VerifyReport = {
-    kernel: 'x', node: 'v', available: true, probe: { kernelRelease: 'x', ulp: true, ciphers: [], txZerocopyRo: false, rxExpectNoPad: false, txMaxPayloadLen: false, rekey: false, stats: null },
+    kernel: 'x',
+    node: 'v',
+    available: true,
+    probe: { kernelRelease: 'x', ulp: true, ciphers: [], txZerocopyRo: false, rxExpectNoPad: false, txMaxPayloadLen: false, rekey: false, stats: null },
     selection: { groups: ['handling'], versions: ['TLSv1.3'], ciphers: ['aes-128-gcm', 'aes-128-ccm'] },
     results: [
       { ...base, id: 'a', cipher: 'aes-128-gcm', status: 'pass' },

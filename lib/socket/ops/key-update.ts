@@ -16,7 +16,13 @@ import { sendOnce, type StepResult, type TxContext, type WriteOp } from './op.js
 const E = os.constants.errno;
 
 /** Installs keys with a second setsockopt(TLS_TX/TLS_RX): seq 0, as after every KeyUpdate. */
-export function installKernelKeys(ctx: Pick<TxContext, 'binding'>, fd: number, direction: 'tx' | 'rx', cipher: CipherName, keys: { key: Buffer; iv: Buffer }): void {
+export function installKernelKeys(
+  ctx: Pick<TxContext, 'binding'>,
+  fd: number,
+  direction: 'tx' | 'rx',
+  cipher: CipherName,
+  keys: { key: Buffer; iv: Buffer },
+): void {
   const b = ctx.binding;
   const k = constants();
   const spec = cipherSpec(cipher);
@@ -24,7 +30,12 @@ export function installKernelKeys(ctx: Pick<TxContext, 'binding'>, fd: number, d
   if (rc === 0) return;
   const name = direction === 'tx' ? 'TLS_TX' : 'TLS_RX';
   if (rc === -E.EBUSY || rc === -E.EINVAL || rc === -E.ENOPROTOOPT)
-    throw new KtlsRekeyError('ERR_KTLS_REKEY_UNSUPPORTED', `the peer updated its keys (TLS 1.3 KeyUpdate) but this kernel cannot install new ${name} keys on a kTLS socket (rekey needs Linux 6.14 or later)`, rc, `setsockopt(${name})`);
+    throw new KtlsRekeyError(
+      'ERR_KTLS_REKEY_UNSUPPORTED',
+      `the peer updated its keys (TLS 1.3 KeyUpdate) but this kernel cannot install new ${name} keys on a kTLS socket (rekey needs Linux 6.14 or later)`,
+      rc,
+      `setsockopt(${name})`,
+    );
   throw new KtlsRekeyError('ERR_KTLS_REKEY_FAILED', `setsockopt(${name}) failed during a KeyUpdate`, rc, `setsockopt(${name})`);
 }
 

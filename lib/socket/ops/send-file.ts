@@ -70,7 +70,8 @@ export class SendFileOp implements WriteOp {
         if (this.#released) return this.#close();
         if (e) this.#error = e;
         else if (!st.isFile()) this.#error = new KtlsError('ERR_KTLS_NOT_A_FILE', 'sendFile needs a regular file');
-        else if (this.#offset > st.size) this.#error = new KtlsError('ERR_OUT_OF_RANGE', `offset ${this.#offset} is past the end of the file (${st.size} bytes)`);
+        else if (this.#offset > st.size)
+          this.#error = new KtlsError('ERR_OUT_OF_RANGE', `offset ${this.#offset} is past the end of the file (${st.size} bytes)`);
         else if (this.#length !== undefined && this.#offset + this.#length > st.size)
           this.#error = new KtlsError('ERR_OUT_OF_RANGE', `offset ${this.#offset} + length ${this.#length} is past the end of the file (${st.size} bytes)`);
         else this.#remaining = this.#length ?? st.size - this.#offset;

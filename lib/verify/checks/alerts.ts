@@ -94,7 +94,11 @@ export const ALERT_CASES: readonly AlertCase[] = [
     versions: ['TLSv1.3'],
     input: (s) => {
       const k = constants();
-      return [...seal(s, k.RECORD_HANDSHAKE, [24, 0]), ...seal(s, k.RECORD_APPLICATION_DATA, Buffer.from('between')), ...seal(s, k.RECORD_HANDSHAKE, [0, 1, 0])];
+      return [
+        ...seal(s, k.RECORD_HANDSHAKE, [24, 0]),
+        ...seal(s, k.RECORD_APPLICATION_DATA, Buffer.from('between')),
+        ...seal(s, k.RECORD_HANDSHAKE, [0, 1, 0]),
+      ];
     },
     alert: () => 'unexpected_message',
     code: 'ERR_KTLS_PROTOCOL',
@@ -121,7 +125,15 @@ function untilClosed(raw: net.Socket, signal: AbortSignal): Promise<{ bytes: Buf
 }
 
 /** Sends a case's input to `sock` from `raw`; checks the socket's error, the alert the peer received and the close. */
-export async function expectAlert(ctx: Pick<CheckContext, 'equal' | 'ok' | 'observe' | 'signal'>, c: AlertCase, version: TlsVersion, sock: KtlsSocket, raw: net.Socket, sealer: RecordSealer, opener: RecordOpener): Promise<void> {
+export async function expectAlert(
+  ctx: Pick<CheckContext, 'equal' | 'ok' | 'observe' | 'signal'>,
+  c: AlertCase,
+  version: TlsVersion,
+  sock: KtlsSocket,
+  raw: net.Socket,
+  sealer: RecordSealer,
+  opener: RecordOpener,
+): Promise<void> {
   const k = constants();
   const err = errorOf(sock) as Promise<KtlsAlertError>;
   sock.resume();
@@ -142,21 +154,26 @@ export async function expectAlert(ctx: Pick<CheckContext, 'equal' | 'ok' | 'obse
   ctx.ok(closed, 'then the connection closed');
 }
 
-const ALERT_CODES: Readonly<Record<string, number>> = { unexpected_message: 10, bad_record_mac: 20, record_overflow: 22, illegal_parameter: 47, decode_error: 50, protocol_version: 70 };
+const ALERT_CODES: Readonly<Record<string, number>> = {
+  unexpected_message: 10,
+  bad_record_mac: 20,
+  record_overflow: 22,
+  illegal_parameter: 47,
+  decode_error: 50,
+  protocol_version: 70,
+};
 
 /** The cases as checks of the handling group (kernel records). */
 export const alertChecks: Check[] = [
-  ...ALERT_CASES.map(
-    (c): Check => ({
-      id: c.id,
-      title: c.title,
-      ...(c.versions ? { versions: c.versions } : {}),
-      async run(ctx) {
-        const { sock, raw, sealer, opener } = await wirePair(ctx);
-        await expectAlert(ctx, c, ctx.version, sock, raw, sealer, opener);
-      },
-    }),
-  ),
+  ...ALERT_CASES.map((c): Check => ({
+    id: c.id,
+    title: c.title,
+    ...(c.versions ? { versions: c.versions } : {}),
+    async run(ctx) {
+      const { sock, raw, sealer, opener } = await wirePair(ctx);
+      await expectAlert(ctx, c, ctx.version, sock, raw, sealer, opener);
+    },
+  })),
   {
     id: 'user-canceled',
     title: 'a TLS 1.3 user_canceled alert is a closure alert: data after it is delivered and close_notify ends the stream cleanly',
@@ -166,8 +183,16 @@ export const alertChecks: Check[] = [
       const { sock, raw, sealer } = await wirePair(ctx);
       const chunks: Buffer[] = [];
       sock.on('data', (c: Buffer) => chunks.push(c));
-      const ended = new Promise<string>((resolve) => (sock.once('end', () => resolve('end')), sock.once('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message))));
-      raw.write(Buffer.concat([...seal(sealer, k.RECORD_ALERT, [1, 90]), ...seal(sealer, k.RECORD_APPLICATION_DATA, Buffer.from('still here')), ...seal(sealer, k.RECORD_ALERT, [1, 0])]));
+      const ended = new Promise<string>(
+        (resolve) => (sock.once('end', () => resolve('end')), sock.once('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message))),
+      );
+      raw.write(
+        Buffer.concat([
+          ...seal(sealer, k.RECORD_ALERT, [1, 90]),
+          ...seal(sealer, k.RECORD_APPLICATION_DATA, Buffer.from('still here')),
+          ...seal(sealer, k.RECORD_ALERT, [1, 0]),
+        ]),
+      );
       ctx.equal(await ended, 'end', 'the stream ends without an error');
       ctx.equal(Buffer.concat(chunks).toString(), 'still here', 'data after user_canceled');
     },

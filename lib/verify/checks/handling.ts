@@ -12,7 +12,21 @@ import { RecordOpener, RecordSealer } from '../../record/layer.js';
 import type { Check, CheckContext, CheckGroup } from '../types.js';
 import { alertChecks } from './alerts.js';
 import { setupChecks } from './setup.js';
-import { allowedHandshake, errorOf, kernelPair, openAll, rawKtls, rawPair, rc, readAll, readBytes, rekeyablePair, sessionKeys, sleep, wirePair } from '../util.js';
+import {
+  allowedHandshake,
+  errorOf,
+  kernelPair,
+  openAll,
+  rawKtls,
+  rawPair,
+  rc,
+  readAll,
+  readBytes,
+  rekeyablePair,
+  sessionKeys,
+  sleep,
+  wirePair,
+} from '../util.js';
 
 const SEQ_MAX = (1n << 64n) - 1n;
 
@@ -85,14 +99,16 @@ const checks: Check[] = [
       const chunks: Buffer[] = [];
       sock.on('data', (c: Buffer) => chunks.push(c));
       const err = errorOf(sock);
-      raw.write(Buffer.concat([
-        ...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('before ')),
-        ...sealer.seal(k.RECORD_HANDSHAKE, msg),
-        ...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('after')),
-        ...(ctx.version === 'TLSv1.2' ? sealer.seal(k.RECORD_ALERT, Buffer.from([1, 90])) : []),
-        ...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('!')),
-        ...sealer.seal(k.RECORD_ALERT, Buffer.from([2, 40])),
-      ]));
+      raw.write(
+        Buffer.concat([
+          ...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('before ')),
+          ...sealer.seal(k.RECORD_HANDSHAKE, msg),
+          ...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('after')),
+          ...(ctx.version === 'TLSv1.2' ? sealer.seal(k.RECORD_ALERT, Buffer.from([1, 90])) : []),
+          ...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('!')),
+          ...sealer.seal(k.RECORD_ALERT, Buffer.from([2, 40])),
+        ]),
+      );
       ctx.bytes(await seen, msg, 'handshake event bytes');
       const e = (await err) as KtlsAlertError;
       ctx.equal(e.code, 'ERR_KTLS_ALERT', 'error code');
@@ -112,7 +128,11 @@ const checks: Check[] = [
       const overhead = ctx.version === 'TLSv1.3' ? 22 : ctx.cipher === 'chacha20-poly1305' ? 21 : 29;
       opener.push(await readBytes(peer, 11 + 3 * overhead));
       const recs = openAll(opener).map((r) => `${r.type}:${r.data.toString('hex')}`);
-      ctx.equal(recs.join(' '), `${k.RECORD_HANDSHAKE}:0400000109 ${k.RECORD_APPLICATION_DATA}:${Buffer.from('data').toString('hex')} ${k.RECORD_ALERT}:0100`, 'records and types in order');
+      ctx.equal(
+        recs.join(' '),
+        `${k.RECORD_HANDSHAKE}:0400000109 ${k.RECORD_APPLICATION_DATA}:${Buffer.from('data').toString('hex')} ${k.RECORD_ALERT}:0100`,
+        'records and types in order',
+      );
     },
   },
   {
@@ -186,7 +206,9 @@ const checks: Check[] = [
       const keys = sessionKeys(ctx.version, ctx.cipher);
       const msg = randomBytes(40_000);
       const sealer = new RecordSealer(ctx.version, ctx.cipher, keys.ab);
-      await new Promise<void>((resolve) => peer.write(Buffer.concat([...sealer.seal(k.RECORD_APPLICATION_DATA, msg), ...sealer.seal(k.RECORD_ALERT, Buffer.from([1, 0]))]), () => resolve()));
+      await new Promise<void>((resolve) =>
+        peer.write(Buffer.concat([...sealer.seal(k.RECORD_APPLICATION_DATA, msg), ...sealer.seal(k.RECORD_ALERT, Buffer.from([1, 0]))]), () => resolve()),
+      );
       await sleep(50);
       ctx.equal(rc(end.setUlp()), 'ok', 'setsockopt(TCP_ULP) with data queued');
       ctx.equal(rc(end.setKeys('rx', ctx.version, ctx.cipher, keys.ab)), 'ok', 'setsockopt(TLS_RX) with data queued');
@@ -247,7 +269,12 @@ const checks: Check[] = [
       ctx.equal(openAll(newOpener)[0]?.data.toString(), 'new key', 'next record under the new key');
       // RX: KeyUpdate, then records under the peer's new key.
       const newSealer = new RecordSealer(ctx.version, ctx.cipher, next.ab);
-      peer.write(Buffer.concat([...sealer.seal(k.RECORD_HANDSHAKE, Buffer.from([24, 0, 0, 1, 0])), ...newSealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('after update'))]));
+      peer.write(
+        Buffer.concat([
+          ...sealer.seal(k.RECORD_HANDSHAKE, Buffer.from([24, 0, 0, 1, 0])),
+          ...newSealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('after update')),
+        ]),
+      );
       const hs = await end.recv(100);
       ctx.equal(hs.type, k.RECORD_HANDSHAKE, 'the KeyUpdate is delivered as a handshake record');
       await sleep(20);
@@ -286,6 +313,7 @@ const checks: Check[] = [
 /** The handling group. */
 export const handling: CheckGroup = {
   name: 'handling',
-  description: 'ULP/key errors, sequence exhaustion, control records both ways, forged and malformed records and the alerts they get, queued ciphertext, close_notify, rekey',
+  description:
+    'ULP/key errors, sequence exhaustion, control records both ways, forged and malformed records and the alerts they get, queued ciphertext, close_notify, rekey',
   checks: [...setupChecks, ...checks, ...alertChecks],
 };

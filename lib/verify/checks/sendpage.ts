@@ -50,7 +50,11 @@ const checks: Check[] = [
       }
       a.end();
       ctx.bytes(await got, Buffer.concat(files), 'the files, in order');
-      ctx.equal(a.bytesWritten, files.reduce((s, f) => s + f.length, 0), 'bytesWritten counts sendFile bytes');
+      ctx.equal(
+        a.bytesWritten,
+        files.reduce((s, f) => s + f.length, 0),
+        'bytesWritten counts sendFile bytes',
+      );
     },
   },
   {
@@ -66,7 +70,12 @@ const checks: Check[] = [
       const handle = await fs.promises.open(file, 'r');
       ctx.defer(() => void handle.close());
       const ranges: Array<[number, number, string | number | fs.promises.FileHandle]> = [
-        [0, 1, file], [1, 4095, fd], [4096, 16384, handle], [20_000, 16385, file], [100, MiB, fd], [MiB + 19_999, 1, handle],
+        [0, 1, file],
+        [1, 4095, fd],
+        [4096, 16384, handle],
+        [20_000, 16385, file],
+        [100, MiB, fd],
+        [MiB + 19_999, 1, handle],
       ];
       const got = readAll(b);
       const expected: Buffer[] = [];
@@ -106,7 +115,15 @@ const checks: Check[] = [
       ctx.equal(await s2, 200_000, 'second sendFile');
       ctx.equal(await s3, 10, 'corked sendFile');
       a.end('end');
-      const expected = Buffer.concat([Buffer.from('head;'), f1, Buffer.from('middle;'), f2.subarray(1000, 201_000), Buffer.from('tail;HTTP/1.1 200 OK\r\n\r\n'), f1.subarray(5, 15), Buffer.from('end')]);
+      const expected = Buffer.concat([
+        Buffer.from('head;'),
+        f1,
+        Buffer.from('middle;'),
+        f2.subarray(1000, 201_000),
+        Buffer.from('tail;HTTP/1.1 200 OK\r\n\r\n'),
+        f1.subarray(5, 15),
+        Buffer.from('end'),
+      ]);
       ctx.bytes(await got, expected, 'writes and files in call order');
     },
   },
@@ -125,7 +142,10 @@ const checks: Check[] = [
       const sizes = plain.map((p) => p.length);
       ctx.observe('recordSizes', sizes.join(','));
       ctx.bytes(Buffer.concat(plain), data, 'plaintext of the records');
-      ctx.ok(sizes.every((s) => s > 0 && s <= 16384), `records hold 1..16384 bytes (${sizes.join(',')})`);
+      ctx.ok(
+        sizes.every((s) => s > 0 && s <= 16384),
+        `records hold 1..16384 bytes (${sizes.join(',')})`,
+      );
       ctx.equal(sock.getSequenceNumbers().tx, opener.seq, 'kernel TX seq matches the records opened');
       ctx.equal(opener.seq, 77n + BigInt(sizes.length), 'records numbered from the installed seq');
     },

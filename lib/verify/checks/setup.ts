@@ -79,7 +79,8 @@ export const setupChecks: Check[] = [
       const spec = cipherSpec(ctx.cipher);
       ctx.equal(rc(end.setUlp()), 'ok', 'setsockopt(TCP_ULP)');
       const seq = Buffer.alloc(8);
-      const attempt = (version: number, cipher: number, keySize: number): string => rc(b.setKeys(end.fd, k.TLS_TX, version, cipher, randomBytes(keySize), randomBytes(12), seq));
+      const attempt = (version: number, cipher: number, keySize: number): string =>
+        rc(b.setKeys(end.fd, k.TLS_TX, version, cipher, randomBytes(keySize), randomBytes(12), seq));
       const badVersion = attempt(0x0302, spec.id, spec.keySize); // TLS 1.1
       const badCipher = attempt(versionNumber(ctx.version), 9999, spec.keySize);
       const badKey = attempt(versionNumber(ctx.version), spec.id, spec.keySize - 1);
@@ -107,7 +108,10 @@ export const setupChecks: Check[] = [
         ['seq', { ...good, tx: { ...good.tx, seq: 1n << 64n } }, 'ERR_INVALID_ARG_VALUE', 'RangeError'],
       ];
       for (const [name, secrets, code, cls] of cases) {
-        const err = await upgrade(s, secrets as typeof good).then(() => null, (e: Error & { code?: string }) => e);
+        const err = await upgrade(s, secrets as typeof good).then(
+          () => null,
+          (e: Error & { code?: string }) => e,
+        );
         if (!err) return ctx.fail(`${name}: upgrade() accepted bad secrets`);
         ctx.observe(name, err.code ?? err.name);
         ctx.equal(err.code, code, `${name}: error code`);

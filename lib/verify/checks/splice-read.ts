@@ -108,12 +108,17 @@ const checks: Check[] = [
       const d1 = randomBytes(20_000);
       const d2 = randomBytes(3000);
       const err = errorOf(sock);
-      raw.write(Buffer.concat([...sealer.seal(k.RECORD_APPLICATION_DATA, d1), ...sealer.seal(k.RECORD_HANDSHAKE, msg), ...sealer.seal(k.RECORD_APPLICATION_DATA, d2)]));
+      raw.write(
+        Buffer.concat([...sealer.seal(k.RECORD_APPLICATION_DATA, d1), ...sealer.seal(k.RECORD_HANDSHAKE, msg), ...sealer.seal(k.RECORD_APPLICATION_DATA, d2)]),
+      );
       ctx.equal(await sock.spliceTo(out.writeFd, { length: d1.length + d2.length }), d1.length + d2.length, 'spliceTo across the handshake record');
       ctx.bytes(await seen, msg, 'handshake event bytes');
       const out2 = sink(ctx);
       raw.write(Buffer.concat([...sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('last')), ...sealer.seal(k.RECORD_ALERT, Buffer.from([2, 40]))]));
-      const failed = await sock.spliceTo(out2.writeFd).then(() => null, (e: Error & { code?: string; bytesSent?: number }) => e);
+      const failed = await sock.spliceTo(out2.writeFd).then(
+        () => null,
+        (e: Error & { code?: string; bytesSent?: number }) => e,
+      );
       ctx.ok(failed !== null, 'spliceTo rejects at a fatal alert');
       ctx.equal(failed?.code, 'ERR_KTLS_ALERT', 'spliceTo rejects with the alert that ended the socket');
       ctx.observe('rejectCode', failed!.code ?? failed!.message);
@@ -135,7 +140,17 @@ const checks: Check[] = [
       const d1 = randomBytes(1000);
       const d2 = randomBytes(17_000);
       const empty = (): Buffer[] => sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.alloc(0));
-      raw.write(Buffer.concat([...empty(), ...sealer.seal(k.RECORD_APPLICATION_DATA, d1), ...empty(), ...empty(), ...sealer.seal(k.RECORD_APPLICATION_DATA, d2), ...empty(), ...sealer.seal(k.RECORD_ALERT, Buffer.from([1, 0]))]));
+      raw.write(
+        Buffer.concat([
+          ...empty(),
+          ...sealer.seal(k.RECORD_APPLICATION_DATA, d1),
+          ...empty(),
+          ...empty(),
+          ...sealer.seal(k.RECORD_APPLICATION_DATA, d2),
+          ...empty(),
+          ...sealer.seal(k.RECORD_ALERT, Buffer.from([1, 0])),
+        ]),
+      );
       ctx.equal(await sock.spliceTo(out.writeFd), d1.length + d2.length, 'spliceTo result');
       ctx.bytes(await out.finish(), Buffer.concat([d1, d2]), 'pipe contents');
       ctx.equal(sock.getSequenceNumbers().rx, 8n, 'RX seq counts 4 empty records, 3 data records and the alert');

@@ -11,7 +11,6 @@ import { RecordSealer } from '../../record/layer.js';
 import type { Check, CheckGroup } from '../types.js';
 import { E, kernelPair, openAll, rawKtls, rc, readAll, readBytes, readRecords, sleep, wirePair } from '../util.js';
 
-
 /** Sends `size` bytes each way at once over a kernel pair and compares every byte. */
 function eachWay(id: string, size: number, title: string): Check {
   return {
@@ -204,7 +203,8 @@ const checks: Check[] = [
       } catch (err) {
         const e = err as Error & { code?: string; errno?: number };
         ctx.observe('setMaxRecordSize', e.code ?? e.message);
-        if (e.code === 'ERR_KTLS_UNSUPPORTED') ctx.unsupported(`setsockopt(TLS_TX_MAX_PAYLOAD_LEN) failed (${e.errno !== undefined ? rc(e.errno) : e.code}): ${e.message}`);
+        if (e.code === 'ERR_KTLS_UNSUPPORTED')
+          ctx.unsupported(`setsockopt(TLS_TX_MAX_PAYLOAD_LEN) failed (${e.errno !== undefined ? rc(e.errno) : e.code}): ${e.message}`);
         throw err;
       }
       ctx.equal(sock.maxRecordSize, 4096, 'maxRecordSize reads back');
@@ -215,7 +215,10 @@ const checks: Check[] = [
       const plain = records.map((r) => r.data);
       const sizes = plain.map((p) => p.length);
       ctx.observe('recordSizes', sizes.join(','));
-      ctx.ok(sizes.every((n) => n <= 4096), `records of at most 4096 bytes (${sizes.join(',')})`);
+      ctx.ok(
+        sizes.every((n) => n <= 4096),
+        `records of at most 4096 bytes (${sizes.join(',')})`,
+      );
       ctx.bytes(Buffer.concat(plain), payload, 'plaintext');
     },
   },
@@ -236,7 +239,10 @@ const checks: Check[] = [
       opener.push(wire);
       const recs = openAll(opener);
       ctx.equal(recs.length, 3, '40000 bytes are 3 records');
-      ctx.ok(recs.every((r) => r.type === k.RECORD_APPLICATION_DATA), 'application data records');
+      ctx.ok(
+        recs.every((r) => r.type === k.RECORD_APPLICATION_DATA),
+        'application data records',
+      );
       ctx.bytes(Buffer.concat(recs.map((r) => r.data)), payload, 'plaintext');
       ctx.equal(sock.getSequenceNumbers().tx, opener.seq, 'kernel TX seq advanced by the records sent');
       // userspace → kernel
@@ -252,6 +258,7 @@ const checks: Check[] = [
 /** The transmission group. */
 export const transmission: CheckGroup = {
   name: 'transmission',
-  description: 'records of every size each way, small writes and reads, writev, record boundaries, non-blocking sends, cork, wire bytes against the userspace record layer',
+  description:
+    'records of every size each way, small writes and reads, writev, record boundaries, non-blocking sends, cork, wire bytes against the userspace record layer',
   checks,
 };
