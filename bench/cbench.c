@@ -4,8 +4,9 @@
  *
  *   cbench send <port> <file> <count> <sendfile|write> [<key-hex> <salt-hex> <iv-hex>]
  *       connects to 127.0.0.1:<port>; with keys attaches the "tls" ULP and installs
- *       TLS 1.3 AES-128-GCM TX keys (rec_seq 0); then sends <file> <count> times
- *       with sendfile(2) or with read(2)+write(2) of 256 KiB chunks.
+ *       TLS 1.3 AES-128-GCM TX keys (rec_seq 0); then sends <file> <count> times,
+ *       each time opened, fstat'ed and closed as a file server does, with
+ *       sendfile(2) or with pread(2)+write(2) of 256 KiB chunks.
  *   cbench sink <total>
  *       listens on 127.0.0.1:0, accepts one connection and reads <total> bytes.
  *
@@ -88,15 +89,16 @@ static int do_send(int argc, char **argv) {
     if (setsockopt(fd, SOL_TLS, TLS_TX, &ci, sizeof ci) < 0) die("setsockopt(TLS_TX)");
     memset(&ci, 0, sizeof ci);
   }
-  int file_fd = open(file, O_RDONLY | O_CLOEXEC);
-  if (file_fd < 0) die("open");
-  struct stat st;
-  if (fstat(file_fd, &st) < 0) die("fstat");
-  size_t size = (size_t)st.st_size;
   static char buf[256 * 1024];
   printf("t0 %llu\n", now_ns());
   fflush(stdout);
   for (long i = 0; i < count; i++) {
+    /* Each file is opened, sized and closed, as a server (and the addon's sendFile(path)) must. */
+    int file_fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (file_fd < 0) die("open");
+    struct stat st;
+    if (fstat(file_fd, &st) < 0) die("fstat");
+    size_t size = (size_t)st.st_size;
     if (use_sendfile) {
       off_t off = 0;
       while ((size_t)off < size) {
@@ -119,6 +121,7 @@ static int do_send(int argc, char **argv) {
         off += r;
       }
     }
+    close(file_fd);
   }
   printf("sent\n");
   fflush(stdout);

@@ -41,6 +41,24 @@ inline Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i)
 // Buffers one sendmsg takes (IOV_MAX on Linux); lib/ batches at this size (constants.MAX_IOV).
 inline constexpr size_t kMaxIov = 1024;
 
+// A Uint8Array's bytes in one N-API call (the hot paths: recv, send). False
+// for anything else; a detached buffer is a valid, empty one.
+struct Bytes {
+  uint8_t* data = nullptr;
+  size_t length = 0;
+};
+inline bool ToBytes(napi_env env, napi_value v, Bytes* out) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
+  napi_typedarray_type type;
+  void* data = nullptr;
+  size_t length = 0;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) return false;
+  out->data = static_cast<uint8_t*>(data);
+  out->length = data == nullptr ? 0 : length;
+  return true;
+}
+
 inline Napi::Number Result(Napi::Env env, long rc) { return Napi::Number::New(env, rc < 0 ? -errno : static_cast<double>(rc)); }
 
 void InitKtls(Napi::Env env, Napi::Object exports);

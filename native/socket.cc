@@ -114,17 +114,18 @@ class Handle : public Napi::ObjectWrap<Handle> {
   // recv(buf, offset, length) -> bytes | -errno; out[0] = TLS record type (0 when
   // the kernel gave none, i.e. the fd has no kTLS RX and the bytes are raw).
   Napi::Value Recv(const Napi::CallbackInfo& info) {
-    auto buf = ArgBuffer(info, 0);
+    Napi::Env env = info.Env();
+    Bytes buf;
+    if (info.Length() < 1 || !ToBytes(env, info[0], &buf)) throw ArgError(env, false, "ktls native: expected a Buffer argument");
     int32_t off = ArgInt(info, 1);
     int32_t len = ArgInt(info, 2);
-    Napi::Env env = info.Env();
-    if (off < 0 || len < 0 || static_cast<size_t>(off) > buf.Length() || static_cast<size_t>(len) > buf.Length() - off)
+    if (off < 0 || len < 0 || static_cast<size_t>(off) > buf.length || static_cast<size_t>(len) > buf.length - off)
       throw ArgError(env, true, "ktls native: recv range outside the buffer");
     size_t offset = static_cast<size_t>(off);
     size_t length = static_cast<size_t>(len);
     if (fd_ < 0) return Napi::Number::New(env, -EBADF);
 
-    iovec iov{buf.Data() + offset, length};
+    iovec iov{buf.data + offset, length};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(unsigned char))];
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -138,8 +139,13 @@ class Handle : public Napi::ObjectWrap<Handle> {
       if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE) type = *reinterpret_cast<unsigned char*>(CMSG_DATA(c));
     }
     // The caller may have detached or shrunk the out array's buffer since: never write past it.
-    Napi::Int32Array out = out_.Value();
-    if (out.ElementLength() >= 1 && out.Data() != nullptr) out[0] = type;
+    napi_value out = out_.Value();
+    napi_typedarray_type out_type;
+    size_t out_len = 0;
+    void* out_data = nullptr;
+    if (napi_get_typedarray_info(env, out, &out_type, &out_len, &out_data, nullptr, nullptr) == napi_ok && out_type == napi_int32_array &&
+        out_len >= 1 && out_data != nullptr)
+      static_cast<int32_t*>(out_data)[0] = type;
     return Napi::Number::New(env, static_cast<double>(n));
   }
 
@@ -150,21 +156,29 @@ class Handle : public Napi::ObjectWrap<Handle> {
     if (info.Length() < 2 || !info[0].IsArray()) throw ArgError(env, false, "ktls native: send(buffers, recordType)");
     auto list = info[0].As<Napi::Array>();
     int type = ArgInt(info, 1);
-    if (list.Length() > kMaxIov) throw ArgError(env, true, "ktls native: too many buffers");
+    uint32_t count = list.Length();
+    if (count > kMaxIov) throw ArgError(env, true, "ktls native: too many buffers");
     if (fd_ < 0) return Napi::Number::New(env, -EBADF);
 
-    std::vector<iovec> iov(list.Length());
-    for (uint32_t i = 0; i < list.Length(); i++) {
-      Napi::Value v = list[i];
-      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    // Most sends are one buffer or a few: no heap allocation for those.
+    iovec few[16];
+    std::vector<iovec> many;
+    iovec* iov = few;
+    if (count > 16) {
+      many.resize(count);
+      iov = many.data();
+    }
+    for (uint32_t i = 0; i < count; i++) {
+      napi_value v;
+      Bytes b;
+      if (napi_get_element(env, list, i, &v) != napi_ok || !ToBytes(env, v, &b))
         throw ArgError(env, false, "ktls native: send expects Buffers");
-      auto b = v.As<Napi::Buffer<uint8_t>>();
-      iov[i] = iovec{b.Data(), b.Length()};
+      iov[i] = iovec{b.data, b.length};
     }
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(unsigned char))];
     msghdr msg{};
-    msg.msg_iov = iov.data();
-    msg.msg_iovlen = iov.size();
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
     if (type != 0) {
       std::memset(control, 0, sizeof(control));
       msg.msg_control = control;

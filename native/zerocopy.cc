@@ -95,6 +95,61 @@ Napi::Value FdKind(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), kind);
 }
 
+// The fields of a struct stat lib/ uses, into a Float64Array of at least 8:
+// kind (as fdKind), size, dev, ino, mtime s, mtime ns, ctime s, ctime ns.
+void StatOut(const struct stat& st, Napi::Float64Array out) {
+  double* o = out.Data();
+  o[0] = S_ISFIFO(st.st_mode) ? 1 : S_ISSOCK(st.st_mode) ? 2 : S_ISREG(st.st_mode) ? 3 : 4;
+  o[1] = static_cast<double>(st.st_size);
+  o[2] = static_cast<double>(st.st_dev);
+  o[3] = static_cast<double>(st.st_ino);
+  o[4] = static_cast<double>(st.st_mtim.tv_sec);
+  o[5] = static_cast<double>(st.st_mtim.tv_nsec);
+  o[6] = static_cast<double>(st.st_ctim.tv_sec);
+  o[7] = static_cast<double>(st.st_ctim.tv_nsec);
+}
+
+Napi::Float64Array ArgStatOut(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[i].As<Napi::Float64Array>().ElementLength() < 8)
+    throw ArgError(info.Env(), false, "ktls native: expected a Float64Array of 8 for the stat fields");
+  return info[i].As<Napi::Float64Array>();
+}
+
+std::string ArgPath(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsString()) throw ArgError(info.Env(), false, "ktls native: expected a path string");
+  std::string path = info[i].As<Napi::String>().Utf8Value();
+  if (path.empty() || path.find('\0') != std::string::npos)
+    throw ArgError(info.Env(), true, "ktls native: a path must be non-empty and hold no NUL");
+  return path;
+}
+
+// openFile(path) -> fd | -errno: read-only, close-on-exec. On a local
+// filesystem this is a page-cache lookup; lib/ calls it on the event loop
+// for the same reason nginx does (a thread-pool round trip costs more).
+Napi::Value OpenFile(const Napi::CallbackInfo& info) {
+  std::string path = ArgPath(info, 0);
+  return Result(info.Env(), open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+}
+
+// statFd(fd, out) / statPath(path, out) -> 0 | -errno; fills out as StatOut.
+Napi::Value StatFd(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  Napi::Float64Array out = ArgStatOut(info, 1);
+  struct stat st;
+  if (fstat(fd, &st) < 0) return Result(info.Env(), -1);
+  StatOut(st, out);
+  return Napi::Number::New(info.Env(), 0);
+}
+Napi::Value StatPath(const Napi::CallbackInfo& info) {
+  std::string path = ArgPath(info, 0);
+  Napi::Float64Array out = ArgStatOut(info, 1);
+  struct stat st;
+  if (stat(path.c_str(), &st) < 0) return Result(info.Env(), -1);
+  StatOut(st, out);
+  return Napi::Number::New(info.Env(), 0);
+}
+
 // readFd(fd, buf, offset, length) / writeFd(...) -> bytes | -errno
 Napi::Value ReadWrite(const Napi::CallbackInfo& info, bool write_) {
   int fd = ArgInt(info, 0);
@@ -185,6 +240,9 @@ void InitZeroCopy(Napi::Env env, Napi::Object exports) {
   exports.Set("ready", Napi::Function::New(env, Ready, "ready"));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));
   exports.Set("fdKind", Napi::Function::New(env, FdKind, "fdKind"));
+  exports.Set("openFile", Napi::Function::New(env, OpenFile, "openFile"));
+  exports.Set("statFd", Napi::Function::New(env, StatFd, "statFd"));
+  exports.Set("statPath", Napi::Function::New(env, StatPath, "statPath"));
   exports.Set("readFd", Napi::Function::New(env, ReadFd, "readFd"));
   exports.Set("writeFd", Napi::Function::New(env, WriteFd, "writeFd"));
   exports.Set("tcpInfo", Napi::Function::New(env, TcpInfo, "tcpInfo"));

@@ -127,6 +127,12 @@ export interface Binding {
   socketPair(): [number, number] | number;
   ready(fd: number, events: number): number;
   fdKind(fd: number): number;
+  /** open(path, O_RDONLY | O_CLOEXEC) → fd | -errno. */
+  openFile(path: string): number;
+  /** fstat(fd) into `out` (see {@link STAT}) → 0 | -errno. */
+  statFd(fd: number, out: Float64Array): number;
+  /** stat(path) into `out` (see {@link STAT}) → 0 | -errno. */
+  statPath(path: string, out: Float64Array): number;
   readFd(fd: number, buf: Buffer, offset: number, length: number): number;
   writeFd(fd: number, buf: Buffer, offset: number, length: number): number;
   tcpInfo(fd: number): NativeTcpInfo | number;
@@ -138,6 +144,11 @@ export interface Binding {
   peerConnected(fd: number): number;
   tcpEntered(fd: number): number;
 }
+
+/** Indexes of the fields `statFd`/`statPath` write into their Float64Array (length {@link STAT.LENGTH}). */
+export const STAT = { KIND: 0, SIZE: 1, DEV: 2, INO: 3, MTIME_S: 4, MTIME_NS: 5, CTIME_S: 6, CTIME_NS: 7, LENGTH: 8 } as const;
+/** `STAT.KIND` of a regular file (as `fdKind`). */
+export const KIND_FILE = 3;
 
 /** Poll event bits understood by {@link NativeHandle.poll}. */
 export const POLL_READABLE = 1;

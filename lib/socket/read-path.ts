@@ -1,5 +1,5 @@
 /**
- * A KtlsSocket's read path: one recvmsg at a time into a slab, each record's
+ * A KtlsSocket's read path: one recvmsg at a time into a shared slab, each record's
  * plaintext handled by its type (application data pushed, close_notify ends,
  * alerts destroy, handshake messages checked and followed), and every way a
  * read can fail mapped to the alert OpenSSL would send and a typed error.
@@ -19,6 +19,16 @@ import type { WriteQueue } from './write-queue.js';
 
 const E = os.constants.errno;
 const SLAB = 256 * 1024;
+/** Below this much room a slab is retired and a fresh one taken. */
+const SLAB_MIN_ROOM = 32 * 1024;
+
+/**
+ * The read slab, shared by every socket of this thread: a read borrows the
+ * free end of it, and what it pushes is a view of it, so an idle connection
+ * pins no read buffer at all. A retired slab lives on only as long as some
+ * consumer still holds a chunk of it.
+ */
+const slab = { buf: Buffer.allocUnsafe(0), off: 0 };
 
 /** What the read path needs from its socket. */
 export interface ReadHost {
@@ -54,8 +64,8 @@ export class ReadPath {
   #closeNotifyReceived = false;
   #fatalSent = false;
   #shortRead = false;
-  #slab = Buffer.allocUnsafe(SLAB);
-  #slabOff = 0;
+  /** The last read found the socket empty (short, or EAGAIN): only the poll can say there is more. */
+  #drained = false;
   #handshake: HandshakeReader;
 
   constructor(host: ReadHost, allowTruncation: boolean) {
@@ -74,11 +84,16 @@ export class ReadPath {
     this.loop();
   }
 
-  /** Reads and delivers until the stream is full, the socket is drained, or the read side ends. */
-  loop(): void {
+  /**
+   * Reads and delivers until the stream is full, the socket is drained, or the
+   * read side ends. `readable`: the poll just said the socket has something
+   * (or an error); otherwise (the stream asking for more) a socket a short read
+   * already drained is left to the poll, instead of paying a recvmsg for EAGAIN.
+   */
+  loop(readable = false): void {
     const host = this.#host;
     const rx = host.paths.rx;
-    let drained = false;
+    if (readable) this.#drained = false;
     while (this.wantRead && !host.destroyed && !this.readEnded) {
       if (rx !== 'kernel' && rx !== null) {
         const rec = this.openNext(rx);
@@ -88,17 +103,19 @@ export class ReadPath {
           continue;
         }
       }
-      // A short read drained the socket: wait for the next readiness instead of
-      // paying a recvmsg for EAGAIN (the poll is level-triggered, as libuv does it).
-      if (drained) break;
+      // The poll is level-triggered (as libuv's): armed for readable, it fires while data waits.
+      if (this.#drained) break;
       const got = this.recvChunk(SLAB);
-      drained = this.#shortRead;
+      this.#drained = this.#shortRead;
       if (got === 'pushed') continue;
       if (typeof got !== 'number') {
         this.deliver(got.type, got.data);
         continue;
       }
-      if (got === -E.EAGAIN || got === -E.EINTR) return host.setPoll();
+      if (got === -E.EAGAIN || got === -E.EINTR) {
+        this.#drained = got === -E.EAGAIN;
+        return host.setPoll();
+      }
       if (got < 0) return this.readError(got);
       return this.eof();
     }
@@ -289,19 +306,19 @@ export class ReadPath {
    */
   recvChunk(max: number): OpenedRecord | 'pushed' | number {
     const p = this.#host.paths;
-    if (this.#slab.length - this.#slabOff < 32 * 1024) {
-      this.#slab = Buffer.allocUnsafe(SLAB);
-      this.#slabOff = 0;
+    if (slab.buf.length - slab.off < SLAB_MIN_ROOM) {
+      slab.buf = Buffer.allocUnsafe(SLAB);
+      slab.off = 0;
     }
-    const want = Math.min(max, this.#slab.length - this.#slabOff);
-    const n = p.handle.recv(this.#slab, this.#slabOff, want);
+    const want = Math.min(max, slab.buf.length - slab.off);
+    const n = p.handle.recv(slab.buf, slab.off, want);
     this.#shortRead = n > 0 && n < want;
     const rx = p.rx;
     // An empty record (a TLS 1.3 alert with no body, say) comes with its type; EOF comes without one.
     if (n === 0 && rx === 'kernel' && p.out[0] !== 0) return { type: p.out[0], data: Buffer.alloc(0) };
     if (n <= 0) return n;
-    const data = this.#slab.subarray(this.#slabOff, this.#slabOff + n);
-    this.#slabOff += n;
+    const data = slab.buf.subarray(slab.off, slab.off + n);
+    slab.off += n;
     const k = constants();
     if (rx === 'kernel') return { type: p.out[0] || k.RECORD_APPLICATION_DATA, data };
     if (rx === null) return { type: k.RECORD_APPLICATION_DATA, data };

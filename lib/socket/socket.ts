@@ -118,7 +118,7 @@ export class KtlsSocket extends KtlsSocketBase {
     if (status < 0) return this.#pollError(status);
     this.#pollErrors = 0;
     if (events & POLL_WRITABLE) this.#queue.run();
-    if (events & POLL_READABLE && !this.destroyed) this.#readLoop();
+    if (events & POLL_READABLE && !this.destroyed) this.#readLoop(true);
   }
 
   /**
@@ -130,7 +130,7 @@ export class KtlsSocket extends KtlsSocketBase {
   #pollError(status: number): void {
     this.#pollEvents = 0;
     if (this.#reader) this.#reader.step();
-    else if (this.#in.wantRead && !this.#in.readEnded) this.#readLoop();
+    else if (this.#in.wantRead && !this.#in.readEnded) this.#readLoop(true);
     if (!this.destroyed && this.#queue.length > 0) this.#queue.run();
     if (this.destroyed) return;
     const so = this.#in.takeSocketError();
@@ -240,9 +240,9 @@ export class KtlsSocket extends KtlsSocketBase {
     this.#in.read();
   }
 
-  #readLoop(): void {
+  #readLoop(readable: boolean): void {
     if (this.#reader) return this.#reader.step();
-    this.#in.loop();
+    this.#in.loop(readable);
   }
 
   /**
@@ -356,9 +356,7 @@ export class KtlsSocket extends KtlsSocketBase {
       op.release();
       return Promise.reject(new KtlsError(this.destroyed ? 'ERR_STREAM_DESTROYED' : 'ERR_STREAM_WRITE_AFTER_END', 'the socket is no longer writable'));
     }
-    const { marker, result } = this.#queue.track(op);
-    this.write(marker);
-    return result;
+    return this.#queue.start(op, this);
   }
 
   /** @internal */

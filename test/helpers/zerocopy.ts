@@ -95,12 +95,35 @@ export function zeroCopySuite(t: Test, options: ktls.UpgradeOptions, expectKerne
     await fh.close();
   });
 
+  t.test('sendFile behind writes the socket could not take yet, or under cork(), still goes after them', async (t) => {
+    const dir = tempDir(t);
+    const body = randomBytes(70_000);
+    const file = path.join(dir, 'body');
+    fs.writeFileSync(file, body);
+    const [a, b] = await upgradedPair('TLSv1.3', 'aes-256-gcm', options);
+    b.pause(); // nothing is read: the first big write fills the socket and waits in the stream
+    const big = randomBytes(8 * 1024 * 1024);
+    a.write(big);
+    t.ok(a.writableLength > 0, 'the big write is still in the stream');
+    const first = a.sendFile(file);
+    a.write('|');
+    a.cork();
+    a.write('c;');
+    const second = a.sendFile(file, { length: 10 });
+    a.uncork();
+    a.end('tail');
+    const got = readAll(b);
+    b.resume();
+    t.same(await Promise.all([first, second]), [body.length, 10]);
+    t.equal(sha256(await got), sha256(Buffer.concat([big, body, Buffer.from('|c;'), body.subarray(0, 10), Buffer.from('tail')])), 'every byte in write order');
+  });
+
   t.test('a file that cannot be sent rejects before any byte and leaves the connection usable', async (t) => {
     const dir = tempDir(t);
     fs.writeFileSync(path.join(dir, 'small'), 'abc');
     const [a, b] = await upgradedPair('TLSv1.3', 'chacha20-poly1305', options);
     const got = readAll(b);
-    await t.rejects(a.sendFile(path.join(dir, 'missing')), { code: 'ENOENT', bytesSent: 0 });
+    await t.rejects(a.sendFile(path.join(dir, 'missing')), { code: 'ENOENT', syscall: 'open', path: path.join(dir, 'missing'), bytesSent: 0 });
     await t.rejects(a.sendFile(path.join(dir, 'small'), { offset: 4 }), { code: 'ERR_OUT_OF_RANGE', bytesSent: 0 });
     await t.rejects(a.sendFile(dir), { code: 'ERR_KTLS_NOT_A_FILE' });
     t.throws(() => a.sendFile(path.join(dir, 'small'), { length: -1 }), { code: 'ERR_INVALID_ARG_VALUE' });

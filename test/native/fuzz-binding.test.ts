@@ -62,6 +62,8 @@ type Kind =
   | 'events'
   | 'family'
   | 'address'
+  | 'path'
+  | 'statOut'
   | 'port'
   | 'level'
   | 'optname'
@@ -110,6 +112,9 @@ const FUNCTIONS: Record<string, { args: Kind[]; returns: (v: unknown, args: unkn
   socketPair: { args: [], returns: (v) => fdPair(v) || isErrno(v), makesFds: true },
   ready: { args: ['fd', 'events'], returns: (v) => (isCount(v) && (v as number) <= 7) || isErrno(v) },
   fdKind: { args: ['fd'], returns: (v) => [1, 2, 3, 4].includes(v as number) || isErrno(v) },
+  openFile: { args: ['path'], returns: countOrErrno, makesFds: true },
+  statFd: { args: ['fd', 'statOut'], returns: zeroOrErrno },
+  statPath: { args: ['path', 'statOut'], returns: zeroOrErrno },
   readFd: { args: ['fd', 'buffer', 'offset', 'length'], returns: (v, a) => (isCount(v) && (v as number) <= (a[3] as number)) || isErrno(v) },
   writeFd: { args: ['fd', 'buffer', 'offset', 'length'], returns: (v, a) => (isCount(v) && (v as number) <= (a[3] as number)) || isErrno(v) },
   tcpInfo: {
@@ -161,6 +166,8 @@ const showArgs = (args: readonly unknown[]): string => args.map(show).join(', ')
 /** fds one iteration made; every one is closed at its end. */
 class Fds {
   readonly pool: number[] = [];
+  /** A regular file that paths may name (opened read-only only). */
+  tempFile = '/dev/null';
   readonly #all = new Set<number>();
 
   add(fd: number, pooled = true): number {
@@ -196,6 +203,7 @@ function iterationFds(s: Shared): Fds {
   for (const fd of [...pair, ...pipe]) fds.add(fd);
   fds.add(fs.openSync('/dev/null', 'r+'));
   fds.add(fs.openSync(s.tempFile, 'r'));
+  fds.tempFile = s.tempFile;
   const tcp = s.b.fastOpenSocket(s.b.constants.AF_INET); // unconnected
   if (tcp >= 0) fds.add(tcp);
   for (const fd of s.tcp) fds.pool.push(fd);
@@ -243,6 +251,16 @@ function arg(g: Gen, kind: Kind, fds: Fds, b: Binding): unknown {
       return g.pick([0, 1, 2, 3, 4, 7, -1, g.int32()]);
     case 'family':
       return g.pick([k.AF_INET, k.AF_INET6, 0, 1, 16, 17, 44, -1, g.int32()]);
+    // Files that exist (read-only opens only), that do not, and strings the addon must refuse.
+    case 'path':
+      return g.chance(0.8) ? g.pick([fds.tempFile, '/dev/null', '/proc/self/status', '/nonexistent/x', '', 'a\u0000b', '.']) : string(g);
+    case 'statOut':
+      return g.weighted<() => unknown>([
+        [6, () => new Float64Array(8)],
+        [1, () => new Float64Array(g.pick([0, 7, 9]))],
+        [1, () => new Int32Array(8)],
+        [1, () => anyValue(g)],
+      ])();
     case 'address':
       return g.chance(0.7) ? g.pick(['127.0.0.1', '::1', '0.0.0.0', '::', '256.0.0.1', '', '127.0.0.1\u0000x']) : string(g);
     // Only port 0 (refused by loopback) or values the addon refuses: nothing reaches a real service.

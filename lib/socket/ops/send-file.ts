@@ -7,12 +7,15 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { KIND_FILE, STAT, requireBinding } from '../../native/binding.js';
 import { constants } from '../../native/constants.js';
 import { KtlsError, KtlsSystemError } from '../../native/errors.js';
 import type { RecordSealer } from '../../record/layer.js';
 import { READ_CHUNK, STEP, sendSealed, type StepResult, type TxContext, type WriteOp } from './op.js';
 
 const E = os.constants.errno;
+/** fstat fields, written and read synchronously within one call. */
+const statOut = new Float64Array(STAT.LENGTH);
 
 /** Where a sendFile's bytes come from. */
 export type FileSource = string | number | fs.promises.FileHandle;
@@ -25,12 +28,10 @@ export class SendFileOp implements WriteOp {
   #length: number | undefined;
   #fd = -1;
   #ownsFd = false;
-  #opening = false;
-  #ready = false; // opened and sized
   #remaining = 0;
   #error: Error | null = null;
   #sealed: Buffer[] = [];
-  /** An fs call (open, fstat, read) on the file has not called back: closing the fd now would let it hit a reused fd number. */
+  /** An fs.read of the file has not called back: closing the fd now would let it hit a reused fd number. */
   #busy = false;
   #released = false;
   #eof = false;
@@ -42,48 +43,38 @@ export class SendFileOp implements WriteOp {
   }
 
   step(ctx: TxContext): StepResult {
+    if (this.#fd < 0 && this.#error === null) this.#open(ctx);
     if (this.#error) throw this.#error;
-    if (!this.#ready) {
-      if (!this.#opening) this.#open(ctx);
-      return 'pending';
-    }
     return ctx.sealer ? this.#stepUserspace(ctx, ctx.sealer) : this.#stepKernel(ctx);
   }
 
+  /**
+   * Opens (a path) and sizes the file on the event loop: open and fstat are
+   * page-cache lookups on a local filesystem, cheaper than the thread-pool
+   * round trips fs.open/fs.fstat cost (two per file, most of a small file's time).
+   */
   #open(ctx: TxContext): void {
-    this.#opening = true;
+    const b = ctx.binding;
     const src = this.#source;
-    const opened = (err: Error | null, fd: number, own: boolean): void => {
-      this.#busy = false;
-      if (!err) {
-        this.#fd = fd;
-        this.#ownsFd = own;
-      }
-      if (this.#released) return this.#close();
-      if (err) {
-        this.#error = err;
-        return ctx.wake();
-      }
-      this.#busy = true;
-      fs.fstat(fd, (e, st) => {
-        this.#busy = false;
-        if (this.#released) return this.#close();
-        if (e) this.#error = e;
-        else if (!st.isFile()) this.#error = new KtlsError('ERR_KTLS_NOT_A_FILE', 'sendFile needs a regular file');
-        else if (this.#offset > st.size)
-          this.#error = new KtlsError('ERR_OUT_OF_RANGE', `offset ${this.#offset} is past the end of the file (${st.size} bytes)`);
-        else if (this.#length !== undefined && this.#offset + this.#length > st.size)
-          this.#error = new KtlsError('ERR_OUT_OF_RANGE', `offset ${this.#offset} + length ${this.#length} is past the end of the file (${st.size} bytes)`);
-        else this.#remaining = this.#length ?? st.size - this.#offset;
-        this.#ready = true;
-        ctx.wake();
-      });
-    };
     if (typeof src === 'string') {
-      this.#busy = true;
-      fs.open(src, 'r', (err, fd) => opened(err, fd, true));
-    } else if (typeof src === 'number') opened(null, src, false);
-    else opened(null, src.fd, false);
+      const fd = b.openFile(src);
+      if (fd < 0) {
+        this.#error = Object.assign(new KtlsSystemError(fd, 'open', src), { path: src });
+        return;
+      }
+      this.#fd = fd;
+      this.#ownsFd = true;
+    } else {
+      this.#fd = typeof src === 'number' ? src : src.fd;
+    }
+    const rc = b.statFd(this.#fd, statOut);
+    const size = statOut[STAT.SIZE];
+    if (rc < 0) this.#error = new KtlsSystemError(rc, 'fstat');
+    else if (statOut[STAT.KIND] !== KIND_FILE) this.#error = new KtlsError('ERR_KTLS_NOT_A_FILE', 'sendFile needs a regular file');
+    else if (this.#offset > size) this.#error = new KtlsError('ERR_OUT_OF_RANGE', `offset ${this.#offset} is past the end of the file (${size} bytes)`);
+    else if (this.#length !== undefined && this.#offset + this.#length > size)
+      this.#error = new KtlsError('ERR_OUT_OF_RANGE', `offset ${this.#offset} + length ${this.#length} is past the end of the file (${size} bytes)`);
+    else this.#remaining = this.#length ?? size - this.#offset;
   }
 
   #stepKernel(ctx: TxContext): StepResult {
@@ -136,7 +127,7 @@ export class SendFileOp implements WriteOp {
   }
 
   #close(): void {
-    if (this.#ownsFd && this.#fd >= 0) fs.close(this.#fd, () => undefined);
+    if (this.#ownsFd && this.#fd >= 0) requireBinding().closeFd(this.#fd);
     this.#fd = -1;
   }
 }
