@@ -120,6 +120,7 @@ export async function plainKtlsSocket(sock: net.Socket): Promise<KtlsSocket> {
     cipher: 'aes-128-gcm',
     tx: 'kernel',
     rx: 'kernel',
+    plainTcp: true,
     early,
     remote: { address: sock.remoteAddress, port: sock.remotePort, family: sock.remoteFamily },
     local: { address: sock.localAddress, port: sock.localPort },

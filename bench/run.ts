@@ -15,6 +15,7 @@ import { CACHE, CBENCH, ROOT, machineInfo, progress, type KtlsWhere, type Machin
 import { writeReport } from './report.js';
 import { Worker, type Ctx, type ScenarioResult } from './sampling.js';
 import { bulkPlan, bulkScenario, handshakeScenario, addNetem, plainScenario, prepareFiles, smallScenario, spliceScenario } from './scenarios.js';
+import { idleScenario, staticScenario } from './serving.js';
 
 export interface BenchResults {
   version: 1;
@@ -26,8 +27,8 @@ export interface BenchResults {
   scenarios: ScenarioResult[];
 }
 
-const KTLS_SCENARIOS = ['bulk', 'small', 'splice', 'handshake'];
-const HOST_SCENARIOS = ['plain', 'small-plain'];
+const KTLS_SCENARIOS = ['bulk', 'small', 'splice', 'handshake', 'static', 'idle'];
+const HOST_SCENARIOS = ['plain', 'small-plain', 'static-plain'];
 const RTT_MS = 20;
 
 interface Args {
@@ -79,6 +80,9 @@ async function runScenarios(names: string[], quick: boolean, where: 'native' | '
       else if (name === 'small') out.push(await smallScenario(ctx, false));
       else if (name === 'small-plain') out.push(await smallScenario(ctx, true));
       else if (name === 'splice') out.push(await spliceScenario(ctx));
+      else if (name === 'static') out.push(await staticScenario(ctx, false));
+      else if (name === 'static-plain') out.push(await staticScenario(ctx, true));
+      else if (name === 'idle') out.push(await idleScenario(ctx));
       else if (name === 'handshake') {
         let undo: (() => void) | null = null;
         let why: string | null = netem.ok ? null : (netem.why ?? 'netem unavailable');

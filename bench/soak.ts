@@ -11,7 +11,6 @@
 //    each in its own process.
 // The full run writes docs/reliability.md; --quick is what `npm test` runs
 // (test/handover/soak.kernel.test.ts). Seeded: --seed N replays a run.
-import { fork } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -23,6 +22,7 @@ import * as vm from 'node:vm';
 import { pathToFileURL } from 'node:url';
 import * as ktls from '../lib/index.js';
 import { prng } from './common.js';
+import { idleOnce, type IdleCost } from './serving.js';
 import { fuzzCounts, renderReliability } from './soak-report.js';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -45,6 +45,8 @@ export interface SoakOptions {
   sampleEvery: number;
   /** Idle connections per server in the memory phase. */
   idle: number;
+  /** How long the idle servers sit before they are measured (V8 gives back heap pages after some seconds idle). */
+  idleSettleMs: number;
   /** The server's handshakeTimeout (stalled clients are closed after it). */
   handshakeTimeout: number;
   seed: number;
@@ -58,6 +60,7 @@ export const FULL: SoakOptions = {
   sequential: 10_000,
   sampleEvery: 500,
   idle: 300,
+  idleSettleMs: 15_000,
   handshakeTimeout: 5000,
   seed: 0x50a4,
 };
@@ -69,6 +72,7 @@ export const QUICK: SoakOptions = {
   sequential: 1000,
   sampleEvery: 100,
   idle: 50,
+  idleSettleMs: 300,
   handshakeTimeout: 3000,
   seed: 0x50a4,
 };
@@ -112,7 +116,7 @@ export interface SoakReport {
     fdSlope: number;
     ms: number;
   };
-  idle: Record<'ktls' | 'node:tls', { connections: number; kernel: number; rssKiB: number; arrayBuffersKiB: number; externalKiB: number; heapKiB: number }>;
+  idle: Record<'ktls' | 'node:tls', IdleCost>;
 }
 
 v8.setFlagsFromString('--expose-gc');
@@ -331,50 +335,6 @@ async function sequential(o: SoakOptions): Promise<SoakReport['sequential']> {
   };
 }
 
-/** Memory per idle connection of one kind of server, in its own process. */
-async function idleCost(kind: 'ktls' | 'node:tls', n: number): Promise<SoakReport['idle']['ktls']> {
-  const child = fork(path.join(__dirname, 'soak-server.js'), [kind === 'ktls' ? 'ktls' : 'node-tls', KEY, CERT], {
-    execArgv: ['--expose-gc'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  type Measure = { rss: number; external: number; arrayBuffers: number; heapUsed: number; fds: number; sockets: number; kernel: number };
-  const next = <T>(): Promise<T> => new Promise((resolve) => child.once('message', (m) => resolve(m as T)));
-  const { port } = await next<{ port: number }>();
-  const measure = async (): Promise<Measure> => {
-    const m = next<Measure>();
-    child.send({ op: 'measure' });
-    return m;
-  };
-  // One connection first, so what every connection shares (code, caches) is not counted.
-  const first = tls.connect(clientOptions(port));
-  await new Promise((resolve) => first.once('secureConnect', resolve));
-  first.write('x');
-  await new Promise((resolve) => first.once('data', resolve));
-  await sleep(100);
-  const before = await measure();
-  const clients: tls.TLSSocket[] = [first];
-  for (let i = 0; i < n; i++) {
-    const c = tls.connect(clientOptions(port));
-    await new Promise((resolve) => c.once('secureConnect', resolve));
-    c.write('x');
-    await new Promise((resolve) => c.once('data', resolve));
-    clients.push(c);
-  }
-  await sleep(200);
-  const after = await measure();
-  for (const c of clients) c.destroy();
-  child.disconnect();
-  const per = (a: number, b: number): number => (b - a) / n / 1024;
-  return {
-    connections: n,
-    kernel: after.kernel,
-    rssKiB: per(before.rss, after.rss),
-    arrayBuffersKiB: per(before.arrayBuffers, after.arrayBuffers),
-    externalKiB: per(before.external, after.external),
-    heapKiB: per(before.heapUsed, after.heapUsed),
-  };
-}
-
 /** One soak run under this process's kernel (which must have kTLS). */
 export async function runSoak(o: SoakOptions, log: (line: string) => void = () => undefined): Promise<SoakReport> {
   const caps = await ktls.probe();
@@ -389,7 +349,7 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
   const seq = await sequential(o);
   log(`  RSS slope ${seq.rssSlopeKiB.toFixed(1)} KiB/1000, heap ${seq.heapSlopeKiB.toFixed(1)} KiB/1000, fds ${seq.fdSlope.toFixed(2)}/1000 (${seq.ms} ms)`);
   log(`idle: ${o.idle} connections per server`);
-  const idle = { ktls: await idleCost('ktls', o.idle), 'node:tls': await idleCost('node:tls', o.idle) };
+  const idle = { ktls: await idleOnce('ktls', o.idle, o.idleSettleMs), 'node:tls': await idleOnce('node-tls', o.idle, o.idleSettleMs) };
   log(
     `  per idle connection: ktls ${(idle.ktls.rssKiB + idle.ktls.arrayBuffersKiB).toFixed(0)} KiB (RSS + ArrayBuffers), node:tls ${(idle['node:tls'].rssKiB + idle['node:tls'].arrayBuffersKiB).toFixed(0)} KiB`,
   );

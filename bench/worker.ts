@@ -3,9 +3,10 @@
 // the same pair of processes, one at a time, with CPU counted per side. This
 // file only routes each message to its op; the ops live in ops/, one file per
 // family.
-import { recvResult, recvStart, send, warm } from './ops/bulk.js';
+import { recvResult, recvStart, send, sendFileCost, warm } from './ops/bulk.js';
 import { bulkEcho, echoConnect, echoMark, echoRun, echoServe, echoStop } from './ops/echo.js';
 import { hsClient, hsServe, hsStop } from './ops/handshake.js';
+import { staticMark, staticRun, staticServe, staticStop } from './ops/static.js';
 
 /** Every op a worker answers, by the name the parent sends (sampling.ts, Worker#call). */
 const OPS: Record<string, (a: never) => unknown> = {
@@ -13,6 +14,11 @@ const OPS: Record<string, (a: never) => unknown> = {
   recvResult,
   send,
   warm,
+  sendFileCost,
+  staticServe,
+  staticMark,
+  staticStop,
+  staticRun,
   echoServe,
   echoMark,
   echoStop,

@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import * as tls from 'node:tls';
 import * as ktls from '../../lib/index.js';
+import { STAT, requireBinding } from '../../lib/native/binding.js';
 import type { KtlsSocket } from '../../lib/socket/socket.js';
 import { cpuNow, cpuSince, nowNs, type Cpu } from '../common.js';
 import { plainKtlsSocket, plainSocketMode, zc } from '../features.js';
@@ -185,4 +186,47 @@ export async function send(a: { kind: SendKind; port: number; file: string; coun
   const cpu = cpuSince(cpu0);
   await peerClosed(s);
   return { t0: String(t0), cpu, method };
+}
+
+/**
+ * Where a small file's sendFile() time goes: per call, the whole sendFile() on
+ * a plain-TCP KtlsSocket; the same syscalls issued through the binding from a
+ * plain loop (open, fstat, sendfile, close); and open + fstat + close alone.
+ * The rest of the first figure is the op, promise and queue machinery.
+ */
+export async function sendFileCost(a: { file: string; n: number }): Promise<{ sendFile: number; syscalls: number; fileOnly: number }> {
+  const size = fs.statSync(a.file).size;
+  const warm = 1000;
+  const sink = await cSink(size * (warm + 2 * a.n));
+  const s = await plainKtlsSocket(await connectNet(sink.port));
+  s.on('error', () => undefined);
+  const b = requireBinding();
+  const st = new Float64Array(STAT.LENGTH);
+  const us = (t0: bigint, n: number): number => Number(nowNs() - t0) / n / 1000;
+  for (let i = 0; i < warm; i++) await s.sendFile(a.file);
+  let t0 = nowNs();
+  for (let i = 0; i < a.n; i++) await s.sendFile(a.file);
+  const sendFile = us(t0, a.n);
+  t0 = nowNs();
+  for (let i = 0; i < a.n; i++) {
+    const fd = b.openFile(a.file);
+    b.statFd(fd, st);
+    for (let off = 0; off < size;) {
+      const n = b.sendfile(s.fd, fd, off, size - off);
+      if (n > 0) off += n;
+      else if (n !== -11) throw new Error(`sendfile: ${n}`);
+    }
+    b.closeFd(fd);
+  }
+  const syscalls = us(t0, a.n);
+  t0 = nowNs();
+  for (let i = 0; i < a.n; i++) {
+    const fd = b.openFile(a.file);
+    b.statFd(fd, st);
+    b.closeFd(fd);
+  }
+  const fileOnly = us(t0, a.n);
+  await sink.result;
+  s.destroy();
+  return { sendFile, syscalls, fileOnly };
 }

@@ -94,7 +94,7 @@ function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOp
   if (opts.fallback === 'error') throw new KtlsError('ERR_KTLS_UNSUPPORTED', `kernel TLS cannot carry ${suite}`);
   st.tap.fed.abandon();
   st.tap.sent.abandon();
-  const info = tlsInfo(t);
+  const info = tlsInfo(t, st.isServer);
   info.handshakeTcp = tcpCounters(st.raw);
   const sock = bridgeToNodeTls(t, st.raw, info, opts);
   for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
@@ -134,7 +134,7 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
   await settled(t, tap, st.deadline);
   const d = deriveSecrets(t, tap, st.consumed?.() ?? 0);
   const prefix = tap.unconsumed();
-  const info = tlsInfo(t);
+  const info = tlsInfo(t, st.isServer);
   info.handshakeTcp = tcpCounters(raw);
   tap.markSwitched();
   t.destroy();

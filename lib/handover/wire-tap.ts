@@ -247,14 +247,15 @@ export async function settled(t: tls.TLSSocket, tap: WireTap, deadline: number):
 }
 
 /** Snapshot of what node:tls exposes about the session. @internal */
-export function tlsInfo(s: tls.TLSSocket): TlsInfo {
+export function tlsInfo(s: tls.TLSSocket, isServer: boolean): TlsInfo {
   return {
     alpnProtocol: s.alpnProtocol ?? false,
     servername: (s as tls.TLSSocket & { servername?: string | false | null }).servername,
     authorized: s.authorized,
     authorizationError: s.authorizationError ?? null,
     peerCertificate: s.getPeerCertificate(true),
-    session: s.getSession(),
+    // A server has no use for its session blob after the switch; a connection would carry it for life.
+    session: isServer ? undefined : s.getSession(),
     sessionReused: s.isSessionReused(),
     protocol: s.getProtocol(),
     cipher: s.getCipher(),

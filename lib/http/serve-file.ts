@@ -10,8 +10,10 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as util from 'node:util';
-import { KtlsError, invalidArgType, invalidArgValue } from '../native/errors.js';
+import { KIND_FILE, STAT, loadBinding } from '../native/binding.js';
+import { KtlsError, KtlsSystemError, invalidArgType, invalidArgValue } from '../native/errors.js';
 import { KtlsSocket } from '../socket/socket.js';
+import { plainTcp, sendFileToNetSocket } from './net-sendfile.js';
 
 /** Options of {@link serveFile}. */
 export interface ServeFileOptions {
@@ -181,9 +183,9 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
   }
   const none = (statusCode: number): ServeFileResult => ({ statusCode, bytes: 0, method: 'none', path: full });
 
-  let handle: fs.promises.FileHandle;
+  let file_: OpenedFile;
   try {
-    handle = await fs.promises.open(full, 'r');
+    file_ = await openFile(full);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG' || code === 'ELOOP') {
@@ -198,13 +200,12 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
   }
   let owned = true; // closed here unless a read stream took it
   try {
-    const st = await handle.stat();
-    if (!st.isFile()) {
+    if (!file_.isFile) {
       respondStatus(res, 404);
       return none(404);
     }
-    const size = st.size;
-    const lastModified = st.mtime.toUTCString();
+    const size = file_.size;
+    const lastModified = file_.mtime.toUTCString();
     const req = res.req as http.IncomingMessage | undefined;
     const ifRange = req?.headers['if-range'];
     const rangeHeader = ifRange === undefined || ifRange === lastModified ? req?.headers.range : undefined;
@@ -232,24 +233,33 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
     }
 
     const socket = res.socket;
-    const kernelPath =
-      via !== 'stream' && socket instanceof KtlsSocket && (via === 'sendfile' || socket.kernelDirections.tx) && untouched(res) && !res.chunkedEncoding;
-    if (kernelPath) {
+    const clean = via !== 'stream' && untouched(res) && !res.chunkedEncoding;
+    let sendBody: (() => Promise<number>) | null = null;
+    if (clean && socket instanceof KtlsSocket && (via === 'sendfile' || socket.kernelDirections.tx)) {
       // flushHeaders() puts the head into the socket's write queue and sendFile
       // queues the body behind it (corked: they leave together, TCP_CORK under
       // kernel TX). Once sendFile resolves the queue is empty, so end() below
       // writes nothing: no byte follows the Content-Length bytes.
-      let sent: number;
-      try {
+      sendBody = () => {
         socket.cork();
-        let pending: Promise<number>;
         try {
           res.flushHeaders();
-          pending = socket.sendFile(handle, { offset: start, length });
+          return socket.sendFile(file_.fd, { offset: start, length });
         } finally {
           socket.uncork();
         }
-        sent = await pending;
+      };
+    } else if (clean && socket && !(socket instanceof KtlsSocket) && file_.native && plainTcp(socket)) {
+      // Plain HTTP: the head through node:net, the body with sendfile(2) on the same connection.
+      sendBody = () => {
+        res.flushHeaders();
+        return sendFileToNetSocket(socket, file_.fd, start, length);
+      };
+    }
+    if (sendBody && socket) {
+      let sent: number;
+      try {
+        sent = await sendBody();
       } catch (err) {
         socket.destroy();
         throw err;
@@ -264,7 +274,7 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
     }
 
     owned = false;
-    const stream = fs.createReadStream('', { fd: handle, start, end: start + length - 1, autoClose: true });
+    const stream = fs.createReadStream('', { fd: file_.fd, start, end: start + length - 1, autoClose: true });
     try {
       await pipeline(stream, res);
     } catch (err) {
@@ -278,7 +288,49 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
     }
     return result(length, 'stream');
   } finally {
-    if (owned) await handle.close().catch(() => undefined);
+    if (owned) file_.close();
+  }
+}
+
+/** A file opened for serving: its fd (ours to close), size, type and modification time. */
+interface OpenedFile {
+  fd: number;
+  size: number;
+  isFile: boolean;
+  mtime: Date;
+  /** Opened by the addon (so sendfile(2) on a plain socket can use it). */
+  native: boolean;
+  close(): void;
+}
+
+const statOut = new Float64Array(STAT.LENGTH);
+
+/**
+ * Opens and sizes `file`. With the addon, on the event loop (open and fstat are
+ * page-cache lookups on a local filesystem, cheaper than two thread-pool round
+ * trips per request); without it (not Linux) through fs. Errors carry
+ * the errno's name as `code`, as fs's do.
+ */
+async function openFile(file: string): Promise<OpenedFile> {
+  const b = loadBinding().binding;
+  if (b) {
+    const fd = b.openFile(file);
+    if (fd < 0) throw Object.assign(new KtlsSystemError(fd, 'open', file), { path: file });
+    const rc = b.statFd(fd, statOut);
+    if (rc < 0) {
+      b.closeFd(fd);
+      throw new KtlsSystemError(rc, 'fstat', file);
+    }
+    const mtime = new Date(statOut[STAT.MTIME_S] * 1000 + Math.floor(statOut[STAT.MTIME_NS] / 1e6));
+    return { fd, size: statOut[STAT.SIZE], isFile: statOut[STAT.KIND] === KIND_FILE, mtime, native: true, close: () => void b.closeFd(fd) };
+  }
+  const fd = await util.promisify(fs.open)(file, 'r');
+  try {
+    const st = await util.promisify(fs.fstat)(fd);
+    return { fd, size: st.size, isFile: st.isFile(), mtime: st.mtime, native: false, close: () => void fs.close(fd, () => undefined) };
+  } catch (err) {
+    fs.close(fd, () => undefined);
+    throw err;
   }
 }
 

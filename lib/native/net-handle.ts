@@ -11,6 +11,8 @@ import type * as tls from 'node:tls';
 /** The libuv TCP handle inside a `net.Socket`. */
 interface UvStreamHandle {
   fd: number;
+  /** Bytes libuv holds in write requests not yet written to the kernel. */
+  writeQueueSize?: number;
   reading: boolean;
   readStop(): number;
   readStart(): number;
@@ -27,6 +29,11 @@ export function uvHandle(socket: net.Socket): UvStreamHandle | null {
 export function handleFd(o: net.Socket | net.Server): number {
   const fd = (o as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
   return typeof fd === 'number' ? fd : -1;
+}
+
+/** Bytes written to `socket` that have not reached the kernel yet: node:net's buffer and libuv's write queue. */
+export function unsentBytes(socket: net.Socket): number {
+  return socket.writableLength + (uvHandle(socket)?.writeQueueSize ?? 0);
 }
 
 /** The stream a node:tls socket runs over when it is not a net.Socket (node:tls wraps it in a JSStreamSocket). */

@@ -16,6 +16,17 @@ export function keyUpdateMessage(requestUpdate: boolean): Buffer {
   return Buffer.from([HANDSHAKE_KEY_UPDATE, 0, 0, 1, requestUpdate ? 1 : 0]);
 }
 
+/**
+ * A copy of `b` in memory of its own. Buffer.from() and Buffer.concat() take
+ * small buffers from Node's shared 8 KiB pool, and a secret kept for a
+ * connection's whole life would keep its slab of the pool alive with it.
+ */
+function own(b: Buffer): Buffer {
+  const copy = Buffer.alloc(b.length);
+  b.copy(copy);
+  return copy;
+}
+
 /** Holds one connection's traffic secrets (private fields: never inspected or logged). */
 export class KeySchedule {
   #tx: Buffer | null;
@@ -24,8 +35,8 @@ export class KeySchedule {
 
   constructor(cipher: CipherName, secrets: { tx?: Buffer | undefined; rx?: Buffer | undefined }) {
     this.#cipher = cipher;
-    this.#tx = secrets.tx ? Buffer.from(secrets.tx) : null;
-    this.#rx = secrets.rx ? Buffer.from(secrets.rx) : null;
+    this.#tx = secrets.tx ? own(secrets.tx) : null;
+    this.#rx = secrets.rx ? own(secrets.rx) : null;
   }
 
   /** Advances one direction's secret and returns the new key and iv. */
@@ -36,7 +47,9 @@ export class KeySchedule {
         'ERR_KTLS_REKEY_NO_SECRET',
         `the ${direction} traffic secret is unknown (upgrade() was given keys, not secrets): cannot follow a KeyUpdate`,
       );
-    const next = nextTrafficSecret(hashOf(this.#cipher), current);
+    const derived = nextTrafficSecret(hashOf(this.#cipher), current);
+    const next = own(derived);
+    derived.fill(0);
     current.fill(0);
     if (direction === 'tx') this.#tx = next;
     else this.#rx = next;

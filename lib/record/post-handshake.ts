@@ -8,6 +8,8 @@
 import type { TlsVersion } from '../native/constants.js';
 import { ALERT } from '../native/errors.js';
 
+const EMPTY = Buffer.alloc(0);
+
 const HELLO_REQUEST = 0;
 const CLIENT_HELLO = 1;
 const NEW_SESSION_TICKET = 4;
@@ -28,7 +30,7 @@ export type PostHandshake =
 export class HandshakeReader {
   #version: TlsVersion;
   #role: 'client' | 'server' | undefined;
-  #pending: Buffer = Buffer.alloc(0);
+  #pending: Buffer = EMPTY;
 
   /** `role`: ours (the peer has the other); undefined after a bare `upgrade()`, which allows what either peer may send. */
   constructor(version: TlsVersion, role: 'client' | 'server' | undefined) {
@@ -60,7 +62,7 @@ export class HandshakeReader {
       if (msg.kind === 'key-update' && off < buf.length)
         return [...out.slice(0, -1), fatal(ALERT.unexpected_message, 'a KeyUpdate was not the last message of its record')];
     }
-    this.#pending = Buffer.from(buf.subarray(off));
+    this.#pending = off < buf.length ? Buffer.from(buf.subarray(off)) : EMPTY; // a partial message only: usually nothing
     // A KeyUpdate is never worth fragmenting, and kTLS (6.14+) stops at the first
     // fragment waiting for new keys: the rest could never be read.
     if (this.#version === 'TLSv1.3' && this.#pending[0] === KEY_UPDATE) return [...out, fatal(ALERT.unexpected_message, 'a KeyUpdate split across records')];

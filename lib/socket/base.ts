@@ -36,7 +36,7 @@ export interface TlsInfo {
   authorizationError: Error | null;
   /** `getPeerCertificate(true)` at the switch. */
   peerCertificate: tls.DetailedPeerCertificate | Record<string, never>;
-  /** `getSession()` at the switch (client side). */
+  /** `getSession()` at the switch (client side; a server keeps none). */
   session: Buffer | undefined;
   /** `isSessionReused()`. */
   sessionReused: boolean;

@@ -34,6 +34,8 @@ export interface RecordPaths {
   local: { address?: string; port?: number };
   /** The TCP connection's fd when it is not `handle.fd` (records carried by node:tls over a socketpair). */
   tcpFd?: number;
+  /** `rx`/`tx` 'kernel' without the TLS ULP: plain TCP through the same machinery (no records at all). */
+  plainTcp?: boolean;
   /** Set when node:tls carries the records (a suite neither kTLS nor the userspace layer has): its protocol name. */
   nodeTls?: { protocol: string };
 }

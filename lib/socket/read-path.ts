@@ -64,14 +64,24 @@ export class ReadPath {
   #closeNotifyReceived = false;
   #fatalSent = false;
   #shortRead = false;
-  /** The last read found the socket empty (short, or EAGAIN): only the poll can say there is more. */
+  /** The last read found the socket empty: only the poll can say there is more. */
   #drained = false;
+  /**
+   * A short read means the socket is empty on plain TCP (and for the userspace
+   * record layer, which reads TCP), but not under kernel RX: kTLS returns what
+   * it has opened so far, and its poll does not announce records it has not
+   * parsed yet until a read asks (a short read there, then waiting for the
+   * poll, can wait forever while the peer waits for window). Only EAGAIN says
+   * drained there.
+   */
+  readonly #shortMeansDrained: boolean;
   #handshake: HandshakeReader;
 
   constructor(host: ReadHost, allowTruncation: boolean) {
     this.#host = host;
     this.#allowTruncation = allowTruncation;
     this.#handshake = new HandshakeReader(host.paths.version, host.paths.role);
+    this.#shortMeansDrained = host.paths.rx !== 'kernel' || host.paths.plainTcp === true;
   }
 
   /** `_read`: records opened before the switch first, then the socket. */
@@ -106,7 +116,7 @@ export class ReadPath {
       // The poll is level-triggered (as libuv's): armed for readable, it fires while data waits.
       if (this.#drained) break;
       const got = this.recvChunk(SLAB);
-      this.#drained = this.#shortRead;
+      this.#drained = this.#shortRead && this.#shortMeansDrained;
       if (got === 'pushed') continue;
       if (typeof got !== 'number') {
         this.deliver(got.type, got.data);

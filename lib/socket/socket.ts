@@ -55,6 +55,7 @@ export class KtlsSocket extends KtlsSocketBase {
     super(duplexOptions, paths);
     this.#p = paths;
     if (paths.version === 'TLSv1.3') this.#schedule = new KeySchedule(paths.cipher, paths.trafficSecrets ?? {});
+    paths.trafficSecrets = undefined; // copied: the caller wipes its own
     this.version = (paths.nodeTls?.protocol as KtlsSocket['version'] | undefined) ?? paths.version;
     this.cipher = paths.nodeTls ? null : paths.cipher;
     const self = this;

@@ -90,6 +90,18 @@ function install(b: Binding, fd: number, dir: 'TLS_TX' | 'TLS_RX', s: Normalized
   return b.setKeys(fd, k[dir], versionNumber(s.version), cipherSpec(s.cipher).id, Buffer.from(d.key), Buffer.from(d.iv), seqBytes(d.seq));
 }
 
+/**
+ * The handle's poll callback: to the switch while it waits for a record's
+ * rest, then to the socket. Made out here so that it closes over these two
+ * only: the native handle keeps it for the connection's whole life, and a
+ * closure made inside upgrade would keep all of upgrade's state with it (the
+ * net.Socket, the bytes it had buffered, the handshake's records).
+ */
+function pollRouter(waiters: { wake?: (s: number) => void }, holder: { value?: KtlsSocket }): (status: number, events: number) => void {
+  const poll = KtlsSocket.pollCallback(holder);
+  return (status, events) => (waiters.wake ? waiters.wake(status) : poll(status, events));
+}
+
 /** True for the errnos that mean "this kernel cannot do that cipher/version in kTLS". */
 function unsupported(rc: number): boolean {
   return rc === -E.ENOENT || rc === -E.EINVAL || rc === -E.ENOPROTOOPT || rc === -E.EOPNOTSUPP;
@@ -184,8 +196,7 @@ async function takeOver(
   const holder: { value?: KtlsSocket } = {};
   const waiters: { wake?: (s: number) => void } = {};
   const out = new Int32Array(1);
-  const poll = KtlsSocket.pollCallback(holder);
-  const handle = new b.Handle(fd, (status, events) => (waiters.wake ? waiters.wake(status) : poll(status, events)), out);
+  const handle = new b.Handle(fd, pollRouter(waiters, holder), out);
   let tx: RecordPaths['tx'] = null;
   let rx: RecordPaths['rx'] = null;
   let txStart: RecordPaths['txStart'];
