@@ -5,8 +5,8 @@ import t from 'tap';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import * as ktls from '../../lib/index.js';
-import { arrayBuffers, socketCycles } from '../helpers/gc.js';
-import { readBytes } from '../helpers/pair.js';
+import { Collected, arrayBuffers, collect, socketCycles } from '../helpers/gc.js';
+import { loopbackPair, readBytes, sessionKeys } from '../helpers/pair.js';
 import { CERTS, listening, portOf } from '../helpers/tls.js';
 
 t.test('1000 upgrade/write/destroy cycles on userspace records: sockets are collected, buffers released', async (t) => {
@@ -41,4 +41,28 @@ t.test('a TLSSocket from createTLSSocket keeps only what the switch needs, howev
   t.equal((await back).toString(), 'after', 'the switch still works');
   sock.destroy();
   server.close();
+});
+
+t.test('a live KtlsSocket keeps nothing of its upgrade: the net.Socket and the bytes it had buffered are collected', async (t) => {
+  const collected = new Collected();
+  // In a function of its own, so that the test's frame holds no net.Socket either.
+  const pair = async (): Promise<ktls.KtlsSocket[]> => {
+    const [c, s] = await loopbackPair();
+    const keys = sessionKeys('TLSv1.3', 'aes-128-gcm');
+    collected.track(c);
+    collected.track(s);
+    return Promise.all([ktls.upgrade(c, keys.a, { kernel: false }), ktls.upgrade(s, keys.b, { kernel: false })]);
+  };
+  const live: ktls.KtlsSocket[] = [];
+  for (let i = 0; i < 20; i++) live.push(...(await pair()));
+  await collect(collected);
+  t.equal(
+    collected.finalized,
+    collected.tracked,
+    `all ${collected.tracked} upgraded net.Sockets collected while their KtlsSockets live (${collected.finalized})`,
+  );
+  const back = readBytes(live[1]!, 2);
+  live[0]!.write('ok');
+  t.equal((await back).toString(), 'ok', 'the KtlsSockets still work');
+  for (const k of live) k.destroy();
 });
