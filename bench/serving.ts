@@ -160,6 +160,7 @@ export async function idleOnce(kind: 'ktls' | 'node-tls', n: number, settleMs = 
   });
   type Measure = { rss: number; external: number; arrayBuffers: number; heapUsed: number; kernel: number };
   const next = <T>(): Promise<T> => new Promise((resolve) => child.once('message', (m) => resolve(m as T)));
+  const clients: tls.TLSSocket[] = [];
   try {
     const { port } = await next<{ port: number }>();
     const measure = (): Promise<Measure> => {
@@ -177,7 +178,7 @@ export async function idleOnce(kind: 'ktls' | 'node-tls', n: number, settleMs = 
         c.once('error', reject);
       });
     // One connection first, so what every connection shares (code, caches) is not counted.
-    const clients = [await one()];
+    clients.push(await one());
     await new Promise((resolve) => setTimeout(resolve, 100));
     const before = await measure();
     for (let i = 0; i < n; i += 50) clients.push(...(await Promise.all(Array.from({ length: Math.min(50, n - i) }, one))));
@@ -185,7 +186,6 @@ export async function idleOnce(kind: 'ktls' | 'node-tls', n: number, settleMs = 
     // pages the handshakes' garbage grew the heap by (for both servers alike).
     await new Promise((resolve) => setTimeout(resolve, settleMs));
     const after = await measure();
-    for (const c of clients) c.destroy();
     const per = (a: number, b: number): number => (b - a) / n / 1024;
     return {
       connections: n,
@@ -196,6 +196,7 @@ export async function idleOnce(kind: 'ktls' | 'node-tls', n: number, settleMs = 
       heapKiB: per(before.heapUsed, after.heapUsed),
     };
   } finally {
+    for (const c of clients) c.destroy();
     child.disconnect();
   }
 }
@@ -210,7 +211,15 @@ export async function idleScenario(ctx: Ctx): Promise<ScenarioResult> {
     ['node-tls', 'node:tls'],
   ] as const) {
     progress(`idle: ${n} connections to a ${label} server`);
-    const c = await idleOnce(id, n);
+    let c: IdleCost;
+    try {
+      c = await idleOnce(id, n);
+    } catch (err) {
+      const reason = (err as Error).message.split('\n')[0];
+      progress(`idle: ${label} FAILED: ${reason}`);
+      rows.push({ group: `${n} idle`, contender: id, label, available: false, reason, metrics: {} });
+      continue;
+    }
     const m: Record<string, number> = {
       'KiB/conn (RSS + external)': c.rssKiB + c.externalKiB,
       'RSS KiB/conn': c.rssKiB,

@@ -275,6 +275,8 @@ async function bootAndRun(command, { kernel, cwd = process.cwd(), mem = '1536M',
     'stty -opost -echo 2>/dev/null',
     'mount -t tmpfs tmpfs /dev/shm 2>/dev/null',
     'ip link set lo up',
+    // Servers under test hold thousands of connections (the idle-memory bench: 5,000 each side).
+    'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"',
     `${quote(info.modprobe)} tls || echo 'modprobe tls failed'`,
     ...Object.entries(vars).map(([k, v]) => `export ${k}=${quote(v)}`),
     `cd ${quote(cwd)}`,
