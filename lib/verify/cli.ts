@@ -3,7 +3,7 @@
  * `ktls-verify`: runs the verify suite on this kernel (or, with `--uml`, under
  * the project's user-mode-linux kernels) and reports what passed, failed, or
  * is not supported by the kernel. Exit status: 0 all passed, 1 a check failed,
- * 2 usage error, 3 kTLS not available.
+ * 2 usage error, 3 kTLS not available (or no selected check was supported).
  * @packageDocumentation
  */
 import * as fs from 'node:fs';
@@ -74,8 +74,8 @@ output:
                     this host cannot boot reported as such)
   -h, --help        this text
 
-exit status: 0 all passed (or not supported by this kernel), 1 a check failed,
-2 usage error, 3 kTLS not available here (${UNAVAILABLE_HINT})
+exit status: 0 all passed (some may be not supported by this kernel), 1 a check
+failed, 2 usage error, 3 kTLS not available here or no selected check supported (${UNAVAILABLE_HINT})
 `;
 
 function parseVersion(v: string): TlsVersion {

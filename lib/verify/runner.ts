@@ -297,8 +297,10 @@ export async function runVerify(options: VerifyOptions = {}): Promise<VerifyRepo
   return report;
 }
 
-/** Exit status for a report: 0 all passed (or not supported), 1 a check failed, 3 no kTLS. */
+/** Exit status for a report: 0 all passed (some perhaps not supported), 1 a check failed, 3 no kTLS or nothing supported. */
 export function exitCodeOf(report: VerifyReport): 0 | 1 | 3 {
   if (!report.available) return 3;
-  return report.totals.failed > 0 ? 1 : 0;
+  if (report.totals.failed > 0) return 1;
+  // Every selected check "not supported by this kernel" verified nothing: not a pass.
+  return report.totals.passed > 0 ? 0 : 3;
 }

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { probe } from '../../lib/native/probe.js';
 import { parseArgs, UsageError } from '../../lib/verify/cli.js';
 import { formatTable, formatTap } from '../../lib/verify/report.js';
-import type { VerifyReport } from '../../lib/verify/runner.js';
+import { exitCodeOf, type VerifyReport } from '../../lib/verify/runner.js';
 
 const cli = path.resolve(__dirname, '..', '..', 'lib', 'verify', 'cli.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -128,4 +128,11 @@ t.test('table and TAP rendering: failures, passes and "not supported" are distin
   t.match(tap, /reason: "boom"/);
   t.match(tap, /^ok 3 - .* # SKIP not supported by this kernel: no ccm/m);
   t.match(tap, /^1\.\.3$/m);
+
+  t.equal(exitCodeOf(report), 1, 'a failed check: exit 1');
+  const passOnly = { ...report, totals: { passed: 1, failed: 0, unsupported: 1 } };
+  t.equal(exitCodeOf(passOnly), 0, 'passes beside checks the kernel cannot do: exit 0');
+  const nothing = { ...report, totals: { passed: 0, failed: 0, unsupported: 3 } };
+  t.equal(exitCodeOf(nothing), 3, 'every check not supported verified nothing: exit 3, not a pass');
+  t.equal(exitCodeOf({ ...passOnly, available: false }), 3, 'no kTLS: exit 3');
 });
