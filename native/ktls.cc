@@ -1,9 +1,8 @@
-// Kernel TLS: the ULP and the crypto_info structs of <linux/tls.h>.
+// Kernel TLS: the ULP and the crypto_info structs (their layouts in kabi.h).
 #include "common.h"
+#include "kabi.h"
 
-#include <linux/tls.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,38 +10,18 @@
 #include <cstring>
 #include <string>
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
-// Newer than the 6.1 uapi headers we build against; the kernel answers
-// ENOPROTOOPT where it lacks them, which lib/ reports as unsupported.
-#ifndef TLS_TX_MAX_PAYLOAD_LEN
-#define TLS_TX_MAX_PAYLOAD_LEN 5
-#endif
-
 namespace ktls {
 namespace {
 
-// The layouts we fill by hand must be exactly the kernel's.
-static_assert(sizeof(tls_crypto_info) == 4, "tls_crypto_info");
-static_assert(offsetof(tls12_crypto_info_aes_gcm_128, iv) == 4, "gcm128 iv");
-static_assert(sizeof(tls12_crypto_info_aes_gcm_128) == 4 + 8 + 16 + 4 + 8, "gcm128 size");
-static_assert(sizeof(tls12_crypto_info_aes_gcm_256) == 4 + 8 + 32 + 4 + 8, "gcm256 size");
-static_assert(sizeof(tls12_crypto_info_aes_ccm_128) == 4 + 8 + 16 + 4 + 8, "ccm128 size");
-static_assert(sizeof(tls12_crypto_info_chacha20_poly1305) == 4 + 12 + 32 + 0 + 8, "chacha size");
-
 constexpr size_t kNonceSize = 12;  // salt + iv as TLS uses them: the API's "iv"
-constexpr size_t kSeqSize = TLS_CIPHER_AES_GCM_128_REC_SEQ_SIZE;
+constexpr size_t kSeqSize = KTLS_REC_SEQ_SIZE;
 
 union CryptoInfo {
-  tls_crypto_info base;
-  tls12_crypto_info_aes_gcm_128 gcm128;
-  tls12_crypto_info_aes_gcm_256 gcm256;
-  tls12_crypto_info_aes_ccm_128 ccm128;
-  tls12_crypto_info_chacha20_poly1305 chacha;
+  ktls_crypto_info base;
+  ktls_aes_gcm_128 gcm128;
+  ktls_aes_gcm_256 gcm256;
+  ktls_aes_ccm_128 ccm128;
+  ktls_chacha20_poly1305 chacha;
 };
 
 // Fills one crypto_info. Returns its size, or 0 when cipher/key size do not match
@@ -61,8 +40,8 @@ size_t Fill(T* s, uint16_t version, uint16_t cipher, const uint8_t* key, size_t 
 
 // chacha20-poly1305 has no salt member at all.
 template <>
-size_t Fill(tls12_crypto_info_chacha20_poly1305* s, uint16_t version, uint16_t cipher, const uint8_t* key, size_t key_len,
-            const uint8_t* nonce, const uint8_t* seq) {
+size_t Fill(ktls_chacha20_poly1305* s, uint16_t version, uint16_t cipher, const uint8_t* key, size_t key_len, const uint8_t* nonce,
+            const uint8_t* seq) {
   if (key_len != sizeof(s->key) || sizeof(s->iv) != kNonceSize) return 0;
   s->info.version = version;
   s->info.cipher_type = cipher;
@@ -81,7 +60,7 @@ void Wipe(void* p, size_t n) {
 Napi::Value SetUlp(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   static const char kName[] = "tls";
-  return Result(info.Env(), setsockopt(fd, SOL_TCP, TCP_ULP, kName, sizeof(kName)));
+  return Result(info.Env(), setsockopt(fd, SOL_TCP, KTLS_TCP_ULP, kName, sizeof(kName)));
 }
 
 // getUlp(fd) -> name | -errno
@@ -89,7 +68,7 @@ Napi::Value GetUlp(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   char name[32] = {0};
   socklen_t len = sizeof(name) - 1;
-  if (getsockopt(fd, SOL_TCP, TCP_ULP, name, &len) < 0) return Result(info.Env(), -1);
+  if (getsockopt(fd, SOL_TCP, KTLS_TCP_ULP, name, &len) < 0) return Result(info.Env(), -1);
   return Napi::String::New(info.Env(), name, strnlen(name, len));
 }
 
@@ -103,21 +82,21 @@ Napi::Value SetKeys(const Napi::CallbackInfo& info) {
   auto key = ArgBuffer(info, 4);
   auto nonce = ArgBuffer(info, 5);
   auto seq = ArgBuffer(info, 6);
-  if (nonce.Length() != kNonceSize || seq.Length() != kSeqSize || (dir != TLS_TX && dir != TLS_RX))
+  if (nonce.Length() != kNonceSize || seq.Length() != kSeqSize || (dir != KTLS_TLS_TX && dir != KTLS_TLS_RX))
     throw ArgError(info.Env(), false, "ktls native: bad setKeys arguments");
 
   CryptoInfo ci;
   std::memset(&ci, 0, sizeof(ci));
   size_t len = 0;
   switch (cipher) {
-    case TLS_CIPHER_AES_GCM_128: len = Fill(&ci.gcm128, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data()); break;
-    case TLS_CIPHER_AES_GCM_256: len = Fill(&ci.gcm256, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data()); break;
-    case TLS_CIPHER_AES_CCM_128: len = Fill(&ci.ccm128, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data()); break;
-    case TLS_CIPHER_CHACHA20_POLY1305: len = Fill(&ci.chacha, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data()); break;
+    case KTLS_CIPHER_AES_GCM_128: len = Fill(&ci.gcm128, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data()); break;
+    case KTLS_CIPHER_AES_GCM_256: len = Fill(&ci.gcm256, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data()); break;
+    case KTLS_CIPHER_AES_CCM_128: len = Fill(&ci.ccm128, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data()); break;
+    case KTLS_CIPHER_CHACHA20_POLY1305: len = Fill(&ci.chacha, version, cipher, key.Data(), key.Length(), nonce.Data(), seq.Data()); break;
     default: break;
   }
   int rc = -EINVAL;
-  if (len != 0) rc = setsockopt(fd, SOL_TLS, dir, &ci, static_cast<socklen_t>(len)) < 0 ? -errno : 0;
+  if (len != 0) rc = setsockopt(fd, KTLS_SOL_TLS, dir, &ci, static_cast<socklen_t>(len)) < 0 ? -errno : 0;
   Wipe(&ci, sizeof(ci));
   Wipe(key.Data(), key.Length());
   Wipe(nonce.Data(), nonce.Length());
@@ -130,33 +109,33 @@ Napi::Value GetSeq(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
   int dir = ArgInt(info, 1);
   Napi::Env env = info.Env();
-  tls_crypto_info base{};
+  ktls_crypto_info base{};
   socklen_t len = sizeof(base);
-  if (getsockopt(fd, SOL_TLS, dir, &base, &len) < 0) return Result(env, -1);
+  if (getsockopt(fd, KTLS_SOL_TLS, dir, &base, &len) < 0) return Result(env, -1);
 
   CryptoInfo ci;
   std::memset(&ci, 0, sizeof(ci));
   const uint8_t* seq = nullptr;
   switch (base.cipher_type) {
-    case TLS_CIPHER_AES_GCM_128:
+    case KTLS_CIPHER_AES_GCM_128:
       len = sizeof(ci.gcm128);
       seq = ci.gcm128.rec_seq;
       break;
-    case TLS_CIPHER_AES_GCM_256:
+    case KTLS_CIPHER_AES_GCM_256:
       len = sizeof(ci.gcm256);
       seq = ci.gcm256.rec_seq;
       break;
-    case TLS_CIPHER_AES_CCM_128:
+    case KTLS_CIPHER_AES_CCM_128:
       len = sizeof(ci.ccm128);
       seq = ci.ccm128.rec_seq;
       break;
-    case TLS_CIPHER_CHACHA20_POLY1305:
+    case KTLS_CIPHER_CHACHA20_POLY1305:
       len = sizeof(ci.chacha);
       seq = ci.chacha.rec_seq;
       break;
     default: return Napi::Number::New(env, -EINVAL);  // no keys installed (cipher_type 0) or unknown
   }
-  int rc = getsockopt(fd, SOL_TLS, dir, &ci, &len);
+  int rc = getsockopt(fd, KTLS_SOL_TLS, dir, &ci, &len);
   int err = errno;
   uint64_t value = 0;
   for (size_t i = 0; i < kSeqSize; i++) value = (value << 8) | seq[i];
@@ -166,17 +145,17 @@ Napi::Value GetSeq(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, value);
 }
 
-// setRecordSize(fd, n) / getRecordSize(fd): TLS_TX_MAX_PAYLOAD_LEN takes a u16;
+// setRecordSize(fd, n) / getRecordSize(fd): KTLS_TLS_TX_MAX_PAYLOAD_LEN takes a u16;
 // kernels without it answer ENOPROTOOPT, which lib/ reports as ERR_KTLS_UNSUPPORTED.
 Napi::Value SetRecordSize(const Napi::CallbackInfo& info) {
   uint16_t value = static_cast<uint16_t>(ArgInt(info, 1));
-  return Result(info.Env(), setsockopt(ArgInt(info, 0), SOL_TLS, TLS_TX_MAX_PAYLOAD_LEN, &value, sizeof(value)));
+  return Result(info.Env(), setsockopt(ArgInt(info, 0), KTLS_SOL_TLS, KTLS_TLS_TX_MAX_PAYLOAD_LEN, &value, sizeof(value)));
 }
 
 Napi::Value GetRecordSize(const Napi::CallbackInfo& info) {
   uint16_t value = 0;
   socklen_t len = sizeof(value);
-  if (getsockopt(ArgInt(info, 0), SOL_TLS, TLS_TX_MAX_PAYLOAD_LEN, &value, &len) < 0) return Result(info.Env(), -1);
+  if (getsockopt(ArgInt(info, 0), KTLS_SOL_TLS, KTLS_TLS_TX_MAX_PAYLOAD_LEN, &value, &len) < 0) return Result(info.Env(), -1);
   return Napi::Number::New(info.Env(), value);
 }
 
@@ -204,17 +183,17 @@ void InitKtls(Napi::Env env, Napi::Object exports) {
   exports.Set("getRecordSize", Napi::Function::New(env, GetRecordSize, "getRecordSize"));
 
   Napi::Object k = Napi::Object::New(env);
-  Set(k, "SOL_TLS", SOL_TLS);
-  Set(k, "TCP_ULP", TCP_ULP);
-  Set(k, "TLS_TX", TLS_TX);
-  Set(k, "TLS_RX", TLS_RX);
-  Set(k, "TLS_TX_ZEROCOPY_RO", TLS_TX_ZEROCOPY_RO);
-  Set(k, "TLS_RX_EXPECT_NO_PAD", TLS_RX_EXPECT_NO_PAD);
-  Set(k, "TLS_TX_MAX_PAYLOAD_LEN", TLS_TX_MAX_PAYLOAD_LEN);
-  Set(k, "TLS_SET_RECORD_TYPE", TLS_SET_RECORD_TYPE);
-  Set(k, "TLS_GET_RECORD_TYPE", TLS_GET_RECORD_TYPE);
-  Set(k, "TLS_1_2_VERSION", TLS_1_2_VERSION);
-  Set(k, "TLS_1_3_VERSION", TLS_1_3_VERSION);
+  Set(k, "SOL_TLS", KTLS_SOL_TLS);
+  Set(k, "TCP_ULP", KTLS_TCP_ULP);
+  Set(k, "TLS_TX", KTLS_TLS_TX);
+  Set(k, "TLS_RX", KTLS_TLS_RX);
+  Set(k, "TLS_TX_ZEROCOPY_RO", KTLS_TLS_TX_ZEROCOPY_RO);
+  Set(k, "TLS_RX_EXPECT_NO_PAD", KTLS_TLS_RX_EXPECT_NO_PAD);
+  Set(k, "TLS_TX_MAX_PAYLOAD_LEN", KTLS_TLS_TX_MAX_PAYLOAD_LEN);
+  Set(k, "TLS_SET_RECORD_TYPE", KTLS_TLS_SET_RECORD_TYPE);
+  Set(k, "TLS_GET_RECORD_TYPE", KTLS_TLS_GET_RECORD_TYPE);
+  Set(k, "TLS_1_2_VERSION", KTLS_TLS_1_2_VERSION);
+  Set(k, "TLS_1_3_VERSION", KTLS_TLS_1_3_VERSION);
   // RFC 8446 §5: record content types and the plaintext limit (not in the uapi header).
   Set(k, "RECORD_CHANGE_CIPHER_SPEC", 20);
   Set(k, "RECORD_ALERT", 21);
@@ -239,11 +218,11 @@ void InitKtls(Napi::Env env, Napi::Object exports) {
   exports.Set("constants", k);
 
   Napi::Object c = Napi::Object::New(env);
-#define KTLS_CIPHER(js, P) CipherConstants(c, js, P, P##_KEY_SIZE, P##_SALT_SIZE, P##_IV_SIZE, P##_TAG_SIZE, P##_REC_SEQ_SIZE)
-  KTLS_CIPHER("aes-128-gcm", TLS_CIPHER_AES_GCM_128);
-  KTLS_CIPHER("aes-256-gcm", TLS_CIPHER_AES_GCM_256);
-  KTLS_CIPHER("chacha20-poly1305", TLS_CIPHER_CHACHA20_POLY1305);
-  KTLS_CIPHER("aes-128-ccm", TLS_CIPHER_AES_CCM_128);
+#define KTLS_CIPHER(js, id, T, salt) CipherConstants(c, js, id, sizeof(T::key), salt, sizeof(T::iv), KTLS_AEAD_TAG_SIZE, sizeof(T::rec_seq))
+  KTLS_CIPHER("aes-128-gcm", KTLS_CIPHER_AES_GCM_128, ktls_aes_gcm_128, sizeof(ktls_aes_gcm_128::salt));
+  KTLS_CIPHER("aes-256-gcm", KTLS_CIPHER_AES_GCM_256, ktls_aes_gcm_256, sizeof(ktls_aes_gcm_256::salt));
+  KTLS_CIPHER("chacha20-poly1305", KTLS_CIPHER_CHACHA20_POLY1305, ktls_chacha20_poly1305, 0);
+  KTLS_CIPHER("aes-128-ccm", KTLS_CIPHER_AES_CCM_128, ktls_aes_ccm_128, sizeof(ktls_aes_ccm_128::salt));
 #undef KTLS_CIPHER
   exports.Set("ciphers", c);
 }

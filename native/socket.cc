@@ -2,13 +2,12 @@
 // Lifecycle Open -> Closed; close() is idempotent; the poll handle is freed in
 // its close callback; an env cleanup hook closes whatever is still open.
 #include "common.h"
-#include "tcpinfo.h"
+#include "kabi.h"
 
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <cstddef>
-#include <linux/tls.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -136,7 +135,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     if (n < 0) return Napi::Number::New(env, -errno);
     int type = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE) type = *reinterpret_cast<unsigned char*>(CMSG_DATA(c));
+      if (c->cmsg_level == KTLS_SOL_TLS && c->cmsg_type == KTLS_TLS_GET_RECORD_TYPE) type = *reinterpret_cast<unsigned char*>(CMSG_DATA(c));
     }
     // The caller may have detached or shrunk the out array's buffer since: never write past it.
     napi_value out = out_.Value();
@@ -184,8 +183,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
       msg.msg_control = control;
       msg.msg_controllen = sizeof(control);
       cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_TLS;
-      c->cmsg_type = TLS_SET_RECORD_TYPE;
+      c->cmsg_level = KTLS_SOL_TLS;
+      c->cmsg_type = KTLS_TLS_SET_RECORD_TYPE;
       c->cmsg_len = CMSG_LEN(sizeof(unsigned char));
       *reinterpret_cast<unsigned char*>(CMSG_DATA(c)) = static_cast<unsigned char>(type);
     }
@@ -305,10 +304,10 @@ Napi::Value PeerConnected(const Napi::CallbackInfo& info) {
 // list after sendmsg returns; lib/ compares this with what it expects before FIN.
 Napi::Value TcpEntered(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
-  TcpInfoFull ti{};
+  ktls_tcp_info ti{};
   socklen_t len = sizeof(ti);
   if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len) < 0) return Result(info.Env(), -1);
-  if (len < offsetof(TcpInfoFull, bytes_received)) return Napi::Number::New(info.Env(), -EOPNOTSUPP);  // kernels before 4.1
+  if (len < offsetof(ktls_tcp_info, bytes_received)) return Napi::Number::New(info.Env(), -EOPNOTSUPP);  // kernels before 4.1
   uint64_t acked = ti.bytes_acked;
   int outq = 0;
   if (ioctl(fd, SIOCOUTQ, &outq) < 0) return Result(info.Env(), -1);

@@ -2,7 +2,7 @@
 // TCP_INFO and the Fast Open client socket. Each call is one syscall and
 // returns bytes or -errno; lib/socket/ops/ and lib/socket/ own the loops.
 #include "common.h"
-#include "tcpinfo.h"
+#include "kabi.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -170,25 +170,25 @@ void Set(Napi::Object o, const char* name, double v) { o.Set(name, Napi::Number:
 
 // tcpInfo(fd) -> { segsOut, ... } | -errno
 Napi::Value TcpInfo(const Napi::CallbackInfo& info) {
-  TcpInfoFull ti{};
+  ktls_tcp_info ti{};
   socklen_t len = sizeof(ti);
   if (getsockopt(ArgInt(info, 0), SOL_TCP, TCP_INFO, &ti, &len) < 0) return Result(info.Env(), -1);
   Napi::Object o = Napi::Object::New(info.Env());
-  Set(o, "state", ti.base.tcpi_state);
-  Set(o, "options", ti.base.tcpi_options);
-  Set(o, "rtt", ti.base.tcpi_rtt);
-  Set(o, "sndMss", ti.base.tcpi_snd_mss);
-  Set(o, "sndCwnd", ti.base.tcpi_snd_cwnd);
-  Set(o, "totalRetrans", ti.base.tcpi_total_retrans);
+  Set(o, "state", ti.state);
+  Set(o, "options", ti.options);
+  Set(o, "rtt", ti.rtt);
+  Set(o, "sndMss", ti.snd_mss);
+  Set(o, "sndCwnd", ti.snd_cwnd);
+  Set(o, "totalRetrans", ti.total_retrans);
   // Fields a kernel did not fill (an older struct) read as -1, not 0.
   auto field = [&](const char* name, size_t end, double v) { Set(o, name, len >= end ? v : -1); };
-  field("bytesAcked", offsetof(TcpInfoFull, bytes_received), static_cast<double>(ti.bytes_acked));
-  field("bytesReceived", offsetof(TcpInfoFull, segs_out), static_cast<double>(ti.bytes_received));
-  field("segsOut", offsetof(TcpInfoFull, segs_in), ti.segs_out);
-  field("segsIn", offsetof(TcpInfoFull, notsent_bytes), ti.segs_in);
-  field("dataSegsIn", offsetof(TcpInfoFull, data_segs_out), ti.data_segs_in);
-  field("dataSegsOut", offsetof(TcpInfoFull, delivery_rate), ti.data_segs_out);
-  field("bytesSent", offsetof(TcpInfoFull, bytes_retrans), static_cast<double>(ti.bytes_sent));
+  field("bytesAcked", offsetof(ktls_tcp_info, bytes_received), static_cast<double>(ti.bytes_acked));
+  field("bytesReceived", offsetof(ktls_tcp_info, segs_out), static_cast<double>(ti.bytes_received));
+  field("segsOut", offsetof(ktls_tcp_info, segs_in), ti.segs_out);
+  field("segsIn", offsetof(ktls_tcp_info, notsent_bytes), ti.segs_in);
+  field("dataSegsIn", offsetof(ktls_tcp_info, data_segs_out), ti.data_segs_in);
+  field("dataSegsOut", offsetof(ktls_tcp_info, delivery_rate), ti.data_segs_out);
+  field("bytesSent", offsetof(ktls_tcp_info, bytes_retrans), static_cast<double>(ti.bytes_sent));
   return o;
 }
 
