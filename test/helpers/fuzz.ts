@@ -21,10 +21,10 @@ export const FUZZ_SEED = envInt('KTLS_FUZZ_SEED', 0x6b746c73);
 
 /** Each fuzz target and its iterations in a default run (docs/reliability.md quotes them). */
 export const FUZZ_TARGETS: ReadonlyArray<{ target: string; iterations: number }> = [
-  { target: 'record opener: mutated records (test/fuzz-record.test.ts)', iterations: envInt('KTLS_FUZZ_RECORDS', 100_000) },
-  { target: 'secrets validator: random objects, 3 targets (test/fuzz-secrets.test.ts)', iterations: 3 * envInt('KTLS_FUZZ_SECRETS', 20_000) },
-  { target: 'binding functions: random argument lists (test/fuzz-binding.test.ts)', iterations: envInt('KTLS_FUZZ_BINDING', 30_000) },
-  { target: 'binding Handles: random method calls (test/fuzz-binding.test.ts)', iterations: envInt('KTLS_FUZZ_HANDLES', 20_000) },
+  { target: 'record opener: mutated records (test/record/fuzz-record.test.ts)', iterations: envInt('KTLS_FUZZ_RECORDS', 100_000) },
+  { target: 'secrets validator: random objects, 3 targets (test/record/fuzz-secrets.test.ts)', iterations: 3 * envInt('KTLS_FUZZ_SECRETS', 20_000) },
+  { target: 'binding functions: random argument lists (test/native/fuzz-binding.test.ts)', iterations: envInt('KTLS_FUZZ_BINDING', 30_000) },
+  { target: 'binding Handles: random method calls (test/native/fuzz-binding.test.ts)', iterations: envInt('KTLS_FUZZ_HANDLES', 20_000) },
 ];
 // A single iteration's wall time past which it counts as a hang (generous: the suite also runs under user-mode-linux).
 const SLOW_MS = envInt('KTLS_FUZZ_SLOW_MS', 20_000);
