@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { download, unpack } from './debian.mjs';
-import { flags, sysroot } from './prebuild.mjs';
+import { flags, nodeDir, sysroot } from './prebuild.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cache = process.env.KTLS_CACHE || path.join(root, '.cache');
@@ -77,8 +77,7 @@ compile('musl (Debian musl-dev) + Linux 5.10 uapi headers: native/kabi.h and the
 const f = flags('x64', sys);
 compile('glibc 2.31 + Linux 5.10 uapi headers (Debian bullseye): the same', f.cc, ['-std=gnu11', ...WARN, ...f.compile.split(' '), '-fsyntax-only', check]);
 const require = createRequire(import.meta.url);
-const prefix = path.dirname(path.dirname(process.execPath));
-const nodeInclude = process.env.npm_config_nodedir ? path.join(process.env.npm_config_nodedir, 'include', 'node') : path.join(prefix, 'include', 'node');
+const nodeInclude = path.join(nodeDir() ?? '/usr', 'include', 'node');
 for (const src of fs.readdirSync(path.join(root, 'native')).filter((n) => n.endsWith('.cc') && n !== 'unsupported.cc')) {
   compile(`glibc 2.31 + Linux 5.10 uapi headers: native/${src}`, f.cxx, [
     '-std=c++17',

@@ -95,6 +95,16 @@ export function flags(arch, sys) {
   return { cc: `${t.prefix}gcc`, cxx, compile, link, strip: `${t.prefix}strip`, objdump: `${t.prefix}objdump` };
 }
 
+/**
+ * Where this Node's headers are (`<dir>/include/node`): N-API needs only
+ * node_api.h, so builds use these instead of downloading another version's
+ * (an offline machine cannot).
+ */
+export function nodeDir() {
+  const prefix = path.dirname(path.dirname(process.execPath));
+  return process.env.npm_config_nodedir || (fs.existsSync(path.join(prefix, 'include/node/node_api.h')) ? prefix : undefined);
+}
+
 /** Highest versions of GLIBC_ and GLIBCXX_ symbols `file` needs, read with objdump -T. */
 export function symbolFloor(file, objdump = 'objdump') {
   const out = execFileSync(objdump, ['-T', file], { encoding: 'utf8' });
@@ -128,10 +138,7 @@ export function build(arch) {
   fs.mkdirSync(work, { recursive: true });
   for (const p of ['native', 'binding.gyp', 'package.json']) fs.cpSync(path.join(root, p), path.join(work, p), { recursive: true });
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(work, 'node_modules'));
-  // N-API needs only node_api.h: build against this Node's own headers (an
-  // offline machine cannot download another version's).
-  const prefix = path.dirname(path.dirname(process.execPath));
-  const nodedir = process.env.npm_config_nodedir || (fs.existsSync(path.join(prefix, 'include/node/node_api.h')) ? prefix : undefined);
+  const nodedir = nodeDir();
   log(`building linux-${arch} against ${path.relative(root, sys)}`);
   const r = spawnSync(
     process.execPath,
