@@ -2,7 +2,7 @@
 // Builds the prebuilt binaries that ship in prebuilds/ (prebuildify, N-API:
 // one binary per platform serves every Node version):
 //
-//   node scripts/prebuild.mjs [--arch x64,arm64]
+//   node scripts/prebuild.mjs [--arch x64,arm64] [--check]
 //
 // Each is compiled against Debian bullseye's glibc 2.31 and 5.10 kernel
 // headers (a sysroot fetched with apt-get download into .cache/sysroot/), not
@@ -177,11 +177,24 @@ export function build(arch) {
   return { file, ...floor };
 }
 
+/** `--check` (npm's prepublishOnly; not prepack, which git installs run): every prebuild is there and within the floor, so no package ships without them. */
+function check(arches) {
+  for (const arch of arches) {
+    const file = path.join(root, 'prebuilds', `linux-${arch}`, 'ktls.glibc.node');
+    if (!fs.existsSync(file)) throw new Error(`${path.relative(root, file)} is missing: run npm run prebuild before packing`);
+    const objdump = `${TARGETS[arch].prefix}objdump`;
+    const floor = symbolFloor(file, have(objdump) ? objdump : 'objdump');
+    if (floor.glibc === null || cmpVersion(floor.glibc, GLIBC_FLOOR) > 0)
+      throw new Error(`${path.relative(root, file)} needs GLIBC_${floor.glibc}, above ${GLIBC_FLOOR}`);
+  }
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const i = process.argv.indexOf('--arch');
   const arches = i > 0 ? process.argv[i + 1].split(',') : Object.keys(TARGETS);
   try {
-    for (const arch of arches) build(arch);
+    if (process.argv.includes('--check')) check(arches);
+    else for (const arch of arches) build(arch);
   } catch (err) {
     process.stderr.write(`[prebuild] ${err.message}\n`);
     process.exit(1);
