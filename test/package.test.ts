@@ -43,3 +43,25 @@ t.test('install compiles nothing off Linux and says why', async (t) => {
   t.equal(run.status, 0, 'exit 0 with no compiler or node-gyp-build reachable');
   t.match(run.stderr, /kernel TLS needs Linux; installed on darwin without the native addon/);
 });
+
+t.test('off Linux: probe() says why, and calls that need the addon reject with ERR_KTLS_UNAVAILABLE and a hint for that platform', async (t) => {
+  const script = [
+    "Object.defineProperty(process, 'platform', { value: 'darwin' });",
+    "const ktls = require('./dist/lib/index.js');",
+    "const net = require('node:net');",
+    '(async () => {',
+    '  const caps = await ktls.probe();',
+    "  const keys = { version: 'TLSv1.3', cipher: 'aes-128-gcm', tx: { key: Buffer.alloc(16), iv: Buffer.alloc(12), seq: 0n } };",
+    '  const err = await ktls.upgrade(new net.Socket(), keys).then(() => null, (e) => e);',
+    '  console.log(JSON.stringify({ ulp: caps.ulp, ulpError: caps.ulpError, code: err && err.code, hint: err && err.hint }));',
+    '})();',
+  ].join('\n');
+  const run = spawnSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' });
+  t.equal(run.status, 0, run.stderr);
+  const out = JSON.parse(run.stdout) as { ulp: boolean; ulpError: string; code: string; hint: string };
+  t.equal(out.ulp, false);
+  t.match(out.ulpError, /needs Linux; this is darwin/);
+  t.equal(out.code, 'ERR_KTLS_UNAVAILABLE');
+  t.match(out.hint, /Linux-only/);
+  t.notMatch(out.hint, /modprobe/, 'no Linux advice on darwin');
+});
