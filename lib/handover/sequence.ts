@@ -12,6 +12,7 @@ import type * as tls from 'node:tls';
 import { constants, type CipherName, type TlsVersion } from '../native/constants.js';
 import { nextTrafficSecret, suiteOf, tls12Keys, tls13Keys, type SuiteHash } from '../record/derive.js';
 import { KtlsError } from '../native/errors.js';
+import { tls12Exporter, tls13Exporter, type KeyingExporter } from '../record/exporter.js';
 import { keyUpdateMessage } from '../record/key-schedule.js';
 import { RecordOpener, RecordSealer, type OpenedRecord } from '../record/layer.js';
 import { Secrets } from '../record/secrets.js';
@@ -200,6 +201,8 @@ export interface Tracks {
   readonly fed: RecordTrack;
   /** Records node:tls wrote (sent). */
   readonly sent: RecordTrack;
+  /** The session's keying material exporter, from the logged secrets (set by {@link startTracking}). */
+  exporter?: KeyingExporter;
 }
 
 /** Parses NSS key-log lines into `label -> secret` for this connection. */
@@ -248,13 +251,17 @@ export function startTracking(t: tls.TLSSocket, keylog: Buffer[], tracks: Tracks
     const s = log.get('SERVER_TRAFFIC_SECRET_0');
     if (!c || !s) throw new KtlsError('ERR_KTLS_HANDOVER', 'node:tls did not log the TLS 1.3 traffic secrets');
     const keys = (secret: Buffer): TrackKeys => ({ version, cipher, hash, ...tls13Keys(cipher, hash, secret), secret: Buffer.from(secret) });
+    const ex = log.get('EXPORTER_SECRET');
+    if (ex) tracks.exporter = tls13Exporter(hash, ex.secret);
     tracks.sent.start(keys(isServer ? s.secret : c.secret));
     tracks.fed.start(keys(isServer ? c.secret : s.secret));
     return;
   }
   const m = log.get('CLIENT_RANDOM');
   if (!m) throw new KtlsError('ERR_KTLS_HANDOVER', 'node:tls did not log the TLS 1.2 master secret');
-  const { client, server } = tls12Keys(cipher, hash, m.secret, m.random, serverRandom(isServer ? tracks.sent.pending : tracks.fed.pending));
+  const sr = serverRandom(isServer ? tracks.sent.pending : tracks.fed.pending);
+  const { client, server } = tls12Keys(cipher, hash, m.secret, m.random, sr);
+  tracks.exporter = tls12Exporter(hash, m.secret, m.random, sr);
   tracks.sent.start({ version, cipher, hash, ...(isServer ? server : client) });
   tracks.fed.start({ version, cipher, hash, ...(isServer ? client : server) });
 }

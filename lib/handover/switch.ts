@@ -14,6 +14,7 @@ import { handleFd } from '../native/net-handle.js';
 import type { HandshakeTcp } from '../socket/base.js';
 import type { KtlsSocketOptions } from '../socket/options.js';
 import type { KtlsSocket } from '../socket/socket.js';
+import { checkExportArgs } from '../record/exporter.js';
 import { upgradeWith } from '../socket/upgrade.js';
 import { bridgeToNodeTls } from './node-tls-carried.js';
 import { answerKeyUpdate, carriable, deriveSecrets, secretsOf, startTracking, wipeKeys } from './sequence.js';
@@ -96,6 +97,16 @@ function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOp
   st.tap.sent.abandon();
   const info = tlsInfo(t, st.isServer);
   info.handshakeTcp = tcpCounters(st.raw);
+  // node:tls keeps the session here, so it answers for the exporter itself.
+  info.exporter = {
+    export: (length, label, context) => {
+      checkExportArgs(length, label, context);
+      // @types/node makes context required; node:tls takes it as optional (no context at all, which differs from an empty one in TLS 1.2).
+      const exportIt = t.exportKeyingMaterial.bind(t) as (length: number, label: string, context?: Buffer) => Buffer;
+      return exportIt(length, label, context);
+    },
+    wipe: () => undefined,
+  };
   const sock = bridgeToNodeTls(t, st.raw, info, opts);
   for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
   if (!warnedNodeTls) {
@@ -136,6 +147,7 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
   const prefix = tap.unconsumed();
   const info = tlsInfo(t, st.isServer);
   info.handshakeTcp = tcpCounters(raw);
+  if (tap.exporter) info.exporter = tap.exporter;
   tap.markSwitched();
   t.destroy();
   if (d.owesKeyUpdate) raw.write(answerKeyUpdate(d));

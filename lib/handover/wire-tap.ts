@@ -13,6 +13,7 @@ import type * as tls from 'node:tls';
 import { KtlsError, handshakeTimeout } from '../native/errors.js';
 import { RecordTrack, type KeyUpdateClock, type Tracks } from './sequence.js';
 import { tlsTransport } from '../native/net-handle.js';
+import type { KeyingExporter } from '../record/exporter.js';
 import type { TlsInfo } from '../socket/base.js';
 
 const HEADER = 5;
@@ -58,6 +59,7 @@ function closeAfterFlush(raw: net.Socket): void {
 export class WireTap extends Duplex implements Tracks {
   readonly fed: RecordTrack;
   readonly sent: RecordTrack;
+  exporter?: KeyingExporter;
   /** Set when node:tls wrote after the switch: the hand-over fails loudly with it. */
   lateWrite: KtlsError | null = null;
   /** Called with {@link lateWrite} as soon as it happens. */
@@ -252,6 +254,10 @@ export function tlsInfo(s: tls.TLSSocket, isServer: boolean): TlsInfo {
     alpnProtocol: s.alpnProtocol ?? false,
     servername: (s as tls.TLSSocket & { servername?: string | false | null }).servername,
     authorized: s.authorized,
+    finished: s.getFinished(),
+    peerFinished: s.getPeerFinished(),
+    ephemeralKeyInfo: s.getEphemeralKeyInfo(),
+    sharedSigalgs: s.getSharedSigalgs(),
     authorizationError: s.authorizationError ?? null,
     peerCertificate: s.getPeerCertificate(true),
     // A server has no use for its session blob after the switch; a connection would carry it for life.

@@ -5,11 +5,13 @@
  * destroySoon).
  * @packageDocumentation
  */
+import { X509Certificate } from 'node:crypto';
 import { Duplex, type DuplexOptions } from 'node:stream';
 import type * as tls from 'node:tls';
 import type { Binding, NativeHandle, NativeTcpInfo } from '../native/binding.js';
 import { constants } from '../native/constants.js';
-import { KtlsSystemError, invalidArgValue } from '../native/errors.js';
+import { KtlsError, KtlsSystemError, invalidArgValue } from '../native/errors.js';
+import { checkExportArgs, type KeyingExporter } from '../record/exporter.js';
 import type { RecordPaths } from './paths.js';
 
 /** TCP_INFO counters of a connection at the switch to kTLS. */
@@ -36,6 +38,15 @@ export interface TlsInfo {
   authorizationError: Error | null;
   /** `getPeerCertificate(true)` at the switch. */
   peerCertificate: tls.DetailedPeerCertificate | Record<string, never>;
+  /** `getFinished()` / `getPeerFinished()`: the Finished messages' verify_data. */
+  finished?: Buffer | undefined;
+  peerFinished?: Buffer | undefined;
+  /** `getEphemeralKeyInfo()`. */
+  ephemeralKeyInfo?: tls.EphemeralKeyInfo | object | null;
+  /** `getSharedSigalgs()`. */
+  sharedSigalgs?: string[];
+  /** Keying material exporter (RFC 5705 / RFC 8446 §7.5); wiped at close. */
+  exporter?: KeyingExporter;
   /** `getSession()` at the switch (client side; a server keeps none). */
   session: Buffer | undefined;
   /** `isSessionReused()`. */
@@ -97,7 +108,10 @@ export abstract class KtlsSocketBase extends Duplex {
     this.remoteFamily = conn.remote.family;
     this.localAddress = conn.local.address;
     this.localPort = conn.local.port;
-    this.once('close', () => clearTimeout(this.#timer));
+    this.once('close', () => {
+      clearTimeout(this.#timer);
+      this.#tls?.exporter?.wipe();
+    });
   }
 
   /** The underlying fd (owned by this socket; -1 once closed). */
@@ -147,9 +161,74 @@ export abstract class KtlsSocketBase extends Duplex {
     return this.#tls?.authorizationError ?? null;
   }
 
-  /** The peer certificate (with its chain) as `tls.TLSSocket#getPeerCertificate(true)` returned it at the switch. */
-  getPeerCertificate(): tls.DetailedPeerCertificate | Record<string, never> {
-    return this.#tls?.peerCertificate ?? {};
+  /**
+   * The peer certificate as `tls.TLSSocket#getPeerCertificate(detailed)` returned
+   * it at the switch: with `detailed` true the issuer chain (`issuerCertificate`)
+   * is included, otherwise not. `{}` without one.
+   */
+  getPeerCertificate(detailed?: false): tls.PeerCertificate | Record<string, never>;
+  getPeerCertificate(detailed: true): tls.DetailedPeerCertificate | Record<string, never>;
+  getPeerCertificate(detailed?: boolean): tls.PeerCertificate | tls.DetailedPeerCertificate | Record<string, never>;
+  getPeerCertificate(detailed = false): tls.PeerCertificate | tls.DetailedPeerCertificate | Record<string, never> {
+    const cert = this.#tls?.peerCertificate ?? {};
+    if (detailed || !('raw' in cert)) return cert;
+    const { issuerCertificate: _chain, ...plain } = cert;
+    return plain;
+  }
+
+  /** The peer's certificate as an `X509Certificate`, as `tls.TLSSocket#getPeerX509Certificate()`; undefined without one. */
+  getPeerX509Certificate(): X509Certificate | undefined {
+    const cert = this.#tls?.peerCertificate ?? {};
+    return 'raw' in cert && Buffer.isBuffer(cert.raw) ? new X509Certificate(cert.raw) : undefined;
+  }
+
+  /** Our Finished message's verify_data, as `tls.TLSSocket#getFinished()` (undefined after a bare `upgrade()`). */
+  getFinished(): Buffer | undefined {
+    return this.#tls?.finished;
+  }
+
+  /** The peer's Finished message's verify_data, as `tls.TLSSocket#getPeerFinished()`. */
+  getPeerFinished(): Buffer | undefined {
+    return this.#tls?.peerFinished;
+  }
+
+  /** The key exchange's ephemeral key, as `tls.TLSSocket#getEphemeralKeyInfo()` returned it at the switch. */
+  getEphemeralKeyInfo(): tls.EphemeralKeyInfo | object | null {
+    return this.#tls?.ephemeralKeyInfo ?? null;
+  }
+
+  /** Signature algorithms both sides support, as `tls.TLSSocket#getSharedSigalgs()` returned it at the switch. */
+  getSharedSigalgs(): string[] {
+    return this.#tls?.sharedSigalgs ?? [];
+  }
+
+  /**
+   * Keying material (RFC 5705; TLS 1.3: RFC 8446 §7.5), equal to what the peer's
+   * `exportKeyingMaterial(length, label, context)` returns. Computed from the
+   * exporter secret node:tls logged during the handshake, kept in private
+   * unpooled memory and zeroed at close.
+   * @throws `ERR_KTLS_NO_EXPORTER` after a bare `upgrade()` (traffic keys carry no
+   *   exporter secret); `ERR_KTLS_EXPORTER_LABEL` for TLS 1.2's own labels;
+   *   `ERR_INVALID_ARG_TYPE`/`ERR_INVALID_ARG_VALUE` for bad arguments.
+   */
+  exportKeyingMaterial(length: number, label: string, context?: Buffer): Buffer {
+    const exporter = this.#tls?.exporter;
+    if (!exporter) {
+      checkExportArgs(length, label, context);
+      throw new KtlsError(
+        'ERR_KTLS_NO_EXPORTER',
+        'this socket has no exporter secret: upgrade() was given traffic keys only (use ktls.connect()/createServer())',
+      );
+    }
+    return exporter.export(length, label, context);
+  }
+
+  /** Renegotiation does not exist after the switch: the kernel carries records only. Always throws `ERR_KTLS_NO_RENEGOTIATION`. */
+  renegotiate(_options?: unknown, _callback?: (err: Error | null) => void): never {
+    throw new KtlsError(
+      'ERR_KTLS_NO_RENEGOTIATION',
+      'renegotiation is not available after the switch to kernel TLS (TLS 1.3 has none; use updateKeys() for fresh keys)',
+    );
   }
 
   /** The TLS session (for `tls.connect({ session })`), or undefined. Updated by later `'session'` events. */
