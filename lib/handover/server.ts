@@ -150,6 +150,38 @@ export class KtlsServer extends EventEmitter {
     return tap instanceof WireTap ? this.#conns.get(tap) : undefined;
   }
 
+  /** As `tls.Server#addContext`: a secure context for clients that ask for `hostname` (SNI, wildcards allowed). */
+  addContext(hostname: string, context: tls.SecureContextOptions | tls.SecureContext): void {
+    this.tlsServer.addContext(hostname, context);
+  }
+
+  /** As `tls.Server#setSecureContext`: replaces the default context for new handshakes. */
+  setSecureContext(options: tls.SecureContextOptions): void {
+    this.tlsServer.setSecureContext(options);
+  }
+
+  /** As `tls.Server#getTicketKeys`: the 48-byte session ticket key. */
+  getTicketKeys(): Buffer {
+    return this.tlsServer.getTicketKeys();
+  }
+
+  /** As `tls.Server#setTicketKeys`: shares session tickets with other servers that set the same key. */
+  setTicketKeys(keys: Buffer): void {
+    this.tlsServer.setTicketKeys(keys);
+  }
+
+  /** As `net.Server#ref`. */
+  ref(): this {
+    this.netServer.ref();
+    return this;
+  }
+
+  /** As `net.Server#unref`: the listening socket does not keep the process alive. */
+  unref(): this {
+    this.netServer.unref();
+    return this;
+  }
+
   /** Stops accepting connections; open KtlsSockets are not affected. */
   close(callback?: (err?: Error) => void): this {
     this.netServer.close(callback);

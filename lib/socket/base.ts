@@ -7,6 +7,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { Duplex, type DuplexOptions } from 'node:stream';
+import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { Binding, NativeHandle, NativeTcpInfo } from '../native/binding.js';
 import { constants } from '../native/constants.js';
@@ -117,6 +118,25 @@ export abstract class KtlsSocketBase extends Duplex {
   /** The underlying fd (owned by this socket; -1 once closed). */
   get fd(): number {
     return this.#handle.fd;
+  }
+
+  /** As `net.Socket#address()`: the local address, family and port. */
+  address(): net.AddressInfo | Record<string, never> {
+    if (this.localAddress === undefined || this.localPort === undefined) return {};
+    return { address: this.localAddress, family: this.remoteFamily ?? (this.localAddress.includes(':') ? 'IPv6' : 'IPv4'), port: this.localPort };
+  }
+
+  /** As `net.Socket#readyState`: `'open'`, `'readOnly'`, `'writeOnly'` or `'closed'`. */
+  get readyState(): 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (this.destroyed) return 'closed';
+    if (this.readable && this.writable) return 'open';
+    if (this.readable) return 'readOnly';
+    return this.writable ? 'writeOnly' : 'closed';
+  }
+
+  /** As `net.Socket#bufferSize` (deprecated there): bytes waiting to be written; undefined once destroyed. */
+  get bufferSize(): number | undefined {
+    return this.destroyed ? undefined : this.writableLength;
   }
 
   /** Lets the process exit while this socket is open. */
