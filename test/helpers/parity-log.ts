@@ -1,0 +1,46 @@
+// The evidence behind docs/node-tls-parity.md. A test that proves a node:tls
+// member works on ktls calls parity(t, 'TLSSocket#getFinished', socket); when
+// that test ends passing, one JSON line goes to $KTLS_PARITY_LOG (set by
+// scripts/test.mjs), naming the member, the test and how the socket carried
+// records. scripts/parity.mjs builds the table from those lines only.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Test } from 'tap';
+
+/**
+ * A node:tls / node:net member: `TLSSocket#name` (method or property),
+ * `TLSSocket@event`, `Server#name`, `Server@event`, `connect` (module function).
+ */
+export type ParityMember = `${'TLSSocket' | 'Server'}${'#' | '@'}${string}` | `tls.${string}`;
+
+/** How the socket of a parity proof carried its records. */
+export type ParityPath = 'kernel' | 'userspace' | 'node:tls';
+
+/** What a proof says about the socket it used: `kernel` as KtlsSocket#kernel, or nothing for server-level members. */
+export interface ParitySocket {
+  readonly kernel: boolean;
+  readonly cipher?: string | null;
+}
+
+function pathOf(s: ParitySocket | undefined): ParityPath | 'n/a' {
+  if (!s) return 'n/a';
+  if (s.kernel) return 'kernel';
+  return s.cipher === null ? 'node:tls' : 'userspace';
+}
+
+/** Records that `t`, if it ends passing, proves `members` on ktls (with `socket`'s record path). */
+export function parity(t: Test, members: ParityMember | readonly ParityMember[], socket?: ParitySocket): void {
+  const file = process.env.KTLS_PARITY_LOG;
+  if (!file) return;
+  const list = typeof members === 'string' ? [members] : members;
+  const how = pathOf(socket);
+  const testFile = path
+    .relative(process.cwd(), process.argv[1] ?? '')
+    .replace(/^dist\//, '')
+    .replace(/\.js$/, '.ts');
+  t.teardown(() => {
+    if (!t.passing()) return;
+    const lines = list.map((member) => JSON.stringify({ member, path: how, file: testFile, test: t.fullname }) + '\n');
+    fs.appendFileSync(file, lines.join(''));
+  });
+}
