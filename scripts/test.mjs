@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parityCheck } from './parity.mjs';
 import { runInUml } from './uml.mjs';
 import { spawnTee, summarize, tee, testFiles } from './tap-run.mjs';
 
@@ -15,7 +16,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
 const tapBin = path.join(root, 'node_modules', '.bin', 'tap');
 const tapArgs = ['--disable-coverage', '--reporter=tap', '--timeout=240', '--jobs=1'];
-const env = { ...process.env, NO_COLOR: '1', TAP_COLORS: '0' };
+// Tests that prove a node:tls member append to this log (test/helpers/parity-log.ts);
+// docs/node-tls-parity.md must match what this run proved.
+const parityLog = path.join(root, '.cache', 'parity', 'log.jsonl');
+const env = { ...process.env, NO_COLOR: '1', TAP_COLORS: '0', KTLS_PARITY_LOG: parityLog };
 
 const files = (dir) => testFiles(root, dir);
 
@@ -41,6 +45,8 @@ async function main() {
   const addon = ['build/Release/ktls.node'].some((f) => fs.existsSync(path.join(root, f))) || fs.existsSync(path.join(root, 'prebuilds'));
   if (!addon) return fail('the native addon is not built: run `npm install` first');
 
+  fs.mkdirSync(path.dirname(parityLog), { recursive: true });
+  fs.writeFileSync(parityLog, '');
   const results = [];
   console.log('# === host suite (any kernel): ' + os.release() + ' ===');
   results.push({ name: 'host', ...(await tapOnHost(files('host'))) });
@@ -56,7 +62,11 @@ async function main() {
     const sink = tee();
     let uml;
     try {
-      uml = await runInUml([tapBin, ...tapArgs, ...files('host'), ...files('kernel')], { cwd: root, output: sink, env: { NO_COLOR: '1', TAP_COLORS: '0' } });
+      uml = await runInUml([tapBin, ...tapArgs, ...files('host'), ...files('kernel')], {
+        cwd: root,
+        output: sink,
+        env: { NO_COLOR: '1', TAP_COLORS: '0', KTLS_PARITY_LOG: parityLog },
+      });
     } catch (err) {
       return fail(`no kernel with kTLS can run the kTLS tests: the host lacks the tls module and the user-mode-linux harness failed: ${err.message}`);
     }
@@ -75,6 +85,8 @@ async function main() {
     console.log(`# ${r.name}: ${s.pass} passed, ${s.fail} failed (tap exit ${r.status})`);
   }
   console.log(`# kTLS tests ran under: ${label}`);
+  // A filtered run proves only part of the table.
+  if (!process.env.KTLS_TEST_FILTER && parityCheck(parityLog, path.join(root, 'docs', 'node-tls-parity.md')) !== 0) failed += 1;
   console.log(`${passed} passed, ${failed} failed`);
   return failed === 0 ? 0 : 1;
 }

@@ -139,6 +139,24 @@ export abstract class KtlsSocketBase extends Duplex {
     return this.destroyed ? undefined : this.writableLength;
   }
 
+  /** As `net.Socket#localFamily`: `'IPv4'` or `'IPv6'`. */
+  get localFamily(): string | undefined {
+    return this.localAddress === undefined ? undefined : this.localAddress.includes(':') ? 'IPv6' : 'IPv4';
+  }
+
+  /** As `net.Socket#pending`: always false, a KtlsSocket is created connected. */
+  get pending(): boolean {
+    return false;
+  }
+
+  /** As `net.Socket#connecting`: always false, a KtlsSocket is created connected. */
+  get connecting(): boolean {
+    return false;
+  }
+
+  /** As `net.Socket#timeout`: the last `setTimeout()` value (ms), undefined before one. */
+  timeout: number | undefined;
+
   /** Lets the process exit while this socket is open. */
   unref(): this {
     this.#handle.unref();
@@ -281,6 +299,7 @@ export abstract class KtlsSocketBase extends Duplex {
       throw invalidArgValue(`Expected a non-negative number for msecs but received ${String(msecs)}`);
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.timeout = msecs;
     if (msecs === 0) {
       if (callback) this.removeListener('timeout', callback);
       return this;

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import * as ktls from '../../lib/index.js';
 import { readAll } from '../helpers/pair.js';
+import { parity } from '../helpers/parity-log.js';
 import { CERTS, listening, portOf } from '../helpers/tls.js';
 
 const peerCN = async (port: number, servername: string): Promise<string> => {
@@ -30,6 +31,7 @@ t.test('addContext and setSecureContext pick the certificate of new handshakes, 
   t.equal(await peerCN(port, 'localhost'), 'localhost', 'others keep the default');
   server.setSecureContext({ key: CERTS.clientKey, cert: CERTS.clientCert });
   t.equal(await peerCN(port, 'localhost'), 'ktls-test-client', 'the new default context');
+  parity(t, ['Server#addContext', 'Server#setSecureContext']);
   server.close();
 });
 
@@ -40,6 +42,7 @@ t.test('getTicketKeys/setTicketKeys are the tls.Server ticket keys', async (t) =
   server.setTicketKeys(keys);
   t.same(server.getTicketKeys(), keys);
   t.same(server.tlsServer.getTicketKeys(), keys);
+  parity(t, ['Server#getTicketKeys', 'Server#setTicketKeys']);
 });
 
 t.test('unref() lets the process exit while the server listens; ref() keeps it alive', async (t) => {
@@ -53,6 +56,7 @@ t.test('unref() lets the process exit while the server listens; ref() keeps it a
   const ref = spawnSync(process.execPath, ['-e', script('s.unref(); t = s.ref(); if (t !== s) process.exit(3)')], { encoding: 'utf8', timeout: 10_000 });
   t.equal(ref.status, 0, ref.stderr);
   t.equal(ref.stdout.trim(), 'still alive', 'ref(): the server kept it alive');
+  parity(t, ['Server#ref', 'Server#unref']);
 });
 
 t.test('KtlsSocket address(), readyState and bufferSize, as net.Socket', async (t) => {
@@ -70,5 +74,6 @@ t.test('KtlsSocket address(), readyState and bufferSize, as net.Socket', async (
   await new Promise((r) => (sock.closed ? r(undefined) : sock.once('close', r)));
   t.equal(sock.readyState, 'closed');
   t.equal(sock.bufferSize, undefined);
+  parity(t, ['TLSSocket#address', 'TLSSocket#readyState', 'TLSSocket#bufferSize', 'TLSSocket#end'], sock);
   server.close();
 });

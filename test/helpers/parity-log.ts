@@ -9,9 +9,10 @@ import type { Test } from 'tap';
 
 /**
  * A node:tls / node:net member: `TLSSocket#name` (method or property),
- * `TLSSocket@event`, `Server#name`, `Server@event`, `connect` (module function).
+ * `TLSSocket@event`, `Server#name`, `Server@event`, or a module function
+ * (`tls.connect`, `tls.createServer`, `https.createServer`).
  */
-export type ParityMember = `${'TLSSocket' | 'Server'}${'#' | '@'}${string}` | `tls.${string}`;
+export type ParityMember = `${'TLSSocket' | 'Server'}${'#' | '@'}${string}` | 'tls.connect' | 'tls.createServer' | 'https.createServer';
 
 /** How the socket of a parity proof carried its records. */
 export type ParityPath = 'kernel' | 'userspace' | 'node:tls';

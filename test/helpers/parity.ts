@@ -5,6 +5,7 @@
 import type { Test } from 'tap';
 import * as tls from 'node:tls';
 import * as ktls from '../../lib/index.js';
+import { parity } from './parity-log.js';
 import { readAll } from './pair.js';
 import { CERTS, listening, portOf } from './tls.js';
 
@@ -66,11 +67,38 @@ export async function bothRoles(t: Test, variant: (typeof VARIANTS)[number], exp
     t.throws(() => client.exportKeyingMaterial(16, 'key expansion'), { code: 'ERR_KTLS_EXPORTER_LABEL' }, "TLS 1.2's own label is refused");
     t.throws(() => exportOf(nodeServerSide as Peer, 16, 'key expansion'), 'node:tls refuses it too');
   }
+  // The same options against the same server over node:tls alone: the same shared signature algorithms.
+  const plainClient = tls.connect({
+    port: portOf(nodeServer),
+    host: '127.0.0.1',
+    servername: 'localhost',
+    ca: CERTS.ca,
+    ...tlsOpts,
+    ...suites13,
+  } as tls.ConnectionOptions);
+  await new Promise((r) => plainClient.once('secureConnect', r));
+  t.same(client.getSharedSigalgs(), plainClient.getSharedSigalgs(), 'getSharedSigalgs() as a node:tls client of the same server');
+  plainClient.destroy();
+  const serverSigalgs = nodeServerSide.getSharedSigalgs();
   t.throws(() => client.exportKeyingMaterial(0, 'x'), { code: 'ERR_INVALID_ARG_VALUE' });
   t.throws(() => client.exportKeyingMaterial(8, 5 as unknown as string), { code: 'ERR_INVALID_ARG_TYPE' });
   client.end();
   await readAll(client);
   t.throws(() => client.exportKeyingMaterial(8, 'EXPERIMENTAL-ktls'), { code: 'ERR_SOCKET_CLOSED' }, 'the exporter secret is zeroed at close');
+  parity(
+    t,
+    [
+      'TLSSocket#exportKeyingMaterial',
+      'TLSSocket#getFinished',
+      'TLSSocket#getPeerFinished',
+      'TLSSocket#getPeerCertificate',
+      'TLSSocket#getPeerX509Certificate',
+      'TLSSocket#getEphemeralKeyInfo',
+      'TLSSocket#getSharedSigalgs',
+      'tls.connect',
+    ],
+    client,
+  );
   nodeServer.close();
 
   // ktls server, node:tls client
@@ -93,7 +121,23 @@ export async function bothRoles(t: Test, variant: (typeof VARIANTS)[number], exp
   nodeClient.write('x');
   await new Promise((r) => nodeClient.once('data', r)); // the server has switched
   t.equal(ktlsServerSide?.kernel, expectKernel, `${version} ${ciphers} server: kernel === ${expectKernel}`);
-  if (ktlsServerSide) sameSession(t, ktlsServerSide, nodeClient, `${version} ${ciphers} ktls server`);
+  if (ktlsServerSide) {
+    sameSession(t, ktlsServerSide, nodeClient, `${version} ${ciphers} ktls server`);
+    t.ok(serverSigalgs.length > 0, 'a node:tls server sees shared sigalgs');
+    t.same(ktlsServerSide.getSharedSigalgs(), serverSigalgs, 'getSharedSigalgs() on the server: as the node:tls server of the same client');
+    parity(
+      t,
+      [
+        'TLSSocket#exportKeyingMaterial',
+        'TLSSocket#getFinished',
+        'TLSSocket#getPeerFinished',
+        'TLSSocket#getSharedSigalgs',
+        'tls.createServer',
+        'Server@secureConnection',
+      ],
+      ktlsServerSide,
+    );
+  }
   nodeClient.end();
   await new Promise((r) => nodeClient.once('close', r));
   server.close();

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { requireKtls } from '../helpers/kernel.js';
 import { sha256, upgradedPair } from '../helpers/pair.js';
+import { parity } from '../helpers/parity-log.js';
 
 t.test('a slow reader loses nothing and the writer sees backpressure', async (t) => {
   await requireKtls(t);
@@ -28,4 +29,5 @@ t.test('a slow reader loses nothing and the writer sees backpressure', async (t)
   await writer;
   t.ok(sawBackpressure, 'write() returned false while the reader lagged');
   t.equal(sha256(Buffer.concat(got)), sha256(data), '8 MiB intact');
+  parity(t, 'TLSSocket@drain', a);
 });

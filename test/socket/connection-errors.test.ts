@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as ktls from '../../lib/index.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorOf, loopbackPair, readBytes, sessionKeys } from '../helpers/pair.js';
+import { parity } from '../helpers/parity-log.js';
 
 const E = os.constants.errno;
 
@@ -22,6 +23,7 @@ t.test('a peer reset while reading is ECONNRESET from read', async (t) => {
   await sleep(20); // the reader is waiting on the poll
   peer.resetAndDestroy();
   t.match(await err, { code: 'ECONNRESET', errno: -E.ECONNRESET, syscall: 'read' });
+  parity(t, 'TLSSocket@error', sock);
 });
 
 t.test('data that arrived before a reset is delivered before the error', async (t) => {

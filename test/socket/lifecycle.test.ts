@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as ktls from '../../lib/index.js';
 import { readAll, upgradedPair } from '../helpers/pair.js';
+import { parity } from '../helpers/parity-log.js';
 
 // Kernel records where the kernel has kTLS, userspace records where it has not.
 const OPTS: ktls.UpgradeOptions = { fallback: 'userspace' };
@@ -88,7 +89,9 @@ t.test('terminating a Worker with sockets open closes their fds', async (t) => {
 });
 
 t.test('a process exits on its own with unref()ed sockets, and process.exit() with open ones', async (t) => {
-  for (const ending of ['a.unref(); b.unref();', 'setTimeout(() => process.exit(7), 20);']) {
+  // The third: ref() undoes unref(), so the process stays until an unref()ed timer exits it.
+  const refAgain = "a.unref(); b.unref(); a.ref(); setTimeout(() => { console.log('kept alive'); process.exit(0); }, 300).unref();";
+  for (const ending of ['a.unref(); b.unref();', 'setTimeout(() => process.exit(7), 20);', refAgain]) {
     const script = `
       const ktls = require(${JSON.stringify(indexPath)});
       const { loopbackPair } = require(${JSON.stringify(path.resolve(__dirname, '..', '..', 'lib', 'native', 'probe.js'))});
@@ -105,7 +108,10 @@ t.test('a process exits on its own with unref()ed sockets, and process.exit() wi
     const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20000 });
     t.equal(r.signal, null, `${ending}: not killed by the timeout or a signal`);
     t.equal(r.status, ending.includes('exit(7)') ? 7 : 0, `${ending}: exit status ${r.stderr}`);
+    t.equal(r.stdout.trim(), ending === refAgain ? 'kept alive' : '', `${ending}: ${ending === refAgain ? 'ref() kept the process alive' : 'nothing waited'}`);
   }
+  // The child's sockets run on the kernel where it has kTLS, else on userspace records.
+  parity(t, ['TLSSocket#unref', 'TLSSocket#ref'], { kernel: (await ktls.probe()).ulp, cipher: 'aes-128-gcm' });
 });
 
 t.test('readAll of a socket whose peer ends sees every byte (sanity for the helpers)', async (t) => {

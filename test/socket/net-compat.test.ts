@@ -2,6 +2,7 @@
 import t from 'tap';
 import { loadBinding } from '../../lib/native/binding.js';
 import { readAll, upgradedPair } from '../helpers/pair.js';
+import { parity } from '../helpers/parity-log.js';
 
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -25,6 +26,7 @@ t.test('setTimeout emits timeout once after idleness, activity postpones it, 0 d
   a.setTimeout(0, cb);
   await wait(150);
   t.equal(fired, 1, '0 disables the timer and removes the callback');
+  parity(t, ['TLSSocket#setTimeout', 'TLSSocket@timeout'], a);
   t.throws(() => a.setTimeout(-1), { code: 'ERR_INVALID_ARG_VALUE' });
   a.destroy();
   b.destroy();
@@ -39,6 +41,7 @@ t.test('setKeepAlive sets SO_KEEPALIVE and TCP_KEEPIDLE on the connection', asyn
   t.equal(bind.getsockoptInt(a.fd, k.SOL_TCP, k.TCP_KEEPIDLE), 7);
   a.setKeepAlive(false);
   t.equal(bind.getsockoptInt(a.fd, k.SOL_SOCKET, k.SO_KEEPALIVE), 0);
+  parity(t, 'TLSSocket#setKeepAlive', a);
   t.equal(a.encrypted, true);
   a.destroy();
   b.destroy();
@@ -51,5 +54,6 @@ t.test('destroySoon sends close_notify, then destroys once the writable side has
   a.destroySoon();
   await new Promise((resolve) => a.once('close', resolve));
   t.equal((await got).toString(), 'bye', 'the peer read everything and a clean end');
+  parity(t, 'TLSSocket#destroySoon', a);
   b.destroy();
 });
