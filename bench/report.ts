@@ -165,7 +165,7 @@ export async function writeReport(results: BenchResults, dir = reportDir(results
     '',
   );
   md.push(
-    `Measured ${results.generatedAt.slice(0, 16).replace('T', ' ')} UTC${results.quick ? ' in **quick mode** (fewer rounds and smaller transfers)' : ''}; the whole run took ${Math.round(results.wallSeconds)} s.`,
+    `Measured ${results.generatedAt.slice(0, 16).replace('T', ' ')} UTC${results.quick ? ' in **quick mode** (fewer rounds and smaller transfers)' : ''}; the whole run took ${Math.round(results.wallSeconds)} s.${(results.updated ?? []).map((u) => ` Scenario \`${u.id}\` was rerun on its own at ${u.at.slice(0, 16).replace('T', ' ')} UTC (\`node dist/bench/run.js --only ${u.id} --update\`).`).join('')}`,
     '',
   );
   md.push('| part | where it ran |', '|---|---|');

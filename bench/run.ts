@@ -12,8 +12,9 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { probe } from '../lib/index.js';
 import { CACHE, CBENCH, ROOT, machineInfo, progress, type KtlsWhere, type MachineInfo } from './common.js';
-import { writeReport } from './report.js';
+import { reportDir, writeReport } from './report.js';
 import { Worker, type Ctx, type ScenarioResult } from './sampling.js';
+import { resumptionScenario } from './resumption.js';
 import { bulkPlan, bulkScenario, handshakeScenario, addNetem, plainScenario, prepareFiles, smallScenario, spliceScenario } from './scenarios.js';
 import { idleScenario, staticScenario } from './serving.js';
 
@@ -25,11 +26,15 @@ export interface BenchResults {
   host: MachineInfo;
   ktls: { where: KtlsWhere; machine: MachineInfo | null; error?: string };
   scenarios: ScenarioResult[];
+  /** Scenarios rerun later with `--update`, and when (the rest are from `generatedAt`). */
+  updated?: Array<{ id: string; at: string }>;
 }
 
-const KTLS_SCENARIOS = ['bulk', 'small', 'splice', 'handshake', 'static', 'idle'];
+const KTLS_SCENARIOS = ['bulk', 'small', 'splice', 'handshake', 'resumption', 'static', 'idle'];
 const HOST_SCENARIOS = ['plain', 'small-plain', 'static-plain'];
 const RTT_MS = 20;
+/** Scenarios that need netem's RTT on loopback. */
+const NETEM_SCENARIOS = ['handshake', 'resumption'];
 
 interface Args {
   quick: boolean;
@@ -38,10 +43,11 @@ interface Args {
   netns: boolean;
   out: string | null;
   reportOnly: string | null;
+  update: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, only: null, inner: false, netns: false, out: null, reportOnly: null };
+  const a: Args = { quick: false, only: null, inner: false, netns: false, out: null, reportOnly: null, update: false };
   for (let i = 0; i < argv.length; i++) {
     const [k, inline] = argv[i].split('=', 2) as [string, string | undefined];
     const val = (): string => inline ?? argv[++i] ?? '';
@@ -51,7 +57,11 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--netns') a.netns = true;
     else if (k === '--out') a.out = val();
     else if (k === '--report') a.reportOnly = val();
-    else throw new Error(`unknown argument ${k}; usage: run.js [--quick] [--only ${[...HOST_SCENARIOS, ...KTLS_SCENARIOS].join(',')}] [--report results.json]`);
+    else if (k === '--update') a.update = true;
+    else
+      throw new Error(
+        `unknown argument ${k}; usage: run.js [--quick] [--only ${[...HOST_SCENARIOS, ...KTLS_SCENARIOS].join(',')}] [--report results.json] [--update (with --only: replace those scenarios in the last full report)]`,
+      );
   }
   return a;
 }
@@ -83,7 +93,7 @@ async function runScenarios(names: string[], quick: boolean, where: 'native' | '
       else if (name === 'static') out.push(await staticScenario(ctx, false));
       else if (name === 'static-plain') out.push(await staticScenario(ctx, true));
       else if (name === 'idle') out.push(await idleScenario(ctx));
-      else if (name === 'handshake') {
+      else if (name === 'handshake' || name === 'resumption') {
         let undo: (() => void) | null = null;
         let why: string | null = netem.ok ? null : (netem.why ?? 'netem unavailable');
         if (!why) {
@@ -94,7 +104,7 @@ async function runScenarios(names: string[], quick: boolean, where: 'native' | '
           }
         }
         try {
-          out.push(await handshakeScenario(ctx, why, RTT_MS));
+          out.push(name === 'handshake' ? await handshakeScenario(ctx, why, RTT_MS) : await resumptionScenario(ctx, why, RTT_MS));
         } finally {
           undo?.();
         }
@@ -179,15 +189,16 @@ async function main(): Promise<void> {
     try {
       if (ktlsWhere === 'native') {
         results.ktls.machine = results.host;
-        const direct = kt.filter((s) => s !== 'handshake');
+        const withNetem = kt.filter((s) => NETEM_SCENARIOS.includes(s));
+        const direct = kt.filter((s) => !NETEM_SCENARIOS.includes(s));
         if (direct.length) results.scenarios.push(...(await runScenarios(direct, args.quick, 'native', { ok: false })));
-        if (kt.includes('handshake')) {
+        if (withNetem.length) {
           // netem on the host's lo would slow every other program: use a private network namespace.
           const root = process.getuid?.() === 0;
-          if (root && fs.existsSync('/usr/bin/unshare')) results.scenarios.push(...(await runElsewhere('netns', ['handshake'], args.quick)).scenarios);
+          if (root && fs.existsSync('/usr/bin/unshare')) results.scenarios.push(...(await runElsewhere('netns', withNetem, args.quick)).scenarios);
           else
             results.scenarios.push(
-              ...(await runScenarios(['handshake'], args.quick, 'native', {
+              ...(await runScenarios(withNetem, args.quick, 'native', {
                 ok: false,
                 why: 'needs root for netem in a private network namespace (unshare --net)',
               })),
@@ -206,6 +217,7 @@ async function main(): Promise<void> {
     }
   }
   results.wallSeconds = (Date.now() - started) / 1000;
+  if (args.update) mergeInto(results);
   fs.mkdirSync(CACHE, { recursive: true });
   const json = JSON.stringify(results, null, 1);
   fs.writeFileSync(path.join(CACHE, `results${args.quick ? '-quick' : ''}.json`), json);
@@ -213,6 +225,20 @@ async function main(): Promise<void> {
   progress(
     `done in ${results.wallSeconds.toFixed(0)} s: ${path.relative(ROOT, md)} (charts and results.json in ${path.relative(ROOT, path.join(path.dirname(md), 'benchmarks'))}/)`,
   );
+}
+
+/** `--update`: these scenarios replace their namesakes in the last full report (docs/benchmarks/results.json), which keeps the rest. */
+function mergeInto(results: BenchResults): void {
+  const file = path.join(reportDir(results.quick), 'benchmarks', 'results.json');
+  const last = JSON.parse(fs.readFileSync(file, 'utf8')) as BenchResults;
+  const at = results.generatedAt;
+  for (const s of results.scenarios) {
+    const i = last.scenarios.findIndex((o) => o.id === s.id);
+    if (i >= 0) last.scenarios[i] = s;
+    else last.scenarios.push(s);
+    last.updated = [...(last.updated ?? []).filter((u) => u.id !== s.id), { id: s.id, at }];
+  }
+  Object.assign(results, last);
 }
 
 main().then(

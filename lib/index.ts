@@ -18,6 +18,7 @@ export { KtlsError, KtlsUnavailableError, KtlsSystemError, KtlsAlertError } from
 export { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from './native/constants.js';
 export { connect, type KtlsConnectOptions } from './handover/client.js';
 export { createServer, KtlsServer, type KtlsServerOptions } from './handover/server.js';
+export { ticketKeys, rotateTicketKeys, type TicketKeyOptions, type TicketKeys, type TicketKeyRotation } from './handover/ticket-keys.js';
 export { createTLSSocket, upgradeTLSSocket } from './handover/tls-socket.js';
 export type { KtlsHandoverOptions } from './handover/switch.js';
 export { createHttpsServer, KtlsHttpsServer, type KtlsHttpsServerOptions } from './http/server.js';
