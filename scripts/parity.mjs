@@ -6,13 +6,16 @@
 // writes those records to $KTLS_PARITY_LOG during `npm test`), ✗ with the reason
 // below otherwise. A member with neither fails the generation.
 //
-//   node scripts/parity.mjs --log .cache/parity/log.jsonl --out docs/node-tls-parity.md
+//   node scripts/parity.mjs --run --out docs/node-tls-parity.md   (npm run docs:parity)
+//       runs only the tests that record parity (on this kernel, and under a kTLS
+//       kernel: natively or user-mode-linux, as npm test does), then writes the table
 //   node scripts/parity.mjs --log .cache/parity/log.jsonl --check docs/node-tls-parity.md
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { spawnTee, summarize, tee, testFiles } from './tap-run.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -153,12 +156,55 @@ export function parityCheck(log, committed) {
   return main(['--log', log, '--check', committed]);
 }
 
-function main(argv) {
+/** The compiled test files that record parity: those importing parity-log, or a helper that does. */
+function parityTests(which) {
+  const helpers = fs
+    .readdirSync(path.join(root, 'dist', 'test', 'helpers'))
+    .filter((f) => f.endsWith('.js') && fs.readFileSync(path.join(root, 'dist', 'test', 'helpers', f), 'utf8').includes('parity-log'))
+    .map((f) => `helpers/${f}`);
+  return testFiles(root, which).filter((f) => {
+    const js = fs.readFileSync(path.join(root, f), 'utf8');
+    return js.includes('parity-log') || helpers.some((h) => js.includes(h));
+  });
+}
+
+/** Runs the parity-recording tests on this kernel and under a kTLS kernel, into `log`. */
+async function runParityTests(log) {
+  fs.mkdirSync(path.dirname(log), { recursive: true });
+  fs.writeFileSync(log, '');
+  const tapBin = path.join(root, 'node_modules', '.bin', 'tap');
+  const tapArgs = ['--disable-coverage', '--reporter=tap', '--timeout=240', '--jobs=1'];
+  const env = { NO_COLOR: '1', TAP_COLORS: '0', KTLS_PARITY_LOG: log };
+  const host = parityTests('host');
+  const kernel = parityTests('kernel');
+  let bad = 0;
+  const sink = tee();
+  const hostStatus = await spawnTee(tapBin, [...tapArgs, ...host], { ...process.env, ...env }, sink);
+  if (hostStatus !== 0) bad++;
+  const { probe } = await import(pathToFileURL(path.join(root, 'dist', 'lib', 'native', 'probe.js')).href);
+  const caps = await probe();
+  if (caps.ulp) {
+    if ((await spawnTee(tapBin, [...tapArgs, ...kernel], { ...process.env, ...env }, sink)) !== 0) bad++;
+  } else {
+    const { runInUml } = await import('./uml.mjs');
+    const uml = await runInUml([tapBin, ...tapArgs, ...host, ...kernel], { cwd: root, output: sink, env });
+    if (uml.status !== 0) bad++;
+  }
+  const s = summarize(sink.text());
+  console.log(`# parity tests: ${host.length} host files, ${kernel.length} kTLS files; last summary ${JSON.stringify(s)}`);
+  return bad;
+}
+
+async function main(argv) {
   const arg = (name) => {
     const i = argv.indexOf(name);
     return i >= 0 ? argv[i + 1] : undefined;
   };
   const log = arg('--log') ?? path.join(root, '.cache', 'parity', 'log.jsonl');
+  if (argv.includes('--run') && (await runParityTests(log)) !== 0) {
+    console.error('parity: a parity test failed; the table was not written');
+    return 1;
+  }
   const result = evaluate(readLog(log));
   if (result.problems.length) {
     for (const p of result.problems) console.error(`parity: ${p}`);
@@ -182,4 +228,4 @@ function main(argv) {
   return 0;
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) process.exit(main(process.argv.slice(2)));
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main(process.argv.slice(2)).then((code) => process.exit(code));

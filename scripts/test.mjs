@@ -86,7 +86,7 @@ async function main() {
   }
   console.log(`# kTLS tests ran under: ${label}`);
   // A filtered run proves only part of the table.
-  if (!process.env.KTLS_TEST_FILTER && parityCheck(parityLog, path.join(root, 'docs', 'node-tls-parity.md')) !== 0) failed += 1;
+  if (!process.env.KTLS_TEST_FILTER && (await parityCheck(parityLog, path.join(root, 'docs', 'node-tls-parity.md'))) !== 0) failed += 1;
   console.log(`${passed} passed, ${failed} failed`);
   return failed === 0 ? 0 : 1;
 }
