@@ -40,12 +40,12 @@ export function sameSession(t: Test, k: ktls.KtlsSocket, peer: Peer, what: strin
 /** ktls.connect() against a node:tls server; ktls.createServer() against tls.connect(). */
 export async function bothRoles(t: Test, variant: (typeof VARIANTS)[number], expectKernel: boolean): Promise<void> {
   const { version, ciphers } = variant;
-  const tlsOpts = { minVersion: version, maxVersion: version, ...(version === 'TLSv1.3' ? {} : { ciphers }) };
-  const suites13 = version === 'TLSv1.3' ? { ciphersuites: ciphers } : {};
+  // node:tls takes TLS 1.3 suite names in `ciphers` too (it has no `ciphersuites` option).
+  const tlsOpts = { minVersion: version, maxVersion: version, ciphers };
 
   // ktls client, node:tls server
   let nodeServerSide: tls.TLSSocket | undefined;
-  const nodeServer = tls.createServer({ key: CERTS.key, cert: CERTS.cert, ...tlsOpts, ...suites13 } as tls.TlsOptions, (s) => {
+  const nodeServer = tls.createServer({ key: CERTS.key, cert: CERTS.cert, ...tlsOpts } as tls.TlsOptions, (s) => {
     nodeServerSide = s;
     s.pipe(s);
   });
@@ -53,6 +53,7 @@ export async function bothRoles(t: Test, variant: (typeof VARIANTS)[number], exp
   await listening(nodeServer);
   const client = await ktls.connect({ port: portOf(nodeServer), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ...tlsOpts });
   t.equal(client.kernel, expectKernel, `${version} ${ciphers} client: kernel === ${expectKernel}`);
+  t.equal(client.getCipher()?.name, ciphers, `${version}: the suite asked for, ${ciphers}`);
   while (!nodeServerSide) await new Promise((r) => setImmediate(r));
   sameSession(t, client, nodeServerSide, `${version} ${ciphers} ktls client`);
   const plain = client.getPeerCertificate();
@@ -74,7 +75,6 @@ export async function bothRoles(t: Test, variant: (typeof VARIANTS)[number], exp
     servername: 'localhost',
     ca: CERTS.ca,
     ...tlsOpts,
-    ...suites13,
   } as tls.ConnectionOptions);
   await new Promise((r) => plainClient.once('secureConnect', r));
   t.same(client.getSharedSigalgs(), plainClient.getSharedSigalgs(), 'getSharedSigalgs() as a node:tls client of the same server');
@@ -103,7 +103,7 @@ export async function bothRoles(t: Test, variant: (typeof VARIANTS)[number], exp
 
   // ktls server, node:tls client
   let ktlsServerSide: ktls.KtlsSocket | undefined;
-  const server = ktls.createServer({ key: CERTS.key, cert: CERTS.cert, ...tlsOpts, ...suites13 }, (s) => {
+  const server = ktls.createServer({ key: CERTS.key, cert: CERTS.cert, ...tlsOpts }, (s) => {
     ktlsServerSide = s;
     s.pipe(s);
   });
@@ -115,7 +115,6 @@ export async function bothRoles(t: Test, variant: (typeof VARIANTS)[number], exp
     servername: 'localhost',
     ca: CERTS.ca,
     ...tlsOpts,
-    ...suites13,
   } as tls.ConnectionOptions);
   await new Promise((r) => nodeClient.once('secureConnect', r));
   nodeClient.write('x');
