@@ -89,6 +89,12 @@ export function deadlineOf(since: number, timeout: number | undefined): number {
 
 let warnedNodeTls = false;
 
+/** Our own certificate's DER (for getCertificate()/getX509Certificate() after the switch), or undefined. */
+function localCertificate(t: tls.TLSSocket): Buffer | undefined {
+  const cert = t.getCertificate();
+  return cert && 'raw' in cert && Buffer.isBuffer(cert.raw) ? cert.raw : undefined;
+}
+
 /** A suite neither kTLS nor the userspace record layer has: node:tls keeps the records (or, with fallback 'error', the switch fails). */
 function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOptions): KtlsSocket {
   const suite = `${String(t.getProtocol())} ${t.getCipher().standardName}`;
@@ -97,6 +103,7 @@ function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOp
   st.tap.sent.abandon();
   const info = tlsInfo(t, st.isServer);
   info.handshakeTcp = tcpCounters(st.raw);
+  info.certificate = localCertificate(t);
   // node:tls keeps the session here, so it answers for the exporter itself.
   info.exporter = {
     export: (length, label, context) => {
@@ -147,6 +154,7 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
   const prefix = tap.unconsumed();
   const info = tlsInfo(t, st.isServer);
   info.handshakeTcp = tcpCounters(raw);
+  info.certificate = localCertificate(t);
   if (tap.exporter) info.exporter = tap.exporter;
   tap.markSwitched();
   t.destroy();

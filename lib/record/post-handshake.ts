@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import type { TlsVersion } from '../native/constants.js';
-import { ALERT } from '../native/errors.js';
+import { ALERT, type AlertErrorCode } from '../native/errors.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -24,7 +24,8 @@ export type PostHandshake =
   | { kind: 'ticket' }
   /** TLS 1.2 renegotiation request (HelloRequest, or a client's ClientHello): refuse with a no_renegotiation warning. */
   | { kind: 'renegotiation' }
-  | { kind: 'fatal'; alert: number; reason: string };
+  /** `code`: the error's code where it is more specific than `ERR_KTLS_PROTOCOL`. */
+  | { kind: 'fatal'; alert: number; reason: string; code?: AlertErrorCode };
 
 /** Reassembles and classifies one direction's post-handshake messages. */
 export class HandshakeReader {
@@ -78,7 +79,11 @@ export class HandshakeReader {
       }
       if (type === NEW_SESSION_TICKET && this.#role !== 'server') return { kind: 'ticket' };
       if (type === CERTIFICATE_REQUEST && this.#role !== 'server')
-        return fatal(ALERT.unexpected_message, 'post-handshake client authentication (CertificateRequest) was not offered');
+        return fatal(
+          ALERT.unexpected_message,
+          'post-handshake client authentication (CertificateRequest) was not offered: kernel TLS carries records only',
+          'ERR_KTLS_POST_HANDSHAKE_AUTH',
+        );
       return fatal(ALERT.unexpected_message, `handshake message type ${type} after the handshake`);
     }
     if ((type === HELLO_REQUEST && this.#role !== 'server' && body.length === 0) || (type === CLIENT_HELLO && this.#role !== 'client'))
@@ -97,6 +102,6 @@ export function trailingKeyUpdate(data: Buffer): number | null {
   return null;
 }
 
-function fatal(alert: number, reason: string): PostHandshake {
-  return { kind: 'fatal', alert, reason };
+function fatal(alert: number, reason: string, code?: AlertErrorCode): PostHandshake {
+  return code ? { kind: 'fatal', alert, reason, code } : { kind: 'fatal', alert, reason };
 }
