@@ -18,6 +18,7 @@ import { checkExportArgs } from '../record/exporter.js';
 import { upgradeWith } from '../socket/upgrade.js';
 import { bridgeToNodeTls } from './node-tls-carried.js';
 import { answerKeyUpdate, carriable, deriveSecrets, secretsOf, startTracking, wipeKeys } from './sequence.js';
+import { relayTickets } from './tickets.js';
 import { settled, tlsInfo, type WireTap } from './wire-tap.js';
 
 /** ktls-specific options of `connect()`, `createServer()` and `upgradeTLSSocket()`. */
@@ -31,9 +32,9 @@ export interface KtlsHandoverOptions extends KtlsSocketOptions {
   fallback?: 'tls' | 'error';
   /**
    * Client, TLS 1.3: wait up to this many milliseconds after the handshake for
-   * the server's first NewSessionTicket, so that node:tls turns it into a
-   * `'session'` event (and `getSession()`) usable with `connect({ session })`.
-   * Default 0: switch at once; tickets then arrive as `'handshake'` events.
+   * the server's first NewSessionTicket before switching. Default 0: switch at
+   * once; tickets that arrive after the switch still become `'session'` events
+   * (and `getSession()`) usable with `connect({ session })`.
    */
   waitForTicket?: number;
   /**
@@ -76,6 +77,11 @@ export interface HandoverState {
   isServer: boolean;
   /** 'session' events node:tls emitted (client), forwarded to the KtlsSocket. */
   sessions?: Buffer[];
+  /**
+   * Client, TLS 1.3: keep node:tls's SSL state after the switch so that tickets
+   * that arrive later become `'session'` events (see tickets.ts).
+   */
+  relayTickets?: boolean;
   /** Plaintext the user already read through node:tls. */
   consumed?: () => number;
   /** Absolute time (ms) by which the hand-over must be done. */
@@ -157,7 +163,9 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
   info.certificate = localCertificate(t);
   if (tap.exporter) info.exporter = tap.exporter;
   tap.markSwitched();
-  t.destroy();
+  // Client, TLS 1.3: node:tls keeps its SSL state (no traffic) for tickets that arrive later.
+  const relay = st.relayTickets === true && !st.isServer && d.version === 'TLSv1.3';
+  if (!relay) t.destroy();
   if (d.owesKeyUpdate) raw.write(answerKeyUpdate(d));
   const secrets = secretsOf(d);
   const trafficSecrets = d.tx.secret && d.rx.secret ? { tx: d.tx.secret, rx: d.rx.secret } : undefined;
@@ -170,6 +178,7 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
       { prefix, early: d.early, skip: d.skip, deadline: st.deadline, role: st.isServer ? 'server' : 'client' },
     );
     sock.attachTlsInfo(info);
+    if (relay) relayTickets(t, tap, d, sock);
     if (tap.lateWrite) sock.destroy(tap.lateWrite);
     else tap.onLateWrite = (err) => sock.destroy(err);
     if (!sock.kernel && !warned) {
@@ -180,6 +189,9 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
     }
     for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
     return sock;
+  } catch (err) {
+    if (relay) t.destroy();
+    throw err;
   } finally {
     secrets.wipe();
     wipeKeys(d.tx);
