@@ -178,9 +178,9 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
       { prefix, early: d.early, skip: d.skip, deadline: st.deadline, role: st.isServer ? 'server' : 'client' },
     );
     sock.attachTlsInfo(info);
-    if (relay) relayTickets(t, tap, d, sock);
     if (tap.lateWrite) sock.destroy(tap.lateWrite);
     else tap.onLateWrite = (err) => sock.destroy(err);
+    if (relay) relayTickets(t, tap, d, sock);
     if (!sock.kernel && !warned) {
       warned = true;
       process.emitWarning('kernel TLS is not available for this connection; records are protected in userspace (load the tls module: modprobe tls)', {

@@ -31,6 +31,12 @@ const MAX_MESSAGE = 1 << 16;
 export function relayTickets(t: tls.TLSSocket, tap: WireTap, d: Derived, sock: KtlsSocket): void {
   let sealer: RecordSealer | null = new RecordSealer(d.version, d.cipher, d.rx);
   let pending: Buffer = Buffer.alloc(0);
+  // OpenSSL writes only to refuse what we pushed (an alert that never reaches the wire). That ends the
+  // relay, not the connection: the read path answers a malformed ticket itself (decode_error).
+  let feeding = false;
+  let refused = false;
+  const loud = tap.onLateWrite;
+  tap.onLateWrite = (err) => (feeding ? void (refused = true) : loud?.(err));
   const onSession = (s: Buffer): void => void sock.emit('session', s);
   const onHandshake = (data: Buffer): void => {
     pending = pending.length ? Buffer.concat([pending, data]) : data;
@@ -42,11 +48,15 @@ export function relayTickets(t: tls.TLSSocket, tap: WireTap, d: Derived, sock: K
       const msg = pending.subarray(off, off + 4 + len);
       off += 4 + len;
       if (msg[0] === NEW_SESSION_TICKET && sealer) {
+        feeding = true;
         try {
           for (const record of sealer.seal(constants().RECORD_HANDSHAKE, msg)) tap.push(record);
         } catch {
-          return release(); // sequence exhausted: no more tickets, the connection is unaffected
+          refused = true; // sequence exhausted: no more tickets, the connection is unaffected
+        } finally {
+          feeding = false;
         }
+        if (refused) return release();
       }
     }
     pending = off < pending.length ? Buffer.from(pending.subarray(off)) : Buffer.alloc(0);
@@ -56,6 +66,7 @@ export function relayTickets(t: tls.TLSSocket, tap: WireTap, d: Derived, sock: K
     t.off('session', onSession);
     sealer?.wipe();
     sealer = null;
+    tap.onLateWrite = loud;
     pending = Buffer.alloc(0);
     t.destroy();
   };

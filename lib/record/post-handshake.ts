@@ -77,7 +77,11 @@ export class HandshakeReader {
         if (body[0] > 1) return fatal(ALERT.illegal_parameter, `KeyUpdate request_update ${body[0]}`);
         return { kind: 'key-update', requested: body[0] === 1 };
       }
-      if (type === NEW_SESSION_TICKET && this.#role !== 'server') return { kind: 'ticket' };
+      // After a handshake of ours (role known) the ticket is OpenSSL's to parse (see handover/tickets.ts): its malformed ones get decode_error here.
+      if (type === NEW_SESSION_TICKET && this.#role !== 'server')
+        return this.#role === undefined || wellFormedTicket(body)
+          ? { kind: 'ticket' }
+          : fatal(ALERT.decode_error, `a malformed NewSessionTicket of ${body.length} bytes`);
       if (type === CERTIFICATE_REQUEST && this.#role !== 'server')
         return fatal(
           ALERT.unexpected_message,
@@ -90,6 +94,23 @@ export class HandshakeReader {
       return { kind: 'renegotiation' };
     return fatal(ALERT.unexpected_message, `handshake message type ${type} after the handshake`);
   }
+}
+
+/**
+ * RFC 8446 §4.6.1: ticket_lifetime, ticket_age_add, ticket_nonce<0..255>,
+ * ticket<1..2^16-1>, extensions<0..2^16-2>, and nothing after them (OpenSSL
+ * answers anything else with decode_error).
+ */
+function wellFormedTicket(body: Buffer): boolean {
+  let off = 8;
+  if (body.length < off + 1) return false;
+  off += 1 + body[off];
+  if (body.length < off + 2) return false;
+  const ticket = body.readUInt16BE(off);
+  if (ticket === 0) return false;
+  off += 2 + ticket;
+  if (body.length < off + 2) return false;
+  return off + 2 + body.readUInt16BE(off) === body.length;
 }
 
 /** The request_update byte of a well-formed KeyUpdate that ends this handshake record, or null (TLS 1.3). */

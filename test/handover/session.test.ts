@@ -3,7 +3,7 @@
 // the kernel has no kTLS).
 import t from 'tap';
 import * as ktls from '../../lib/index.js';
-import { lateTickets } from '../helpers/session.js';
+import { lateTickets, malformedTicket } from '../helpers/session.js';
 
 for (const suite of ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384'] as const) {
   t.test(`${suite}: tickets after the switch become 'session' events that resume`, async (t) => {
@@ -13,6 +13,10 @@ for (const suite of ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384'] as cons
     await lateTickets(t, suite, true, (await ktls.probe()).ulp);
   });
 }
+
+t.test('a malformed NewSessionTicket after the switch: decode_error, no session', async (t) => {
+  await malformedTicket(t, (await ktls.probe()).ulp);
+});
 
 t.test('closed clients are collected: nothing roots the node:tls state kept for their tickets', async (t) => {
   const { Collected, collect } = await import('../helpers/gc.js');

@@ -34,7 +34,7 @@ function frame(buf: Buffer): { records: Buffer[]; rest: Buffer } {
 }
 
 /** A node:tls TLS 1.3 echo server (`ciphersuites`) behind a proxy that holds its tickets. */
-export async function ticketProxy(ciphersuites: string, keyUpdate: boolean): Promise<TicketProxy> {
+export async function ticketProxy(ciphersuites: string, keyUpdate: boolean, inject?: Buffer): Promise<TicketProxy> {
   let serverSecret: Buffer | undefined;
   const server = tls.createServer({ key: CERTS.key, cert: CERTS.cert, minVersion: 'TLSv1.3', ciphers: ciphersuites }, (s) => {
     s.on('error', () => undefined);
@@ -80,7 +80,7 @@ export async function ticketProxy(ciphersuites: string, keyUpdate: boolean): Pro
     s.on('close', () => c.destroy());
     releaseOne = () => {
       released = true;
-      if (keyUpdate) {
+      if (keyUpdate || inject) {
         if (!serverSecret) throw new Error('no server traffic secret logged');
         const { cipher, hash } = suiteOf(ciphersuites)!;
         const k0 = tls13Keys(cipher, hash, serverSecret);
@@ -93,7 +93,8 @@ export async function ticketProxy(ciphersuites: string, keyUpdate: boolean): Pro
           opener.push(b);
           for (let rec = opener.next(); rec !== null; rec = opener.next()) c.write(Buffer.concat(sealer1.seal(rec.type, rec.data)));
         };
-        c.write(Buffer.concat(resealer.seal(constants().RECORD_HANDSHAKE, keyUpdateMessage(false))));
+        c.write(Buffer.concat(resealer.seal(constants().RECORD_HANDSHAKE, inject ?? keyUpdateMessage(false))));
+        if (inject) return; // a message of our own instead of the server's records
       }
       for (const b of held.splice(0)) (translate ?? ((x: Buffer) => c.write(x)))(b);
     };
@@ -161,5 +162,26 @@ export async function lateTickets(t: Test, ciphersuites: string, keyUpdate: bool
   }
   client.end();
   await new Promise((r) => client.once('close', r));
+  p.close();
+}
+
+/** A malformed NewSessionTicket after the switch: decode_error, as OpenSSL answers it, and no 'session'. */
+export async function malformedTicket(t: Test, expectKernel: boolean): Promise<void> {
+  const ktls = await import('../../lib/index.js');
+  const { errorOf } = await import('./pair.js');
+  // lifetime, age_add, nonce<0>, ticket<1>: "\x00" — and no extensions field
+  const p = await ticketProxy('TLS_AES_128_GCM_SHA256', false, Buffer.from([4, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 0]));
+  const client = await ktls.connect({ host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, port: portOf(p.proxy) });
+  t.equal(client.kernel, expectKernel, `kernel === ${expectKernel}`);
+  let sessions = 0;
+  client.on('session', () => sessions++);
+  const err = errorOf(client);
+  client.resume();
+  p.release();
+  const e = await err;
+  t.equal(e.code, 'ERR_KTLS_PROTOCOL', 'a protocol error');
+  t.equal(e.alert, 'decode_error', 'answered with decode_error');
+  t.equal(e.alertSent, true, 'the alert went out');
+  t.equal(sessions, 0, "no 'session' from it");
   p.close();
 }
