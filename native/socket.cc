@@ -292,6 +292,18 @@ Napi::Value SetsockoptInt(const Napi::CallbackInfo& info) {
   return Result(info.Env(), setsockopt(ArgInt(info, 0), ArgInt(info, 1), ArgInt(info, 2), &value, sizeof(value)));
 }
 
+// setLinger(fd, onoff, seconds) -> 0 | -errno: SO_LINGER with a struct linger
+// (setsockoptInt cannot: the option takes the struct, not an int). {1, 0} makes
+// the next close() reset the connection (RST) instead of ending it (FIN).
+Napi::Value SetLinger(const Napi::CallbackInfo& info) {
+  linger l{};
+  l.l_onoff = ArgInt(info, 1);
+  l.l_linger = ArgInt(info, 2);
+  // The kernel reads a negative time as unsigned: a close() that waits forever.
+  if (l.l_linger < 0) throw ArgError(info.Env(), true, "ktls native: expected a non-negative linger time");
+  return Result(info.Env(), setsockopt(ArgInt(info, 0), SOL_SOCKET, SO_LINGER, &l, sizeof(l)));
+}
+
 // peerConnected(fd) -> 0 | -errno (ENOTCONN for an unconnected socket)
 Napi::Value PeerConnected(const Napi::CallbackInfo& info) {
   sockaddr_storage ss;
@@ -323,6 +335,7 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("getsockoptInt", Napi::Function::New(env, GetsockoptInt, "getsockoptInt"));
   exports.Set("setsockoptInt", Napi::Function::New(env, SetsockoptInt, "setsockoptInt"));
   exports.Set("tcpEntered", Napi::Function::New(env, TcpEntered, "tcpEntered"));
+  exports.Set("setLinger", Napi::Function::New(env, SetLinger, "setLinger"));
   exports.Set("peerConnected", Napi::Function::New(env, PeerConnected, "peerConnected"));
 }
 

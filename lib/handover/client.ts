@@ -83,7 +83,7 @@ export function connect(options: KtlsConnectOptions, listener?: (socket: KtlsSoc
     }
     const r = raw;
     // After a failed hand-over the TLS state is gone with node:tls: the connection cannot be used.
-    return handOver(t, { tap, raw, keylog, isServer: false, sessions: early, deadline }, opts).catch((err: unknown) => {
+    return handOver(t, { tap, raw, keylog, isServer: false, sessions: early, deadline, relayTickets: true }, opts).catch((err: unknown) => {
       r.destroy();
       throw r.errored ?? err;
     });

@@ -18,6 +18,7 @@ import { checkExportArgs } from '../record/exporter.js';
 import { upgradeWith } from '../socket/upgrade.js';
 import { bridgeToNodeTls } from './node-tls-carried.js';
 import { answerKeyUpdate, carriable, deriveSecrets, secretsOf, startTracking, wipeKeys } from './sequence.js';
+import { relayTickets } from './tickets.js';
 import { settled, tlsInfo, type WireTap } from './wire-tap.js';
 
 /** ktls-specific options of `connect()`, `createServer()` and `upgradeTLSSocket()`. */
@@ -31,9 +32,9 @@ export interface KtlsHandoverOptions extends KtlsSocketOptions {
   fallback?: 'tls' | 'error';
   /**
    * Client, TLS 1.3: wait up to this many milliseconds after the handshake for
-   * the server's first NewSessionTicket, so that node:tls turns it into a
-   * `'session'` event (and `getSession()`) usable with `connect({ session })`.
-   * Default 0: switch at once; tickets then arrive as `'handshake'` events.
+   * the server's first NewSessionTicket before switching. Default 0: switch at
+   * once; tickets that arrive after the switch still become `'session'` events
+   * (and `getSession()`) usable with `connect({ session })`.
    */
   waitForTicket?: number;
   /**
@@ -76,6 +77,11 @@ export interface HandoverState {
   isServer: boolean;
   /** 'session' events node:tls emitted (client), forwarded to the KtlsSocket. */
   sessions?: Buffer[];
+  /**
+   * Client, TLS 1.3: keep node:tls's SSL state after the switch so that tickets
+   * that arrive later become `'session'` events (see tickets.ts).
+   */
+  relayTickets?: boolean;
   /** Plaintext the user already read through node:tls. */
   consumed?: () => number;
   /** Absolute time (ms) by which the hand-over must be done. */
@@ -89,6 +95,12 @@ export function deadlineOf(since: number, timeout: number | undefined): number {
 
 let warnedNodeTls = false;
 
+/** Our own certificate's DER (for getCertificate()/getX509Certificate() after the switch), or undefined. */
+function localCertificate(t: tls.TLSSocket): Buffer | undefined {
+  const cert = t.getCertificate();
+  return cert && 'raw' in cert && Buffer.isBuffer(cert.raw) ? cert.raw : undefined;
+}
+
 /** A suite neither kTLS nor the userspace record layer has: node:tls keeps the records (or, with fallback 'error', the switch fails). */
 function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOptions): KtlsSocket {
   const suite = `${String(t.getProtocol())} ${t.getCipher().standardName}`;
@@ -97,6 +109,7 @@ function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOp
   st.tap.sent.abandon();
   const info = tlsInfo(t, st.isServer);
   info.handshakeTcp = tcpCounters(st.raw);
+  info.certificate = localCertificate(t);
   // node:tls keeps the session here, so it answers for the exporter itself.
   info.exporter = {
     export: (length, label, context) => {
@@ -147,9 +160,12 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
   const prefix = tap.unconsumed();
   const info = tlsInfo(t, st.isServer);
   info.handshakeTcp = tcpCounters(raw);
+  info.certificate = localCertificate(t);
   if (tap.exporter) info.exporter = tap.exporter;
   tap.markSwitched();
-  t.destroy();
+  // Client, TLS 1.3: node:tls keeps its SSL state (no traffic) for tickets that arrive later.
+  const relay = st.relayTickets === true && !st.isServer && d.version === 'TLSv1.3';
+  if (!relay) t.destroy();
   if (d.owesKeyUpdate) raw.write(answerKeyUpdate(d));
   const secrets = secretsOf(d);
   const trafficSecrets = d.tx.secret && d.rx.secret ? { tx: d.tx.secret, rx: d.rx.secret } : undefined;
@@ -164,6 +180,7 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
     sock.attachTlsInfo(info);
     if (tap.lateWrite) sock.destroy(tap.lateWrite);
     else tap.onLateWrite = (err) => sock.destroy(err);
+    if (relay) relayTickets(t, tap, d, sock);
     if (!sock.kernel && !warned) {
       warned = true;
       process.emitWarning('kernel TLS is not available for this connection; records are protected in userspace (load the tls module: modprobe tls)', {
@@ -172,6 +189,9 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
     }
     for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
     return sock;
+  } catch (err) {
+    if (relay) t.destroy();
+    throw err;
   } finally {
     secrets.wipe();
     wipeKeys(d.tx);

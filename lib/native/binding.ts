@@ -142,6 +142,8 @@ export interface Binding {
   getsockoptInt(fd: number, level: number, name: number): number;
   setsockoptInt(fd: number, level: number, name: number, value: number): number;
   peerConnected(fd: number): number;
+  /** setsockopt(SO_LINGER, { l_onoff: onoff, l_linger: seconds }) → 0 | -errno. `(fd, 1, 0)`: close() resets the connection. */
+  setLinger(fd: number, onoff: number, seconds: number): number;
   tcpEntered(fd: number): number;
 }
 

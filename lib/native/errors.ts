@@ -51,6 +51,9 @@ export class KtlsSystemError extends KtlsError {
   }
 }
 
+/** Codes of a {@link KtlsAlertError} we raise (the peer's alerts are `ERR_KTLS_ALERT`): a bad record, a protocol violation, a post-handshake CertificateRequest. */
+export type AlertErrorCode = 'ERR_KTLS_BAD_RECORD' | 'ERR_KTLS_PROTOCOL' | 'ERR_KTLS_POST_HANDSHAKE_AUTH';
+
 /** The peer sent a fatal alert, or we sent one because a record failed. */
 export class KtlsAlertError extends KtlsError {
   /** The alert's RFC 8446 name, e.g. `bad_record_mac`. */
@@ -65,7 +68,7 @@ export class KtlsAlertError extends KtlsError {
    */
   alertSent: boolean;
   /** `code` for a local alert: `ERR_KTLS_BAD_RECORD` (default) for a record that failed, `ERR_KTLS_PROTOCOL` for a message that broke the protocol. */
-  constructor(alertCode: number, local: boolean, message?: string, code?: 'ERR_KTLS_BAD_RECORD' | 'ERR_KTLS_PROTOCOL') {
+  constructor(alertCode: number, local: boolean, message?: string, code?: AlertErrorCode) {
     const alert = alertName(alertCode);
     super(local ? (code ?? 'ERR_KTLS_BAD_RECORD') : 'ERR_KTLS_ALERT', message ?? (local ? `fatal alert ${alert}` : `peer sent fatal alert ${alert}`));
     this.alert = alert;

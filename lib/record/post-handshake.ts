@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import type { TlsVersion } from '../native/constants.js';
-import { ALERT } from '../native/errors.js';
+import { ALERT, type AlertErrorCode } from '../native/errors.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -24,7 +24,8 @@ export type PostHandshake =
   | { kind: 'ticket' }
   /** TLS 1.2 renegotiation request (HelloRequest, or a client's ClientHello): refuse with a no_renegotiation warning. */
   | { kind: 'renegotiation' }
-  | { kind: 'fatal'; alert: number; reason: string };
+  /** `code`: the error's code where it is more specific than `ERR_KTLS_PROTOCOL`. */
+  | { kind: 'fatal'; alert: number; reason: string; code?: AlertErrorCode };
 
 /** Reassembles and classifies one direction's post-handshake messages. */
 export class HandshakeReader {
@@ -76,15 +77,40 @@ export class HandshakeReader {
         if (body[0] > 1) return fatal(ALERT.illegal_parameter, `KeyUpdate request_update ${body[0]}`);
         return { kind: 'key-update', requested: body[0] === 1 };
       }
-      if (type === NEW_SESSION_TICKET && this.#role !== 'server') return { kind: 'ticket' };
+      // After a handshake of ours (role known) the ticket is OpenSSL's to parse (see handover/tickets.ts): its malformed ones get decode_error here.
+      if (type === NEW_SESSION_TICKET && this.#role !== 'server')
+        return this.#role === undefined || wellFormedTicket(body)
+          ? { kind: 'ticket' }
+          : fatal(ALERT.decode_error, `a malformed NewSessionTicket of ${body.length} bytes`);
       if (type === CERTIFICATE_REQUEST && this.#role !== 'server')
-        return fatal(ALERT.unexpected_message, 'post-handshake client authentication (CertificateRequest) was not offered');
+        return fatal(
+          ALERT.unexpected_message,
+          'post-handshake client authentication (CertificateRequest) was not offered: kernel TLS carries records only',
+          'ERR_KTLS_POST_HANDSHAKE_AUTH',
+        );
       return fatal(ALERT.unexpected_message, `handshake message type ${type} after the handshake`);
     }
     if ((type === HELLO_REQUEST && this.#role !== 'server' && body.length === 0) || (type === CLIENT_HELLO && this.#role !== 'client'))
       return { kind: 'renegotiation' };
     return fatal(ALERT.unexpected_message, `handshake message type ${type} after the handshake`);
   }
+}
+
+/**
+ * RFC 8446 §4.6.1: ticket_lifetime, ticket_age_add, ticket_nonce<0..255>,
+ * ticket<1..2^16-1>, extensions<0..2^16-2>, and nothing after them (OpenSSL
+ * answers anything else with decode_error).
+ */
+function wellFormedTicket(body: Buffer): boolean {
+  let off = 8;
+  if (body.length < off + 1) return false;
+  off += 1 + body[off];
+  if (body.length < off + 2) return false;
+  const ticket = body.readUInt16BE(off);
+  if (ticket === 0) return false;
+  off += 2 + ticket;
+  if (body.length < off + 2) return false;
+  return off + 2 + body.readUInt16BE(off) === body.length;
 }
 
 /** The request_update byte of a well-formed KeyUpdate that ends this handshake record, or null (TLS 1.3). */
@@ -97,6 +123,6 @@ export function trailingKeyUpdate(data: Buffer): number | null {
   return null;
 }
 
-function fatal(alert: number, reason: string): PostHandshake {
-  return { kind: 'fatal', alert, reason };
+function fatal(alert: number, reason: string, code?: AlertErrorCode): PostHandshake {
+  return code ? { kind: 'fatal', alert, reason, code } : { kind: 'fatal', alert, reason };
 }

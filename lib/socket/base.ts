@@ -48,8 +48,10 @@ export interface TlsInfo {
   sharedSigalgs?: string[];
   /** Keying material exporter (RFC 5705 / RFC 8446 §7.5); wiped at close. */
   exporter?: KeyingExporter;
-  /** `getSession()` at the switch (client side; a server keeps none). */
+  /** `getSession()` at the switch (client side; a server keeps none); later `'session'` events replace it. */
   session: Buffer | undefined;
+  /** Our own certificate (DER), for `getCertificate()`/`getX509Certificate()`; undefined without one. */
+  certificate?: Buffer | undefined;
   /** `isSessionReused()`. */
   sessionReused: boolean;
   /** `getProtocol()`. */
@@ -171,7 +173,18 @@ export abstract class KtlsSocketBase extends Duplex {
 
   /** @internal Called by the handshake hand-over with what node:tls knew. */
   attachTlsInfo(info: TlsInfo): void {
+    if (!this.#tls) this.on('session', (s: Buffer) => void (this.#tls && (this.#tls.session = s)));
     this.#tls = info;
+  }
+
+  /** What node:tls knew at the switch (undefined after a bare `upgrade()`). */
+  protected get tlsInfo(): TlsInfo | undefined {
+    return this.#tls;
+  }
+
+  /** @internal The TCP fd's binding, for the node:tls members in `tls-members.ts`. */
+  protected get nativeBinding(): Binding {
+    return this.#binding;
   }
 
   /** TCP segments sent and received on this connection up to the switch to kTLS (handshake included). */

@@ -7,7 +7,7 @@
  */
 import * as os from 'node:os';
 import { constants } from '../native/constants.js';
-import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError, alertName } from '../native/errors.js';
+import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError, alertName, type AlertErrorCode } from '../native/errors.js';
 import type { KeySchedule } from '../record/key-schedule.js';
 import type { OpenedRecord, RecordOpener } from '../record/layer.js';
 import { HandshakeReader } from '../record/post-handshake.js';
@@ -176,7 +176,7 @@ export class ReadPath {
         if (data.length === 0) return this.#protocolError(ALERT.unexpected_message, 'an empty handshake record');
         host.emit('handshake', data);
         for (const msg of this.#handshake.push(data)) {
-          if (msg.kind === 'fatal') return this.#protocolError(msg.alert, msg.reason);
+          if (msg.kind === 'fatal') return this.#protocolError(msg.alert, msg.reason, msg.code);
           if (msg.kind === 'key-update' && !this.#peerKeyUpdate(msg.requested, followed)) return false;
           if (msg.kind === 'renegotiation') this.#warn(ALERT.no_renegotiation);
         }
@@ -187,8 +187,8 @@ export class ReadPath {
   }
 
   /** The peer broke the protocol: fatal `alert`, destroyed with `ERR_KTLS_PROTOCOL`. Returns false. */
-  #protocolError(alert: number, reason: string): false {
-    return this.fatal(alert, new KtlsAlertError(alert, true, `${reason}: fatal alert ${alertName(alert)}`, 'ERR_KTLS_PROTOCOL'));
+  #protocolError(alert: number, reason: string, code: AlertErrorCode = 'ERR_KTLS_PROTOCOL'): false {
+    return this.fatal(alert, new KtlsAlertError(alert, true, `${reason}: fatal alert ${alertName(alert)}`, code));
   }
 
   /** Sends a warning alert after what is already queued (e.g. no_renegotiation). */

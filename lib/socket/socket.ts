@@ -11,7 +11,7 @@ import { constants, type CipherName, type TlsVersion } from '../native/constants
 import { ALERT, KtlsError, KtlsSystemError, invalidArgType } from '../native/errors.js';
 import { KeySchedule } from '../record/key-schedule.js';
 import { checkRecordSize } from '../record/layer.js';
-import { KtlsSocketBase } from './base.js';
+import { KtlsTlsMembers } from './tls-members.js';
 import { KeyUpdateOp } from './ops/key-update.js';
 import type { WriteOp } from './ops/op.js';
 import { SendFileOp, type FileSource } from './ops/send-file.js';
@@ -31,7 +31,7 @@ const E = os.constants.errno;
  * ends the readable side; a fatal alert destroys the socket with
  * {@link KtlsAlertError}; handshake records are emitted as `'handshake'` events.
  */
-export class KtlsSocket extends KtlsSocketBase {
+export class KtlsSocket extends KtlsTlsMembers {
   /** Negotiated TLS version (`'TLSv1'`/`'TLSv1.1'` only where node:tls carries the records and was allowed them). */
   readonly version: TlsVersion | 'TLSv1' | 'TLSv1.1';
   /** Negotiated AEAD cipher; null where node:tls carries the records (a suite kTLS lacks: see `getCipher()`). */

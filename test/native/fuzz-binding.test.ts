@@ -74,7 +74,8 @@ type Kind =
   | 'length'
   | 'key'
   | 'nonce'
-  | 'seq';
+  | 'seq'
+  | 'lingerSeconds';
 
 const isErrno = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v < 0 && v >= -4095;
 const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -128,6 +129,7 @@ const FUNCTIONS: Record<string, { args: Kind[]; returns: (v: unknown, args: unkn
   getsockoptInt: { args: ['fd', 'level', 'optname'], returns: (v) => typeof v === 'number' && (v | 0) === v },
   setsockoptInt: { args: ['fd', 'level', 'optname', 'int'], returns: zeroOrErrno },
   peerConnected: { args: ['fd'], returns: zeroOrErrno },
+  setLinger: { args: ['fd', 'flag', 'lingerSeconds'], returns: zeroOrErrno },
   tcpEntered: { args: ['fd'], returns: countOrErrno },
 };
 
@@ -274,6 +276,9 @@ function arg(g: Gen, kind: Kind, fds: Fds, b: Binding): unknown {
       return g.pick([0, 20, 21, 22, 23, 24, 255, 256, -1, g.int32()]);
     case 'how':
       return g.pick([0, 1, 2, 3, -1, g.int32()]);
+    // Never a positive linger time: a later close() of a socket with unsent data would block for it.
+    case 'lingerSeconds':
+      return g.pick([0, 0, -1, -(2 ** 31)]); // negative: refused by the addon
     case 'buffers':
       return g.weighted<() => unknown>([
         [5, () => Array.from({ length: g.range(0, 4) }, () => buffer(g))],
@@ -293,6 +298,7 @@ function safeNonFd(g: Gen, fds: Fds): unknown {
 function sanitize(v: unknown, kind: Kind, fds: Fds): unknown {
   if (typeof v !== 'number' || !Number.isInteger(v)) return v;
   if (kind === 'port') return v >= 0 && v <= 2 ** 31 - 1 ? 0 : v;
+  if (kind === 'lingerSeconds') return v > 0 ? 0 : v;
   if ((kind === 'fd' || kind === 'fresh') && v >= 0 && v < NO_FD && !fds.pool.includes(v)) return NO_FD + v; // catches -0 too
   return v;
 }
