@@ -20,6 +20,7 @@ export { connect, type KtlsConnectOptions } from './handover/client.js';
 export { createServer, KtlsServer, type KtlsServerOptions } from './handover/server.js';
 export { createTLSSocket, upgradeTLSSocket } from './handover/tls-socket.js';
 export type { KtlsHandoverOptions } from './handover/switch.js';
+export { adopt, type AdoptOptions } from './http/adopt.js';
 export { createHttpsServer, KtlsHttpsServer, type KtlsHttpsServerOptions } from './http/server.js';
 export {
   serveFile,

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import type * as net from 'node:net';
 import { createServer, type KtlsServer, type KtlsServerOptions } from '../handover/server.js';
-import { invalidArgType } from '../native/errors.js';
+import { invalidArgType, invalidArgValue } from '../native/errors.js';
 import { KtlsSocket } from '../socket/socket.js';
 
 /**
@@ -16,12 +16,62 @@ import { KtlsSocket } from '../socket/socket.js';
  * options of `tls.createServer()` plus `ktls`) and those of `http.createServer()`,
  * in one object as for `https.createServer()`.
  *
- * Defaults that differ from `ktls.createServer()`: `ALPNProtocols: ['http/1.1']`,
+ * Defaults that differ from `ktls.createServer()`: `ALPNProtocols: ['http/1.1']`
+ * (unless `ALPNCallback` is given),
  * `ktls.allowHalfOpen: true` (http.Server decides when to end, as it does over
  * `net`), and `ktls.allowTruncation: true` (HTTP/1.1 messages carry their own
  * length, and many clients close without close_notify, as `node:https` accepts).
+ *
+ * HTTP/2 is never negotiated: `ALPNProtocols` containing `'h2'` throws
+ * `ERR_INVALID_ARG_VALUE`, and an `ALPNCallback` answer of `'h2'` ends that
+ * handshake with a `no_application_protocol` alert (Node's `http2` cannot run
+ * on a KtlsSocket). Clients offering `h2` and `http/1.1` get `http/1.1`.
  */
 export interface KtlsHttpsServerOptions extends KtlsServerOptions, http.ServerOptions {}
+
+/**
+ * The protocol names in an `ALPNProtocols` option: an array of strings or
+ * byte arrays, or one byte array in wire format (each name length-prefixed).
+ */
+function alpnNames(list: unknown): string[] {
+  const names: string[] = [];
+  if (Array.isArray(list)) {
+    for (const p of list as unknown[]) {
+      if (typeof p === 'string') names.push(p);
+      else if (p instanceof Uint8Array) names.push(Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('latin1'));
+    }
+  } else if (list instanceof Uint8Array) {
+    const b = Buffer.from(list.buffer, list.byteOffset, list.byteLength);
+    for (let i = 0; i < b.length; i += 1 + b[i]) names.push(b.toString('latin1', i + 1, i + 1 + b[i]));
+  }
+  return names;
+}
+
+/**
+ * The TLS options for the {@link KtlsServer}: HTTP/2 is never offered (Node's
+ * `http2` needs its own native stream under the session and cannot run on a
+ * KtlsSocket), so an `ALPNProtocols` naming `h2` throws `ERR_INVALID_ARG_VALUE`,
+ * and an `ALPNCallback` that picks `h2` is answered with undefined: node:tls
+ * then ends the handshake with a `no_application_protocol` alert.
+ */
+function tlsOptions(options: KtlsHttpsServerOptions): KtlsServerOptions {
+  const { ALPNProtocols, ALPNCallback } = options;
+  if (ALPNProtocols !== undefined && alpnNames(ALPNProtocols).includes('h2'))
+    throw invalidArgValue(
+      "createHttpsServer cannot offer HTTP/2: options.ALPNProtocols contains 'h2' (Node's http2 cannot run on a KtlsSocket); offer 'http/1.1' only",
+    );
+  const tlsOpts: KtlsServerOptions = { ...options, ktls: { allowHalfOpen: true, allowTruncation: true, ...options.ktls } };
+  if (typeof ALPNCallback === 'function') {
+    // node:tls refuses ALPNProtocols together with ALPNCallback: no default list then.
+    tlsOpts.ALPNCallback = (arg) => {
+      const chosen = ALPNCallback(arg);
+      return chosen === 'h2' ? undefined : chosen;
+    };
+  } else if (ALPNCallback === undefined) {
+    tlsOpts.ALPNProtocols = ALPNProtocols ?? ['http/1.1'];
+  }
+  return tlsOpts;
+}
 
 /** `http.Server` events, forwarded to a {@link KtlsHttpsServer} only once it has a listener (their presence changes http's behaviour). */
 const HTTP_EVENTS = new Set(['request', 'checkContinue', 'checkExpectation', 'clientError', 'connect', 'upgrade', 'dropRequest', 'timeout']);
@@ -56,11 +106,7 @@ export class KtlsHttpsServer extends EventEmitter {
     if (options === null || typeof options !== 'object') throw invalidArgType(`Expected options to be an object but received ${typeof options}`);
     this.#noDelay = options.noDelay ?? true;
     this.#keepAlive = options.keepAlive ? { enable: true, delay: options.keepAliveInitialDelay ?? 0 } : undefined;
-    this.tls = createServer({
-      ...options,
-      ALPNProtocols: options.ALPNProtocols ?? ['http/1.1'],
-      ktls: { allowHalfOpen: true, allowTruncation: true, ...options.ktls },
-    });
+    this.tls = createServer(tlsOptions(options));
     this.http = http.createServer(options, requestListener);
     this.tls.on('secureConnection', (socket: KtlsSocket) => this.#onConnection(socket));
     this.tls.on('listening', () => {
