@@ -116,7 +116,8 @@ export class KtlsHttpsServer extends EventEmitter {
       this.emit('listening');
     });
     this.tls.on('error', (err: Error) => this.emit('error', err));
-    this.tls.on('close', () => this.emit('close'));
+    // As https.Server: 'close' once the listener is closed and every connection has ended.
+    this.tls.on('close', () => this.#whenDrained(() => this.emit('close')));
     const httpEvents = new Set(HTTP_EVENTS);
     const tlsEvents = new Set(TLS_EVENTS);
     this.on('newListener', (ev: string | symbol) => {
@@ -126,7 +127,22 @@ export class KtlsHttpsServer extends EventEmitter {
     });
   }
 
+  /** Connections handed to the http.Server and not closed yet. */
+  #sockets = new Set<KtlsSocket>();
+  #drained: Array<() => void> = [];
+
+  /** Runs `fn` once no connection is left (at once if none is). */
+  #whenDrained(fn: () => void): void {
+    if (this.#sockets.size === 0) fn();
+    else this.#drained.push(fn);
+  }
+
   #onConnection(socket: KtlsSocket): void {
+    this.#sockets.add(socket);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      if (this.#sockets.size === 0) for (const fn of this.#drained.splice(0)) fn();
+    });
     try {
       socket.setNoDelay(this.#noDelay);
       if (this.#keepAlive) socket.setKeepAlive(this.#keepAlive.enable, this.#keepAlive.delay);
@@ -158,13 +174,64 @@ export class KtlsHttpsServer extends EventEmitter {
   /**
    * Stops accepting connections and closes idle keep-alive connections, as
    * `http.Server#close` does; requests in flight finish (their connections close
-   * once idle or at their keep-alive timeout). `callback` runs when the
-   * listening socket is closed (with `ERR_SERVER_NOT_RUNNING` if it was not listening).
+   * once idle or at their keep-alive timeout). `callback` runs, as with
+   * `https.Server`, once the listening socket is closed and every connection
+   * has closed (with `ERR_SERVER_NOT_RUNNING` at once if it was not listening).
    */
   close(callback?: (err?: Error) => void): this {
-    this.tls.close(callback);
+    this.tls.close((err) => {
+      if (err) callback?.(err);
+      else if (callback) this.#whenDrained(() => callback());
+    });
     this.http.close();
     return this;
+  }
+
+  /** Open connections: handshakes in progress plus KtlsSockets not closed yet (`net.Server#getConnections`). */
+  getConnections(callback: (err: Error | null, count: number) => void): this {
+    this.tls.netServer.getConnections((err, n) => callback(err, (err ? 0 : n) + this.#sockets.size));
+    return this;
+  }
+
+  /** As `net.Server#ref`. */
+  ref(): this {
+    this.tls.ref();
+    return this;
+  }
+
+  /** As `net.Server#unref`: the listening socket does not keep the process alive. */
+  unref(): this {
+    this.tls.unref();
+    return this;
+  }
+
+  /** `net.Server#maxConnections`: connections past it are refused at accept. */
+  get maxConnections(): number {
+    return this.tls.netServer.maxConnections;
+  }
+  /** Sets `net.Server#maxConnections`. */
+  set maxConnections(n: number) {
+    this.tls.netServer.maxConnections = n;
+  }
+
+  /** @deprecated As `net.Server#connections`: use {@link KtlsHttpsServer.getConnections}. KtlsSockets open now. */
+  get connections(): number {
+    return this.#sockets.size;
+  }
+
+  /** `await using`: {@link KtlsHttpsServer.close}, resolved once every connection has closed. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.listening) return;
+    await new Promise<void>((resolve, reject) => this.close((err) => (err ? reject(err) : resolve())));
+  }
+
+  /** `http.Server#maxHeadersCount` (null: 2000). */
+  get maxHeadersCount(): number | null {
+    return this.http.maxHeadersCount;
+  }
+  /** Sets `http.Server#maxHeadersCount`. */
+  set maxHeadersCount(n: number | null) {
+    this.http.maxHeadersCount = n;
   }
 
   /** Destroys every connection, busy or idle (`http.Server#closeAllConnections`). */
@@ -178,8 +245,11 @@ export class KtlsHttpsServer extends EventEmitter {
   }
 
   /** Sets the socket inactivity timeout of new connections, as `http.Server#setTimeout`. */
-  setTimeout(msecs?: number, callback?: () => void): this {
-    this.http.setTimeout(msecs, callback);
+  setTimeout(msecs?: number, callback?: (socket: net.Socket) => void): this;
+  setTimeout(callback: (socket: net.Socket) => void): this;
+  setTimeout(msecs?: number | ((socket: net.Socket) => void), callback?: (socket: net.Socket) => void): this {
+    if (typeof msecs === 'function') this.http.setTimeout(msecs);
+    else this.http.setTimeout(msecs, callback);
     return this;
   }
 

@@ -301,7 +301,9 @@ export async function checkGracefulClose(t: Test, app: App): Promise<void> {
   const started = app.log.slowStarted();
   const slow = httpsRequest(app.port, '/slow');
   await started;
-  const closed = app.close();
+  let bodyDone = false;
+  let closedEarly = false;
+  const closed = app.close().then(() => void (closedEarly = !bodyDone));
   // The listening socket goes at once; the busy connection stays until its response ends.
   const refused = await new Promise<string>((resolve) => {
     const c = net.connect(app.port, '127.0.0.1');
@@ -310,6 +312,7 @@ export async function checkGracefulClose(t: Test, app: App): Promise<void> {
   });
   t.equal(refused, 'ECONNREFUSED', 'a new connection is refused once close() is called');
   const r = await slow;
+  bodyDone = true;
   t.equal(r.status, 200, 'the request in flight got its answer');
   t.equal(r.body.length, 2 * SLOW_HALF, 'with its full body');
   t.ok(r.body.subarray(0, SLOW_HALF).every((b) => b === 1) && r.body.subarray(SLOW_HALF).every((b) => b === 2), 'byte-exact');
@@ -320,5 +323,6 @@ export async function checkGracefulClose(t: Test, app: App): Promise<void> {
   ]);
   clearTimeout(timer);
   t.equal(outcome, 'closed', 'the close callback fired');
+  t.equal(closedEarly, false, 'not before the request in flight had finished (https.Server: once every connection has closed)');
   t.equal(app.server.listening, false, 'not listening');
 }
