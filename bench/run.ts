@@ -28,7 +28,7 @@ export interface BenchResults {
 }
 
 const KTLS_SCENARIOS = ['bulk', 'small', 'splice', 'handshake', 'static', 'idle'];
-const HOST_SCENARIOS = ['plain', 'small-plain', 'static-plain'];
+const HOST_SCENARIOS = ['plain', 'small-plain', 'static-plain', 'static-adopt'];
 const RTT_MS = 20;
 
 interface Args {
@@ -82,6 +82,7 @@ async function runScenarios(names: string[], quick: boolean, where: 'native' | '
       else if (name === 'splice') out.push(await spliceScenario(ctx));
       else if (name === 'static') out.push(await staticScenario(ctx, false));
       else if (name === 'static-plain') out.push(await staticScenario(ctx, true));
+      else if (name === 'static-adopt') out.push(await staticScenario(ctx, true, true));
       else if (name === 'idle') out.push(await idleScenario(ctx));
       else if (name === 'handshake') {
         let undo: (() => void) | null = null;

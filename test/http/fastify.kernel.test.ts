@@ -42,7 +42,7 @@ async function start(): Promise<App> {
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  t.equal(app.server, server as unknown, "fastify's server is the KtlsHttpsServer");
+  t.equal(app.server, server, "fastify's server is the KtlsHttpsServer");
   return { port: address.port, server, log, close: () => app.close() };
 }
 
