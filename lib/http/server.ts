@@ -248,7 +248,8 @@ export class KtlsHttpsServer extends EventEmitter {
   setTimeout(msecs?: number, callback?: (socket: net.Socket) => void): this;
   setTimeout(callback: (socket: net.Socket) => void): this;
   setTimeout(msecs?: number | ((socket: net.Socket) => void), callback?: (socket: net.Socket) => void): this {
-    if (typeof msecs === 'function') this.http.setTimeout(msecs);
+    // http.Server#setTimeout would store a lone callback as the timeout: listen for it instead.
+    if (typeof msecs === 'function') this.http.on('timeout', msecs);
     else this.http.setTimeout(msecs, callback);
     return this;
   }
