@@ -65,7 +65,7 @@ export async function staticServe(a: { id: number; kind: StaticKind; dir: string
   // adopt-serve: a net.Server hands each connection, taken over by ktls.adopt(), to the http.Server.
   const front =
     a.kind === 'adopt-serve'
-      ? net.createServer((sock) => {
+      ? net.createServer({ noDelay: true }, (sock) => {
           ktls.adopt(sock).then(
             (k) => (server as http.Server).emit('connection', k),
             () => (state.errors++, sock.destroy()),

@@ -46,7 +46,7 @@ export function isAdopted(socket: KtlsSocket): boolean {
  *
  * ```ts
  * const app = http.createServer((req, res) => void ktls.serveFile(res, '/srv/big.iso'));
- * net.createServer({ pauseOnConnect: true }, async (sock) => app.emit('connection', await ktls.adopt(sock))).listen(8080);
+ * net.createServer({ noDelay: true }, (sock) => void ktls.adopt(sock).then((s) => app.emit('connection', s), () => sock.destroy())).listen(8080);
  * ```
  *
  * @param socket - a connected TCP `net.Socket` (not a `tls.TLSSocket`); on
