@@ -31,7 +31,7 @@ export interface BenchResults {
 }
 
 const KTLS_SCENARIOS = ['bulk', 'small', 'splice', 'handshake', 'resumption', 'static', 'idle'];
-const HOST_SCENARIOS = ['plain', 'small-plain', 'static-plain', 'resumption-cpu'];
+const HOST_SCENARIOS = ['plain', 'small-plain', 'static-plain', 'static-adopt', 'resumption-cpu'];
 const RTT_MS = 20;
 /** Scenarios that need netem's RTT on loopback. */
 const NETEM_SCENARIOS = ['handshake', 'resumption'];
@@ -92,6 +92,7 @@ async function runScenarios(names: string[], quick: boolean, where: 'native' | '
       else if (name === 'splice') out.push(await spliceScenario(ctx));
       else if (name === 'static') out.push(await staticScenario(ctx, false));
       else if (name === 'static-plain') out.push(await staticScenario(ctx, true));
+      else if (name === 'static-adopt') out.push(await staticScenario(ctx, true, true));
       else if (name === 'idle') out.push(await idleScenario(ctx));
       else if (name === 'resumption-cpu') out.push(await resumptionScenario(ctx, 'no netem on this kernel: CPU figures only', RTT_MS, 'resumption-cpu'));
       else if (name === 'handshake' || name === 'resumption') {

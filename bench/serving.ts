@@ -52,22 +52,28 @@ function mixFiles(): { dir: string; paths: string[]; meanBytes: number } {
 export const STATIC_METRICS = ['req/s', 'MB/s', 'p50 ms', 'p99 ms', 'server CPU µs/req'];
 
 /** Static files over HTTPS (kTLS; UML here) or plain HTTP (the addon's plain-TCP path). */
-export async function staticScenario(ctx: Ctx, plain: boolean): Promise<ScenarioResult> {
+export async function staticScenario(ctx: Ctx, plain: boolean, adopt = false): Promise<ScenarioResult> {
   const t0 = Date.now();
   const mix = mixFiles();
   const conns = ctx.where === 'uml' ? 8 : 16;
   const ms = ctx.where === 'uml' ? (ctx.quick ? 1000 : 3000) : ctx.quick ? 1000 : 3000;
-  const contenders: Contender<StaticKind>[] = plain
+  const id = adopt ? 'static-adopt' : plain ? 'static-plain' : 'static';
+  const contenders: Contender<StaticKind>[] = adopt
     ? [
-        { id: 'serve', label: 'http + ktls.serveFile (sendfile(2))', spec: 'http-serve' },
+        { id: 'serve', label: 'net.Server + ktls.adopt() + http + serveFile (KtlsSocket#sendFile)', spec: 'adopt-serve' },
         { id: 'stream', label: 'http + createReadStream().pipe(res)', spec: 'http-stream' },
-        { id: 'readfile', label: 'http + res.end(await readFile())', spec: 'http-readfile' },
       ]
-    : [
-        { id: 'serve', label: 'ktls.createHttpsServer + serveFile', spec: 'ktls-serve' },
-        { id: 'stream', label: 'node:https + createReadStream().pipe(res)', spec: 'https-stream' },
-        { id: 'readfile', label: 'node:https + res.end(await readFile())', spec: 'https-readfile' },
-      ];
+    : plain
+      ? [
+          { id: 'serve', label: 'http + ktls.serveFile (sendfile(2))', spec: 'http-serve' },
+          { id: 'stream', label: 'http + createReadStream().pipe(res)', spec: 'http-stream' },
+          { id: 'readfile', label: 'http + res.end(await readFile())', spec: 'http-readfile' },
+        ]
+      : [
+          { id: 'serve', label: 'ktls.createHttpsServer + serveFile', spec: 'ktls-serve' },
+          { id: 'stream', label: 'node:https + createReadStream().pipe(res)', spec: 'https-stream' },
+          { id: 'readfile', label: 'node:https + res.end(await readFile())', spec: 'https-readfile' },
+        ];
   const groups = [{ name: 'mix' }];
   const once = async (kind: StaticKind, s: Samples | null, key: string, runMs: number): Promise<{ summary: string; requests: number }> => {
     const id = Date.now() + Math.random();
@@ -96,16 +102,9 @@ export async function staticScenario(ctx: Ctx, plain: boolean): Promise<Scenario
       throw err;
     }
   };
-  const rows = await alternate(
-    ctx,
-    plain ? 'static-plain' : 'static',
-    groups,
-    contenders,
-    STATIC_METRICS,
-    async (_g, c, s, key) => (await once(c.spec, s, key, ms)).summary,
-  );
+  const rows = await alternate(ctx, id, groups, contenders, STATIC_METRICS, async (_g, c, s, key) => (await once(c.spec, s, key, ms)).summary);
   const notes = [await syscallNote(ctx, contenders, (c) => once(c.spec, null, '', 1000).then((r) => r.requests), 'request')];
-  const targets = ['stream', 'readfile'].map((other) =>
+  const targets = (adopt ? ['stream'] : ['stream', 'readfile']).map((other) =>
     target(
       ctx,
       `${contenders[0].label} vs ${contenders.find((c) => c.id === other)!.label} requests/s`,
@@ -116,8 +115,12 @@ export async function staticScenario(ctx: Ctx, plain: boolean): Promise<Scenario
     ),
   );
   return {
-    id: plain ? 'static-plain' : 'static',
-    title: plain ? 'Static files over plain HTTP (the addon’s sendfile path)' : 'Static files over HTTPS',
+    id,
+    title: adopt
+      ? 'Static files over plain HTTP through ktls.adopt() (KtlsSocket#sendFile) against a read stream'
+      : plain
+        ? 'Static files over plain HTTP (the addon’s sendfile path)'
+        : 'Static files over HTTPS',
     where: ctx.where,
     kernelLabel: ctx.kernelLabel,
     metrics: STATIC_METRICS,

@@ -21,6 +21,7 @@ export { createServer, KtlsServer, type KtlsServerOptions } from './handover/ser
 export { ticketKeys, rotateTicketKeys, type TicketKeyOptions, type TicketKeys, type TicketKeyRotation } from './handover/ticket-keys.js';
 export { createTLSSocket, upgradeTLSSocket } from './handover/tls-socket.js';
 export type { KtlsHandoverOptions } from './handover/switch.js';
+export { adopt, type AdoptOptions } from './http/adopt.js';
 export { createHttpsServer, KtlsHttpsServer, type KtlsHttpsServerOptions } from './http/server.js';
 export {
   serveFile,

@@ -5,12 +5,13 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import * as ktls from '../../lib/index.js';
 import { cpuNow, cpuSince, nowNs, percentile, type Cpu } from '../common.js';
 import { CERTS, listen } from './common.js';
 
-export type StaticKind = 'ktls-serve' | 'https-stream' | 'https-readfile' | 'http-serve' | 'http-stream' | 'http-readfile';
+export type StaticKind = 'ktls-serve' | 'https-stream' | 'https-readfile' | 'http-serve' | 'http-stream' | 'http-readfile' | 'adopt-serve';
 
 interface StaticServer {
   close(): void;
@@ -31,7 +32,7 @@ export async function staticServe(a: { id: number; kind: StaticKind; dir: string
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const name = path.basename(req.url ?? '/');
     const file = path.join(a.dir, name);
-    if (a.kind === 'ktls-serve' || a.kind === 'http-serve') {
+    if (a.kind === 'ktls-serve' || a.kind === 'http-serve' || a.kind === 'adopt-serve') {
       ktls.serveFile(res, name, { root: a.dir }).catch(() => fail(res));
     } else if (a.kind === 'https-stream' || a.kind === 'http-stream') {
       fs.stat(file, (err, st) => {
@@ -61,8 +62,18 @@ export async function staticServe(a: { id: number; kind: StaticKind; dir: string
     s.once('close', () => state.sockets.delete(s));
   });
   (server as unknown as http.Server).keepAliveTimeout = 60_000;
-  const port = await listen(server);
-  state.close = () => (server as unknown as http.Server).close();
+  // adopt-serve: a net.Server hands each connection, taken over by ktls.adopt(), to the http.Server.
+  const front =
+    a.kind === 'adopt-serve'
+      ? net.createServer({ noDelay: true }, (sock) => {
+          ktls.adopt(sock).then(
+            (k) => (server as http.Server).emit('connection', k),
+            () => (state.errors++, sock.destroy()),
+          );
+        })
+      : null;
+  const port = await listen(front ?? server);
+  state.close = () => (front ?? (server as unknown as http.Server)).close();
   servers.set(a.id, state);
   return { port };
 }

@@ -13,6 +13,7 @@ import * as util from 'node:util';
 import { KIND_FILE, STAT, loadBinding } from '../native/binding.js';
 import { KtlsError, KtlsSystemError, invalidArgType, invalidArgValue } from '../native/errors.js';
 import { KtlsSocket } from '../socket/socket.js';
+import { isAdopted } from './adopt.js';
 import { plainTcp, sendFileToNetSocket } from './net-sendfile.js';
 
 /** Options of {@link serveFile}. */
@@ -30,6 +31,7 @@ export interface ServeFileOptions {
    * `res.socket` is a KtlsSocket whose records the kernel seals (zero-copy),
    * otherwise `fs.createReadStream().pipe(res)`. `'sendfile'`: `KtlsSocket#sendFile`
    * whenever `res.socket` is a KtlsSocket that has it, kernel or userspace records.
+   * A socket from `ktls.adopt()` (plain TCP) counts as zero-copy: `'auto'` uses sendfile(2) on it.
    * `'stream'`: always the read stream. Either way the response is the same;
    * a response whose `write`/`end` were replaced (e.g. by compression middleware)
    * always gets the stream.
@@ -235,7 +237,7 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
     const socket = res.socket;
     const clean = via !== 'stream' && untouched(res) && !res.chunkedEncoding;
     let sendBody: (() => Promise<number>) | null = null;
-    if (clean && socket instanceof KtlsSocket && (via === 'sendfile' || socket.kernelDirections.tx)) {
+    if (clean && socket instanceof KtlsSocket && (via === 'sendfile' || socket.kernelDirections.tx || isAdopted(socket))) {
       // flushHeaders() puts the head into the socket's write queue and sendFile
       // queues the body behind it (corked: they leave together, TCP_CORK under
       // kernel TX). Once sendFile resolves the queue is empty, so end() below

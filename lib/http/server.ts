@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import type * as net from 'node:net';
 import { createServer, type KtlsServer, type KtlsServerOptions } from '../handover/server.js';
-import { invalidArgType } from '../native/errors.js';
+import { invalidArgType, invalidArgValue } from '../native/errors.js';
 import { KtlsSocket } from '../socket/socket.js';
 
 /**
@@ -16,12 +16,62 @@ import { KtlsSocket } from '../socket/socket.js';
  * options of `tls.createServer()` plus `ktls`) and those of `http.createServer()`,
  * in one object as for `https.createServer()`.
  *
- * Defaults that differ from `ktls.createServer()`: `ALPNProtocols: ['http/1.1']`,
+ * Defaults that differ from `ktls.createServer()`: `ALPNProtocols: ['http/1.1']`
+ * (unless `ALPNCallback` is given),
  * `ktls.allowHalfOpen: true` (http.Server decides when to end, as it does over
  * `net`), and `ktls.allowTruncation: true` (HTTP/1.1 messages carry their own
  * length, and many clients close without close_notify, as `node:https` accepts).
+ *
+ * HTTP/2 is never negotiated: `ALPNProtocols` containing `'h2'` throws
+ * `ERR_INVALID_ARG_VALUE`, and an `ALPNCallback` answer of `'h2'` ends that
+ * handshake with a `no_application_protocol` alert (Node's `http2` cannot run
+ * on a KtlsSocket). Clients offering `h2` and `http/1.1` get `http/1.1`.
  */
 export interface KtlsHttpsServerOptions extends KtlsServerOptions, http.ServerOptions {}
+
+/**
+ * The protocol names in an `ALPNProtocols` option: an array of strings or
+ * byte arrays, or one byte array in wire format (each name length-prefixed).
+ */
+function alpnNames(list: unknown): string[] {
+  const names: string[] = [];
+  if (Array.isArray(list)) {
+    for (const p of list as unknown[]) {
+      if (typeof p === 'string') names.push(p);
+      else if (p instanceof Uint8Array) names.push(Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('latin1'));
+    }
+  } else if (list instanceof Uint8Array) {
+    const b = Buffer.from(list.buffer, list.byteOffset, list.byteLength);
+    for (let i = 0; i < b.length; i += 1 + b[i]) names.push(b.toString('latin1', i + 1, i + 1 + b[i]));
+  }
+  return names;
+}
+
+/**
+ * The TLS options for the {@link KtlsServer}: HTTP/2 is never offered (Node's
+ * `http2` needs its own native stream under the session and cannot run on a
+ * KtlsSocket), so an `ALPNProtocols` naming `h2` throws `ERR_INVALID_ARG_VALUE`,
+ * and an `ALPNCallback` that picks `h2` is answered with undefined: node:tls
+ * then ends the handshake with a `no_application_protocol` alert.
+ */
+function tlsOptions(options: KtlsHttpsServerOptions): KtlsServerOptions {
+  const { ALPNProtocols, ALPNCallback } = options;
+  if (ALPNProtocols !== undefined && alpnNames(ALPNProtocols).includes('h2'))
+    throw invalidArgValue(
+      "createHttpsServer cannot offer HTTP/2: options.ALPNProtocols contains 'h2' (Node's http2 cannot run on a KtlsSocket); offer 'http/1.1' only",
+    );
+  const tlsOpts: KtlsServerOptions = { ...options, ktls: { allowHalfOpen: true, allowTruncation: true, ...options.ktls } };
+  if (typeof ALPNCallback === 'function') {
+    // node:tls refuses ALPNProtocols together with ALPNCallback: no default list then.
+    tlsOpts.ALPNCallback = (arg) => {
+      const chosen = ALPNCallback(arg);
+      return chosen === 'h2' ? undefined : chosen;
+    };
+  } else if (ALPNCallback === undefined) {
+    tlsOpts.ALPNProtocols = ALPNProtocols ?? ['http/1.1'];
+  }
+  return tlsOpts;
+}
 
 /** `http.Server` events, forwarded to a {@link KtlsHttpsServer} only once it has a listener (their presence changes http's behaviour). */
 const HTTP_EVENTS = new Set(['request', 'checkContinue', 'checkExpectation', 'clientError', 'connect', 'upgrade', 'dropRequest', 'timeout']);
@@ -56,11 +106,7 @@ export class KtlsHttpsServer extends EventEmitter {
     if (options === null || typeof options !== 'object') throw invalidArgType(`Expected options to be an object but received ${typeof options}`);
     this.#noDelay = options.noDelay ?? true;
     this.#keepAlive = options.keepAlive ? { enable: true, delay: options.keepAliveInitialDelay ?? 0 } : undefined;
-    this.tls = createServer({
-      ...options,
-      ALPNProtocols: options.ALPNProtocols ?? ['http/1.1'],
-      ktls: { allowHalfOpen: true, allowTruncation: true, ...options.ktls },
-    });
+    this.tls = createServer(tlsOptions(options));
     this.http = http.createServer(options, requestListener);
     this.tls.on('secureConnection', (socket: KtlsSocket) => this.#onConnection(socket));
     this.tls.on('listening', () => {
@@ -70,7 +116,8 @@ export class KtlsHttpsServer extends EventEmitter {
       this.emit('listening');
     });
     this.tls.on('error', (err: Error) => this.emit('error', err));
-    this.tls.on('close', () => this.emit('close'));
+    // As https.Server: 'close' once the listener is closed and every connection has ended.
+    this.tls.on('close', () => this.#whenDrained(() => this.emit('close')));
     const httpEvents = new Set(HTTP_EVENTS);
     const tlsEvents = new Set(TLS_EVENTS);
     this.on('newListener', (ev: string | symbol) => {
@@ -80,7 +127,22 @@ export class KtlsHttpsServer extends EventEmitter {
     });
   }
 
+  /** Connections handed to the http.Server and not closed yet. */
+  #sockets = new Set<KtlsSocket>();
+  #drained: Array<() => void> = [];
+
+  /** Runs `fn` once no connection is left (at once if none is). */
+  #whenDrained(fn: () => void): void {
+    if (this.#sockets.size === 0) fn();
+    else this.#drained.push(fn);
+  }
+
   #onConnection(socket: KtlsSocket): void {
+    this.#sockets.add(socket);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      if (this.#sockets.size === 0) for (const fn of this.#drained.splice(0)) fn();
+    });
     try {
       socket.setNoDelay(this.#noDelay);
       if (this.#keepAlive) socket.setKeepAlive(this.#keepAlive.enable, this.#keepAlive.delay);
@@ -112,13 +174,64 @@ export class KtlsHttpsServer extends EventEmitter {
   /**
    * Stops accepting connections and closes idle keep-alive connections, as
    * `http.Server#close` does; requests in flight finish (their connections close
-   * once idle or at their keep-alive timeout). `callback` runs when the
-   * listening socket is closed (with `ERR_SERVER_NOT_RUNNING` if it was not listening).
+   * once idle or at their keep-alive timeout). `callback` runs, as with
+   * `https.Server`, once the listening socket is closed and every connection
+   * has closed (with `ERR_SERVER_NOT_RUNNING` at once if it was not listening).
    */
   close(callback?: (err?: Error) => void): this {
-    this.tls.close(callback);
+    this.tls.close((err) => {
+      if (err) callback?.(err);
+      else if (callback) this.#whenDrained(() => callback());
+    });
     this.http.close();
     return this;
+  }
+
+  /** Open connections: handshakes in progress plus KtlsSockets not closed yet (`net.Server#getConnections`). */
+  getConnections(callback: (err: Error | null, count: number) => void): this {
+    this.tls.netServer.getConnections((err, n) => callback(err, (err ? 0 : n) + this.#sockets.size));
+    return this;
+  }
+
+  /** As `net.Server#ref`. */
+  ref(): this {
+    this.tls.ref();
+    return this;
+  }
+
+  /** As `net.Server#unref`: the listening socket does not keep the process alive. */
+  unref(): this {
+    this.tls.unref();
+    return this;
+  }
+
+  /** `net.Server#maxConnections`: connections past it are refused at accept. */
+  get maxConnections(): number {
+    return this.tls.netServer.maxConnections;
+  }
+  /** Sets `net.Server#maxConnections`. */
+  set maxConnections(n: number) {
+    this.tls.netServer.maxConnections = n;
+  }
+
+  /** @deprecated As `net.Server#connections`: use {@link KtlsHttpsServer.getConnections}. KtlsSockets open now. */
+  get connections(): number {
+    return this.#sockets.size;
+  }
+
+  /** `await using`: {@link KtlsHttpsServer.close}, resolved once every connection has closed. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.listening) return;
+    await new Promise<void>((resolve, reject) => this.close((err) => (err ? reject(err) : resolve())));
+  }
+
+  /** `http.Server#maxHeadersCount` (null: 2000). */
+  get maxHeadersCount(): number | null {
+    return this.http.maxHeadersCount;
+  }
+  /** Sets `http.Server#maxHeadersCount`. */
+  set maxHeadersCount(n: number | null) {
+    this.http.maxHeadersCount = n;
   }
 
   /** Destroys every connection, busy or idle (`http.Server#closeAllConnections`). */
@@ -132,8 +245,12 @@ export class KtlsHttpsServer extends EventEmitter {
   }
 
   /** Sets the socket inactivity timeout of new connections, as `http.Server#setTimeout`. */
-  setTimeout(msecs?: number, callback?: () => void): this {
-    this.http.setTimeout(msecs, callback);
+  setTimeout(msecs?: number, callback?: (socket: net.Socket) => void): this;
+  setTimeout(callback: (socket: net.Socket) => void): this;
+  setTimeout(msecs?: number | ((socket: net.Socket) => void), callback?: (socket: net.Socket) => void): this {
+    // http.Server#setTimeout would store a lone callback as the timeout: listen for it instead.
+    if (typeof msecs === 'function') this.http.on('timeout', msecs);
+    else this.http.setTimeout(msecs, callback);
     return this;
   }
 

@@ -62,7 +62,8 @@ export interface UpgradeOptions extends KtlsSocketOptions {
   noDelay?: boolean;
 }
 
-function validateSocket(socket: unknown): { socket: net.Socket; handle: NonNullable<ReturnType<typeof uvHandle>> } {
+/** Checks that `socket` is a connected, readable-as-bytes `net.Socket` with an fd (shared with `ktls.adopt()`). @internal */
+export function validateSocket(socket: unknown): { socket: net.Socket; handle: NonNullable<ReturnType<typeof uvHandle>> } {
   if (!(socket instanceof net.Socket)) throw invalidArgType(`Expected a net.Socket for socket but received ${socket === null ? 'null' : typeof socket}`);
   if (socket instanceof tls.TLSSocket) {
     throw new KtlsError(
@@ -81,7 +82,8 @@ function validateSocket(socket: unknown): { socket: net.Socket; handle: NonNulla
   return { socket, handle };
 }
 
-function checkTcp(b: Binding, fd: number): void {
+/** Checks that `fd` is a connected TCP socket. @internal */
+export function checkTcp(b: Binding, fd: number): void {
   const k = b.constants;
   const type = b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_TYPE);
   if (type < 0) throw new KtlsSystemError(type, 'getsockopt(SO_TYPE)');
