@@ -20,7 +20,7 @@ connectOptionCases(t, true, true);
 connectOptionCases(t, false, true);
 
 t.test('Fast Open through a custom lookup and a string port: the second connection carries the ClientHello in its SYN', async (t) => {
-  const { server, port } = await helloServer();
+  const { server, port } = await helloServer('127.0.0.1', 16);
   const lookup: net.LookupFunction = (_h, _o, cb) =>
     cb(null, [
       { address: '127.0.0.2', family: 4 },
@@ -29,6 +29,7 @@ t.test('Fast Open through a custom lookup and a string port: the second connecti
   const opts = { host: 'ktls.test', port: String(port), lookup, ca: CERTS.ca, servername: 'localhost', fastOpen: true };
   const first = await ktls.connect(opts);
   t.equal(first.kernel, true);
+  t.equal(first.getTcpInfo().synData, false, 'the first connection only fetches a cookie');
   t.equal((await readAll(first)).toString(), 'hello');
   const second = await ktls.connect(opts);
   t.equal(second.kernel, true);

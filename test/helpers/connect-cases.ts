@@ -12,10 +12,10 @@ import { CERTS, portOf } from './tls.js';
 
 export const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
 
-/** A ktls server on `host` that greets each client with 'hello' and records who connected. */
-export async function helloServer(host = '127.0.0.1'): Promise<{ server: ktls.KtlsServer; port: number; peers: string[] }> {
+/** A ktls server on `host` (with a Fast Open queue of `fastOpen`) that greets each client with 'hello' and records who connected. */
+export async function helloServer(host = '127.0.0.1', fastOpen?: number): Promise<{ server: ktls.KtlsServer; port: number; peers: string[] }> {
   const peers: string[] = [];
-  const server = ktls.createServer({ key: CERTS.key, cert: CERTS.cert }, (s) => {
+  const server = ktls.createServer({ key: CERTS.key, cert: CERTS.cert, fastOpen }, (s) => {
     peers.push(String(s.remoteAddress));
     s.end('hello');
   });
@@ -164,6 +164,18 @@ export function connectOptionCases(t: Test, fastOpen: boolean, expectKernel: boo
     t.ok(await until(() => silent.closed() === 1), 'the client closed it');
     t.equal(fdCount(), before, 'no fd left');
     silent.server.close();
+  });
+
+  t.test(`${path}: once connected, the signal is the socket's: aborting it destroys the KtlsSocket with ABORT_ERR, as net.Socket's`, async (t) => {
+    const { server, port } = await helloServer();
+    const ac = new AbortController();
+    const sock = await ktls.connect({ host: '127.0.0.1', port, signal: ac.signal, fastOpen, ...TLS });
+    check(t, sock);
+    const failed = new Promise<Error>((resolve) => sock.once('error', resolve));
+    ac.abort();
+    t.match(await failed, { code: 'ABORT_ERR', name: 'AbortError' });
+    t.equal(sock.destroyed, true);
+    await new Promise((resolve) => server.close(resolve)); // and the server's end of it closed
   });
 
   t.test(`${path}: timeout: an idle handshake fails with ERR_SOCKET_CONNECTION_TIMEOUT; the socket then has the same idle timeout`, async (t) => {
