@@ -20,11 +20,12 @@ connectOptionCases(t, true, true);
 connectOptionCases(t, false, true);
 
 t.test('Fast Open through a custom lookup and a string port: the second connection carries the ClientHello in its SYN', async (t) => {
-  const { server, port } = await helloServer('127.0.0.1', 16);
+  // 127.0.0.5: the kernel keeps Fast Open cookies per destination address for the whole boot; other tests' first connections to 127.0.0.1 must not find ours.
+  const { server, port } = await helloServer('127.0.0.5', 16);
   const lookup: net.LookupFunction = (_h, _o, cb) =>
     cb(null, [
       { address: '127.0.0.2', family: 4 },
-      { address: '127.0.0.1', family: 4 },
+      { address: '127.0.0.5', family: 4 },
     ]);
   const opts = { host: 'ktls.test', port: String(port), lookup, ca: CERTS.ca, servername: 'localhost', fastOpen: true };
   const first = await ktls.connect(opts);
@@ -34,7 +35,7 @@ t.test('Fast Open through a custom lookup and a string port: the second connecti
   const second = await ktls.connect(opts);
   t.equal(second.kernel, true);
   t.equal(second.getTcpInfo().synData, true, 'TCPI_OPT_SYN_DATA: the SYN carried data');
-  t.equal(second.remoteAddress, '127.0.0.1');
+  t.equal(second.remoteAddress, '127.0.0.5');
   t.equal((await readAll(second)).toString(), 'hello');
   parity(t, 'tls.connect', second);
   server.close();
