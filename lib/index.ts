@@ -16,7 +16,7 @@ export { Secrets, type TlsSecrets, type DirectionSecrets } from './record/secret
 export { RecordSealer, RecordOpener, type OpenedRecord, type DirectionKeys } from './record/layer.js';
 export { KtlsError, KtlsUnavailableError, KtlsSystemError, KtlsAlertError } from './native/errors.js';
 export { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from './native/constants.js';
-export { connect, type KtlsConnectOptions } from './handover/client.js';
+export { connect, KtlsConnectRequest, type KtlsConnectOptions, type KtlsConnectRequestEvents, type SecureConnectListener } from './handover/client.js';
 export { createServer, KtlsServer, type KtlsServerOptions } from './handover/server.js';
 export { ticketKeys, rotateTicketKeys, type TicketKeyOptions, type TicketKeys, type TicketKeyRotation } from './handover/ticket-keys.js';
 export { createTLSSocket, upgradeTLSSocket } from './handover/tls-socket.js';

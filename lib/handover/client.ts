@@ -3,91 +3,164 @@
  * Fast Open), then the switch to the kernel.
  * @packageDocumentation
  */
-import * as dns from 'node:dns/promises';
+import { once } from 'node:events';
 import * as net from 'node:net';
+import { addAbortSignal } from 'node:stream';
 import * as tls from 'node:tls';
-import { loadBinding } from '../native/binding.js';
-import { KtlsSystemError } from '../native/errors.js';
+import { KtlsError } from '../native/errors.js';
 import type { KtlsSocket } from '../socket/socket.js';
-import { deadlineOf, handOver, untilSecure, type KtlsHandoverOptions } from './switch.js';
+import { checkConnectOptions, normalizeConnectArgs, type KtlsConnectOptions, type SecureConnectListener } from './connect-args.js';
+import { abortError, KtlsConnectRequest } from './connect-request.js';
+import { fastOpenConnect } from './fast-open.js';
+import { deadlineOf, handOver, untilSecure } from './switch.js';
 import { WireTap } from './wire-tap.js';
 
-/** `tls.connect` options plus `ktls`. */
-export interface KtlsConnectOptions extends tls.ConnectionOptions {
-  /**
-   * TCP Fast Open: connect with `TCP_FASTOPEN_CONNECT`, so once the kernel has
-   * the server's cookie the ClientHello rides in the SYN. Where the kernel or
-   * the path refuses, the connection is an ordinary one. Ignored with `socket`.
-   */
-  fastOpen?: boolean;
-  /** ktls-specific options. */
-  ktls?: KtlsHandoverOptions;
+export type { KtlsConnectOptions, SecureConnectListener } from './connect-args.js';
+export { KtlsConnectRequest, type KtlsConnectRequestEvents } from './connect-request.js';
+
+/** `timeout` before the socket exists: a plain timer until there is a connection, then the connection's own idle timer. */
+class IdleTimer {
+  #timer: NodeJS.Timeout | undefined;
+  #raw: net.Socket | undefined;
+  readonly #ms: number;
+  readonly #fire: () => void;
+
+  constructor(ms: number, fire: () => void) {
+    this.#ms = ms;
+    this.#fire = fire;
+    if (ms > 0) this.#timer = setTimeout(fire, ms);
+  }
+
+  /** From now on, `raw`'s inactivity counts (node:net restarts its timer on every read and write). */
+  watch(raw: net.Socket): void {
+    if (!(this.#ms > 0)) return;
+    clearTimeout(this.#timer);
+    this.#raw = raw;
+    raw.setTimeout(this.#ms, this.#fire);
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#raw?.setTimeout(0, this.#fire);
+    this.#raw = undefined;
+  }
 }
 
-/** Connects with TCP_FASTOPEN_CONNECT; undefined when this kernel or platform cannot. */
-async function fastOpenConnect(host: string, port: number): Promise<net.Socket | undefined> {
-  const b = loadBinding().binding;
-  if (!b) return undefined;
-  const { address, family } = await dns.lookup(host);
-  const fd = b.fastOpenSocket(family === 6 ? b.constants.AF_INET6 : b.constants.AF_INET);
-  if (fd < 0) return undefined;
-  const rc = b.connectFd(fd, address, port);
-  if (rc < 0 && rc !== -b.constants.EINPROGRESS) {
-    b.closeFd(fd);
-    throw new KtlsSystemError(rc, 'connect', `${address}:${port}`);
+/** The connection, the handshake and the switch; `stop` aborting destroys whatever exists and rejects with its reason. */
+async function establish(options: KtlsConnectOptions & { port?: number }, stop: AbortSignal, idle: IdleTimer): Promise<KtlsSocket> {
+  const { ktls: opts, fastOpen, signal: _signal, timeout: _timeout, ...tlsOptions } = options;
+  const live: { raw?: net.Socket; tls?: tls.TLSSocket } = {};
+  const stopped = new Promise<never>((_resolve, reject) => {
+    const onStop = (): void => {
+      live.tls?.destroy();
+      live.raw?.destroy();
+      reject(stop.reason instanceof Error ? stop.reason : abortError(stop.reason));
+    };
+    if (stop.aborted) onStop();
+    else stop.addEventListener('abort', onStop, { once: true });
+  });
+  stopped.catch(() => undefined);
+  const race = <T>(p: Promise<T>): Promise<T> => Promise.race([p, stopped]);
+  if (stop.aborted) return stopped;
+
+  let raw = tlsOptions.socket as net.Socket | undefined;
+  if (!raw && fastOpen) {
+    const { host = 'localhost', port = 0, family, hints, lookup, localAddress, localPort, autoSelectFamily, autoSelectFamilyAttemptTimeout } = tlsOptions;
+    const target = { host, port, family, hints, lookup, localAddress, localPort, autoSelectFamily, autoSelectFamilyAttemptTimeout };
+    raw = await race(fastOpenConnect(target, stop));
   }
-  // With a cookie the SYN waits for the first write (the ClientHello); libuv
-  // retries that write until the connection is up either way.
-  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+  if (!raw) {
+    // Half-open: a peer's early FIN must not make node:net end or destroy the socket we are about to take.
+    const r = net.connect({ ...(tlsOptions as net.NetConnectOpts), allowHalfOpen: true });
+    live.raw = raw = r;
+    idle.watch(r);
+    await race(once(r, 'connect'));
+  } else {
+    live.raw = raw;
+    idle.watch(raw);
+  }
+  raw.setNoDelay(opts?.noDelay ?? true);
+  const tap = new WireTap(raw, opts?.coalesce ?? true);
+  const keylog: Buffer[] = [];
+  const t = tls.connect({ ...tlsOptions, socket: tap });
+  live.tls = t;
+  t.once('secure', () => tap.markSecure());
+  t.on('keylog', (line: Buffer) => keylog.push(line));
+  const early: Buffer[] = [];
+  t.on('session', (s: Buffer) => early.push(s));
+  const deadline = deadlineOf(tap.since, opts?.handshakeTimeout);
+  try {
+    await race(untilSecure(t, 'secureConnect', deadline));
+    const wait = opts?.waitForTicket ?? 0;
+    if (wait > 0 && t.getProtocol() === 'TLSv1.3' && !t.isSessionReused()) {
+      let timer: NodeJS.Timeout | undefined;
+      await race(
+        new Promise((resolve) => {
+          t.once('session', resolve);
+          timer = setTimeout(resolve, wait);
+        }).finally(() => clearTimeout(timer)),
+      );
+    }
+  } catch (err) {
+    raw.destroy();
+    throw err;
+  }
+  idle.stop(); // the switch has its own deadline; raw is about to be taken over
+  const r = raw;
+  const pending = handOver(t, { tap, raw, keylog, isServer: false, sessions: early, deadline, relayTickets: true }, opts);
+  try {
+    return await race(pending);
+  } catch (err) {
+    // After a failed (or abandoned) hand-over the TLS state is gone with node:tls: the connection cannot be used.
+    pending.then(
+      (s) => s.destroy(),
+      () => undefined,
+    );
+    r.destroy();
+    throw stop.aborted ? err : (r.errored ?? err);
+  }
+}
+
+/** `timeout` and `signal` around {@link establish}; once the socket exists they become its own. */
+async function run(options: KtlsConnectOptions & { port?: number }): Promise<KtlsSocket> {
+  const { signal, timeout = 0 } = options;
+  const ctl = new AbortController();
+  const onAbort = (): void => ctl.abort(abortError(signal?.reason));
+  const idle = new IdleTimer(timeout, () =>
+    ctl.abort(new KtlsError('ERR_SOCKET_CONNECTION_TIMEOUT', `no activity for ${timeout} ms before the TLS handshake finished`)),
+  );
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const sock = await establish(options, ctl.signal, idle);
+    if (timeout > 0) sock.setTimeout(timeout);
+    if (signal) addAbortSignal(signal, sock);
+    return sock;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    idle.stop();
+  }
 }
 
 /**
- * Connects like `tls.connect()` and resolves with a {@link KtlsSocket} once the
- * handshake is done and the keys are in the kernel. `listener` is called with it too.
+ * Connects like `tls.connect()` and hands the connection to the kernel once
+ * the handshake is done. Takes `tls.connect()`'s forms: `connect(options[, cb])`,
+ * `connect(port[, host][, options][, cb])` (a path instead of a port is
+ * `ERR_KTLS_NOT_TCP`: kernel TLS needs TCP).
+ *
+ * Returns a {@link KtlsConnectRequest}: `await` it for the {@link KtlsSocket},
+ * or listen for `'secureConnect'` (the callback is one such listener, called
+ * with the socket as argument and `this`) and `'error'`. Argument errors
+ * (`ERR_SOCKET_BAD_PORT`, `ERR_INVALID_ARG_TYPE`, ...) are thrown, as by `tls.connect()`.
  */
-export function connect(options: KtlsConnectOptions, listener?: (socket: KtlsSocket) => void): Promise<KtlsSocket> {
-  const done = (async () => {
-    const { ktls: opts, fastOpen, ...tlsOptions } = options;
-    let raw = tlsOptions.socket as net.Socket | undefined;
-    if (!raw && fastOpen) raw = await fastOpenConnect(tlsOptions.host ?? 'localhost', tlsOptions.port ?? 443);
-    if (!raw) {
-      // Half-open: a peer's early FIN must not make node:net end or destroy the socket we are about to take.
-      raw = net.connect({ ...(tlsOptions as net.NetConnectOpts), allowHalfOpen: true });
-      const r = raw;
-      await new Promise<void>((resolve, reject) => r.once('connect', resolve).once('error', reject));
-    }
-    raw.setNoDelay(opts?.noDelay ?? true);
-    const tap = new WireTap(raw, opts?.coalesce ?? true);
-    const keylog: Buffer[] = [];
-    const t = tls.connect({ ...tlsOptions, socket: tap });
-    t.once('secure', () => tap.markSecure());
-    t.on('keylog', (line: Buffer) => keylog.push(line));
-    const early: Buffer[] = [];
-    t.on('session', (s: Buffer) => early.push(s));
-    let ticket: Promise<unknown> = Promise.resolve();
-    const deadline = deadlineOf(tap.since, opts?.handshakeTimeout);
-    try {
-      await untilSecure(t, 'secureConnect', deadline);
-      const wait = opts?.waitForTicket ?? 0;
-      if (wait > 0 && t.getProtocol() === 'TLSv1.3' && !t.isSessionReused()) {
-        let timer: NodeJS.Timeout | undefined;
-        ticket = new Promise((resolve) => {
-          t.once('session', resolve);
-          timer = setTimeout(resolve, wait);
-        }).finally(() => clearTimeout(timer));
-      }
-      await ticket;
-    } catch (err) {
-      raw.destroy();
-      throw err;
-    }
-    const r = raw;
-    // After a failed hand-over the TLS state is gone with node:tls: the connection cannot be used.
-    return handOver(t, { tap, raw, keylog, isServer: false, sessions: early, deadline, relayTickets: true }, opts).catch((err: unknown) => {
-      r.destroy();
-      throw r.errored ?? err;
-    });
-  })();
-  if (listener) done.then(listener, () => undefined);
-  return done;
+export function connect(options: KtlsConnectOptions, listener?: SecureConnectListener): KtlsConnectRequest;
+export function connect(port: number | string, host?: string, options?: KtlsConnectOptions, listener?: SecureConnectListener): KtlsConnectRequest;
+export function connect(port: number | string, options?: KtlsConnectOptions, listener?: SecureConnectListener): KtlsConnectRequest;
+export function connect(port: number | string, host: string, listener: SecureConnectListener): KtlsConnectRequest;
+export function connect(port: number | string, listener: SecureConnectListener): KtlsConnectRequest;
+export function connect(...args: unknown[]): KtlsConnectRequest {
+  const [given, listener] = normalizeConnectArgs(args);
+  const request = new KtlsConnectRequest(run(checkConnectOptions(given)));
+  if (listener) request.once('secureConnect', (socket) => listener.call(socket, socket));
+  return request;
 }
