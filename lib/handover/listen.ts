@@ -7,8 +7,8 @@ import cluster from 'node:cluster';
 import * as dns from 'node:dns';
 import * as net from 'node:net';
 import { loadBinding, requireBinding } from '../native/binding.js';
-import { KtlsSystemError, errnoName, invalidArgValue } from '../native/errors.js';
-import { handleFd } from '../native/net-handle.js';
+import { KtlsSystemError, errnoName, errnoOf, invalidArgValue } from '../native/errors.js';
+import { handleFd, uvHandle } from '../native/net-handle.js';
 
 /** Whether this Node's `net.Server#listen` takes `reusePort` itself (v22.12, v23.1). */
 export function nativeReusePort(version = process.versions.node): boolean {
@@ -100,4 +100,31 @@ export function enableFastOpen(server: net.Server, queue: number): void {
     if (rc < 0) why = errnoName(rc);
   }
   if (why) process.emitWarning(`TCP Fast Open could not be enabled on the listening socket (${why})`, { code: 'KTLS_FASTOPEN' });
+}
+
+/**
+ * Listens on `server` with `SO_REUSEPORT`, its own socket even in a cluster
+ * worker (`exclusive`: sharing the primary's socket would defeat the option).
+ * Node ≥ 22.12 does it itself; before, the addon makes and binds the socket
+ * and `net.Server` listens on it: by fd, or in a worker (where `{ fd }` would
+ * go to the primary, which cannot use this process's fd) by its libuv handle,
+ * which `net.Server` always listens on exclusively.
+ */
+export function listenReusePort(server: net.Server, options: net.ListenOptions, onError: (err: Error) => void): void {
+  if (nativeReusePort()) {
+    server.listen({ ...options, reusePort: true, exclusive: options.exclusive ?? cluster.isWorker } as net.ListenOptions);
+    return;
+  }
+  reusePortSocket(options)
+    .then((fd) => {
+      if (!cluster.isWorker || options.exclusive === false) {
+        server.listen({ fd, backlog: options.backlog });
+        return;
+      }
+      // A net.Socket over the fd only to get its TCP handle (it never reads nor writes).
+      const handle = uvHandle(new net.Socket({ fd, readable: false, writable: false }));
+      if (!handle) throw new KtlsSystemError(-errnoOf('EBADF'), 'listen', 'no libuv handle for the listening socket');
+      server.listen(handle, options.backlog);
+    })
+    .catch(onError);
 }

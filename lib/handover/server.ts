@@ -11,7 +11,7 @@ import * as tls from 'node:tls';
 import { KtlsError, invalidArgType, invalidArgValue } from '../native/errors.js';
 import { tlsTransport } from '../native/net-handle.js';
 import type { KtlsSocket } from '../socket/socket.js';
-import { enableFastOpen, listenRequest, nativeReusePort, reusePortSocket } from './listen.js';
+import { enableFastOpen, listenRequest, listenReusePort } from './listen.js';
 import { deadlineOf, handOver, type KtlsHandoverOptions } from './switch.js';
 import { WireTap } from './wire-tap.js';
 
@@ -202,14 +202,7 @@ export class KtlsServer extends EventEmitter {
     }
     const { options, callback } = listenRequest(args);
     if (callback) this.once('listening', callback);
-    if (nativeReusePort()) {
-      this.netServer.listen({ ...options, reusePort: true } as net.ListenOptions);
-      return this;
-    }
-    reusePortSocket(options).then(
-      (fd) => this.netServer.listen({ fd, backlog: options.backlog }),
-      (err: Error) => this.emit('error', err),
-    );
+    listenReusePort(this.netServer, options, (err) => this.emit('error', err));
     return this;
   }
 
