@@ -102,7 +102,7 @@ export function tlsRequest(port: number, body: Buffer, options: tls.ConnectionOp
       try {
         resolve({ served: JSON.parse(all.subarray(0, nl).toString()) as Served, echo: all.subarray(nl + 1), session, clientReused: c.isSessionReused() });
       } catch (err) {
-        reject(err);
+        reject(err instanceof Error ? err : new Error(String(err)));
       }
     });
   });
