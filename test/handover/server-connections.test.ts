@@ -153,3 +153,52 @@ t.test('Symbol.asyncDispose closes the server and waits for its connections', as
   await server[Symbol.asyncDispose]();
   t.pass('a second dispose of a closed server resolves');
 });
+
+t.test("'secureConnection', 'keylog' and 'OCSPRequest' come as from tls.Server; a bad client is a 'tlsClientError'", async (t) => {
+  const served: ktls.KtlsSocket[] = [];
+  const server = ktls.createServer({ key: CERTS.key, cert: CERTS.cert });
+  server.on('secureConnection', (s: ktls.KtlsSocket) => {
+    served.push(s);
+    s.on('error', () => undefined);
+    s.resume();
+    s.end('ok');
+  });
+  let keylogLines = 0;
+  let keylogSocket: unknown;
+  server.on('keylog', (line: Buffer, socket: tls.TLSSocket) => {
+    if (Buffer.isBuffer(line) && line.length > 0) keylogLines++;
+    keylogSocket = socket;
+  });
+  let ocspAsked = 0;
+  server.on('OCSPRequest', (cert: Buffer, issuer: Buffer | null | undefined, done: (err: Error | null, resp?: Buffer) => void) => {
+    // issuer: the issuer's certificate where the chain has it (this fixture's chain does not).
+    ocspAsked += Buffer.isBuffer(cert) && (issuer === null || issuer === undefined || Buffer.isBuffer(issuer)) ? 1 : 0;
+    done(null, Buffer.from('ocsp-response'));
+  });
+  const clientErrors: Array<Error & { code?: string }> = [];
+  server.on('tlsClientError', (err: Error & { code?: string }) => clientErrors.push(err));
+  server.listen(0, '127.0.0.1');
+  await listening(server);
+  // requestOCSP is a tls.TLSSocket option that tls.connect passes on (@types/node lacks it on ConnectionOptions).
+  const c = tls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, requestOCSP: true } as tls.ConnectionOptions);
+  const ocsp = new Promise<Buffer | undefined>((resolve) => c.once('OCSPResponse', resolve));
+  await new Promise((resolve) => c.once('secureConnect', resolve));
+  c.resume();
+  c.end();
+  t.equal((await ocsp)?.toString(), 'ocsp-response', "the client got the 'OCSPRequest' listener's response");
+  t.equal(ocspAsked, 1, "'OCSPRequest' with the certificate");
+  await until(() => served.length === 1);
+  t.equal(served.length, 1, "'secureConnection' with the KtlsSocket");
+  t.ok(keylogLines >= 5, `'keylog' lines for the handshake (${keylogLines})`);
+  t.ok(keylogSocket instanceof tls.TLSSocket, "'keylog' names the handshaking tls.TLSSocket, as tls.Server");
+  await gone(served[0]);
+
+  const bad = net.connect({ port: portOf(server), host: '127.0.0.1' });
+  bad.on('error', () => undefined);
+  bad.end(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+  await until(() => clientErrors.length === 1);
+  t.equal(clientErrors.length, 1, "one 'tlsClientError' for a client that does not speak TLS");
+  t.match(clientErrors[0], { code: 'ERR_SSL_HTTP_REQUEST' });
+  await new Promise((resolve) => server.close(resolve));
+  parity(t, ['Server@secureConnection', 'Server@keylog', 'Server@OCSPRequest', 'Server@tlsClientError'], served[0]);
+});

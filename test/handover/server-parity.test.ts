@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import * as ktls from '../../lib/index.js';
+import { parity } from '../helpers/parity-log.js';
 import { readAll } from '../helpers/pair.js';
 import { CERTS, listening, portOf } from '../helpers/tls.js';
 
@@ -19,6 +20,7 @@ const peerCN = async (port: number, servername: string): Promise<string> => {
 };
 
 t.test('addContext and setSecureContext pick the certificate of new handshakes, as on tls.Server', async (t) => {
+  parity(t, ['Server#addContext', 'Server#setSecureContext']);
   const server = ktls.createServer({ key: CERTS.key, cert: CERTS.cert }, (s) => s.on('error', () => undefined));
   server.on('tlsClientError', () => undefined);
   server.listen(0, '127.0.0.1');
@@ -34,6 +36,7 @@ t.test('addContext and setSecureContext pick the certificate of new handshakes, 
 });
 
 t.test('getTicketKeys/setTicketKeys are the tls.Server ticket keys', async (t) => {
+  parity(t, ['Server#getTicketKeys', 'Server#setTicketKeys']);
   const server = ktls.createServer({ key: CERTS.key, cert: CERTS.cert });
   t.equal(server.getTicketKeys().length, 48);
   const keys = randomBytes(48);
@@ -43,6 +46,7 @@ t.test('getTicketKeys/setTicketKeys are the tls.Server ticket keys', async (t) =
 });
 
 t.test('unref() lets the process exit while the server listens; ref() keeps it alive', async (t) => {
+  parity(t, ['Server#ref', 'Server#unref']);
   const index = path.resolve(__dirname, '..', '..', 'lib', 'index.js');
   // The timer is unref'd: only the listening server can keep the process alive until it fires.
   const script = (calls: string): string =>
@@ -60,6 +64,7 @@ t.test('KtlsSocket address(), readyState and bufferSize, as net.Socket', async (
   server.listen(0, '127.0.0.1');
   await listening(server);
   const sock = await ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
+  parity(t, ['TLSSocket#address', 'TLSSocket#readyState', 'TLSSocket#bufferSize'], sock);
   t.same(sock.address(), { address: '127.0.0.1', family: 'IPv4', port: sock.localPort });
   t.equal(sock.readyState, 'open');
   t.equal(sock.bufferSize, 0);
