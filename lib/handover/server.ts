@@ -51,11 +51,17 @@ interface ServerConnection {
 
 /** What `'drop'` carries, as `net.Server`'s. */
 export interface KtlsDropData {
+  /** The address the connection came in on. */
   localAddress?: string;
+  /** The local port. */
   localPort?: number;
+  /** `'IPv4'` or `'IPv6'`. */
   localFamily?: string;
+  /** The client's address. */
   remoteAddress?: string;
+  /** The client's port. */
   remotePort?: number;
+  /** `'IPv4'` or `'IPv6'`. */
   remoteFamily?: string;
 }
 
