@@ -17,7 +17,7 @@ export { RecordSealer, RecordOpener, type OpenedRecord, type DirectionKeys } fro
 export { KtlsError, KtlsUnavailableError, KtlsSystemError, KtlsAlertError } from './native/errors.js';
 export { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from './native/constants.js';
 export { connect, KtlsConnectRequest, type KtlsConnectOptions, type KtlsConnectRequestEvents, type SecureConnectListener } from './handover/client.js';
-export { createServer, KtlsServer, type KtlsServerOptions } from './handover/server.js';
+export { createServer, KtlsServer, type KtlsDropData, type KtlsServerOptions } from './handover/server.js';
 export { ticketKeys, rotateTicketKeys, type TicketKeyOptions, type TicketKeys, type TicketKeyRotation } from './handover/ticket-keys.js';
 export { createTLSSocket, upgradeTLSSocket } from './handover/tls-socket.js';
 export type { KtlsHandoverOptions } from './handover/switch.js';

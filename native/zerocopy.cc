@@ -231,6 +231,38 @@ Napi::Value ConnectFd(const Napi::CallbackInfo& info) {
   return Result(info.Env(), connect(fd, reinterpret_cast<sockaddr*>(&ss), len));
 }
 
+// tcpSocket(family) -> fd | -errno: a non-blocking, close-on-exec TCP socket,
+// for a listening socket that needs options set before bind() (SO_REUSEPORT).
+Napi::Value TcpSocket(const Napi::CallbackInfo& info) {
+  int family = ArgInt(info, 0);
+  return Result(info.Env(), socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
+}
+
+// bindFd(fd, address, port) -> 0 | -errno: bind() to a numeric IPv4/IPv6 address.
+Napi::Value BindFd(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0);
+  if (info.Length() < 2 || !info[1].IsString()) throw ArgError(info.Env(), false, "ktls native: bindFd(fd, address, port)");
+  std::string address = info[1].As<Napi::String>().Utf8Value();
+  int port = ArgInt(info, 2);
+  if (port < 0 || port > 65535) throw ArgError(info.Env(), true, "ktls native: bindFd port out of range");
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    len = sizeof(*v4);
+  } else if (inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    len = sizeof(*v6);
+  } else {
+    return Napi::Number::New(info.Env(), -EINVAL);
+  }
+  return Result(info.Env(), bind(fd, reinterpret_cast<sockaddr*>(&ss), len));
+}
+
 }  // namespace
 
 void InitZeroCopy(Napi::Env env, Napi::Object exports) {
@@ -248,6 +280,8 @@ void InitZeroCopy(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpInfo", Napi::Function::New(env, TcpInfo, "tcpInfo"));
   exports.Set("fastOpenSocket", Napi::Function::New(env, FastOpenSocket, "fastOpenSocket"));
   exports.Set("connectFd", Napi::Function::New(env, ConnectFd, "connectFd"));
+  exports.Set("tcpSocket", Napi::Function::New(env, TcpSocket, "tcpSocket"));
+  exports.Set("bindFd", Napi::Function::New(env, BindFd, "bindFd"));
 
   Napi::Object k = exports.Get("constants").As<Napi::Object>();
   Set(k, "SPLICE_F_MOVE", SPLICE_F_MOVE);
@@ -262,6 +296,7 @@ void InitZeroCopy(Napi::Env env, Napi::Object exports) {
   Set(k, "TCP_FASTOPEN_CONNECT", TCP_FASTOPEN_CONNECT);
   Set(k, "TCPI_OPT_SYN_DATA", TCPI_OPT_SYN_DATA);
   Set(k, "EINPROGRESS", EINPROGRESS);
+  Set(k, "SO_REUSEPORT", SO_REUSEPORT);
   // kTLS rekey answers EKEYEXPIRED, which node:os does not list.
   Set(k, "EKEYEXPIRED", EKEYEXPIRED);
 }

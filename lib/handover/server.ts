@@ -8,10 +8,10 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { loadBinding } from '../native/binding.js';
-import { KtlsError, errnoName, invalidArgValue } from '../native/errors.js';
-import { handleFd, tlsTransport } from '../native/net-handle.js';
+import { KtlsError, invalidArgType, invalidArgValue } from '../native/errors.js';
+import { tlsTransport } from '../native/net-handle.js';
 import type { KtlsSocket } from '../socket/socket.js';
+import { enableFastOpen, listenRequest, listenReusePort } from './listen.js';
 import { deadlineOf, handOver, type KtlsHandoverOptions } from './switch.js';
 import { WireTap } from './wire-tap.js';
 
@@ -23,16 +23,15 @@ export interface KtlsServerOptions extends tls.TlsOptions {
    * must allow it (`net.ipv4.tcp_fastopen` bit 2); a refusal is a `KTLS_FASTOPEN` warning.
    */
   fastOpen?: number;
+  /**
+   * `SO_REUSEPORT` on the listening socket: several servers (processes, or
+   * cluster workers) bind the same address and port and the kernel spreads
+   * connections over them. Node ≥ 22.12 sets it through `net.Server#listen`;
+   * older versions get a socket the addon creates and binds.
+   */
+  reusePort?: boolean;
   /** ktls-specific options. */
   ktls?: KtlsHandoverOptions;
-}
-
-function enableFastOpen(server: net.Server, queue: number): void {
-  const b = loadBinding().binding;
-  const fd = handleFd(server);
-  const rc = b && fd >= 0 ? b.setsockoptInt(fd, b.constants.SOL_TCP, b.constants.TCP_FASTOPEN, queue) : -1;
-  if (rc < 0)
-    process.emitWarning(`TCP Fast Open could not be enabled on the listening socket (${rc === -1 ? 'no addon' : errnoName(rc)})`, { code: 'KTLS_FASTOPEN' });
 }
 
 /** A server connection until its hand-over: the tap under node:tls, and what is known of it. */
@@ -46,6 +45,24 @@ interface ServerConnection {
   error?: Error;
   /** 'secureConnection' or 'tlsClientError' has been (or will be) emitted for it. */
   reported: boolean;
+  /** Stops counting it (once): its handshake failed, or its KtlsSocket closed. */
+  release: () => void;
+}
+
+/** What `'drop'` carries, as `net.Server`'s. */
+export interface KtlsDropData {
+  /** The address the connection came in on. */
+  localAddress?: string;
+  /** The local port. */
+  localPort?: number;
+  /** `'IPv4'` or `'IPv6'`. */
+  localFamily?: string;
+  /** The client's address. */
+  remoteAddress?: string;
+  /** The client's port. */
+  remotePort?: number;
+  /** `'IPv4'` or `'IPv6'`. */
+  remoteFamily?: string;
 }
 
 /**
@@ -54,18 +71,37 @@ interface ServerConnection {
  * per-connection failures (handshake or hand-over) are `'tlsClientError'` events.
  * `'newSession'`, `'resumeSession'`, `'OCSPRequest'` and `'keylog'` listeners are
  * passed through to the underlying `tls.Server`.
+ *
+ * As `tls.Server` counts its TLSSockets, it counts each connection from accept
+ * until its KtlsSocket closes (or its handshake fails): {@link getConnections},
+ * {@link maxConnections} (beyond it a connection is closed at once and
+ * `'drop'` emitted) and {@link close} (whose `'close'` waits for them all).
+ * `'connection'` carries the raw `net.Socket` before its handshake.
  */
 export class KtlsServer extends EventEmitter {
   /** The `tls.Server` that runs the handshakes (never listens itself). */
   readonly tlsServer: tls.Server;
   /** The listening TCP server. */
   readonly netServer: net.Server;
+  /**
+   * As `net.Server#maxConnections`: once this many connections are open (in
+   * handshake or on a KtlsSocket), new ones are closed and `'drop'` is emitted.
+   */
+  maxConnections: number | undefined = undefined;
   #conns = new WeakMap<WireTap, ServerConnection>();
+  /** Connections open: accepted and not yet closed or failed. */
+  #open = 0;
+  /** The listening socket has closed ('close' from the net.Server); 'close' waits for #open to reach 0. */
+  #netClosed = false;
+  #reusePort: boolean;
 
   /** See {@link createServer}. */
   constructor(options: KtlsServerOptions = {}, listener?: (socket: KtlsSocket) => void) {
     super();
-    const { ktls: opts, fastOpen, ...tlsOptions } = options;
+    const { ktls: opts, fastOpen, reusePort, ...tlsOptions } = options;
+    if (reusePort !== undefined && typeof reusePort !== 'boolean')
+      throw invalidArgType(`Expected a boolean for options.reusePort but received ${typeof reusePort}`);
+    this.#reusePort = reusePort ?? false;
     this.tlsServer = new tls.Server(tlsOptions);
     this.tlsServer.on('keylog', (line: Buffer, t: tls.TLSSocket) => {
       const c = this.#connOf(t);
@@ -81,10 +117,15 @@ export class KtlsServer extends EventEmitter {
       c.reported = true; // from here the hand-over reports the outcome
       const { tap, raw, keylog } = c;
       handOver(t, { tap, raw, keylog, isServer: true, deadline: deadlineOf(tap.since, opts?.handshakeTimeout ?? tlsOptions.handshakeTimeout) }, opts).then(
-        (sock) => this.emit('secureConnection', sock),
+        (sock) => {
+          if (sock.closed) c.release();
+          else sock.once('close', c.release);
+          this.emit('secureConnection', sock);
+        },
         (err: Error) => {
           t.destroy();
           raw.destroy();
+          c.release();
           // A reset during the switch undoes it: the reset is the reason, not what it broke.
           this.emit('tlsClientError', raw.errored ?? err, t);
         },
@@ -102,14 +143,32 @@ export class KtlsServer extends EventEmitter {
       t.destroy();
     });
     this.netServer = net.createServer({ allowHalfOpen: true }, (raw) => {
+      if (this.maxConnections !== undefined && this.#open >= this.maxConnections) {
+        this.#drop(raw);
+        return;
+      }
+      this.#open++;
+      let counted = true;
+      const release = (): void => {
+        if (!counted) return;
+        counted = false;
+        this.#open--;
+        this.#closeIfDrained();
+      };
       raw.setNoDelay(opts?.noDelay ?? true);
       const tap = new WireTap(raw, opts?.coalesce ?? true);
-      const c: ServerConnection = { tap, raw, keylog: [], reported: false };
+      const c: ServerConnection = { tap, raw, keylog: [], reported: false, release };
       this.#conns.set(tap, c);
+      // Closed before anything reported it (the hand-over, once started, releases it itself).
+      raw.once('close', () => {
+        if (!c.reported) release();
+      });
+      this.emit('connection', raw);
       tap.once('close', () => {
         if (c.reported) return;
         c.reported = true;
         raw.destroy();
+        release();
         const err = c.error ?? tap.errored ?? Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
         this.emit('tlsClientError', err, c.tls ?? raw);
       });
@@ -121,7 +180,15 @@ export class KtlsServer extends EventEmitter {
       // Before 'listening' reaches the user, so no connection is accepted without it.
       this.netServer.prependListener('listening', () => enableFastOpen(this.netServer, fastOpen));
     }
-    for (const ev of ['listening', 'close', 'error']) this.netServer.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
+    this.netServer.on('listening', () => {
+      this.#netClosed = false;
+      this.emit('listening');
+    });
+    this.netServer.on('error', (err: Error) => this.emit('error', err));
+    this.netServer.on('close', () => {
+      this.#netClosed = true;
+      this.#closeIfDrained();
+    });
     const passThrough = new Set(['newSession', 'resumeSession', 'OCSPRequest', 'keylog']);
     this.on('newListener', (ev: string | symbol) => {
       if (typeof ev === 'string' && passThrough.delete(ev)) this.tlsServer.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
@@ -135,8 +202,45 @@ export class KtlsServer extends EventEmitter {
   listen(options: net.ListenOptions, listeningListener?: () => void): this;
   listen(port?: number, listeningListener?: () => void): this;
   listen(...args: unknown[]): this {
-    (this.netServer.listen as (...a: unknown[]) => net.Server)(...args);
+    if (!this.#reusePort) {
+      (this.netServer.listen as (...a: unknown[]) => net.Server)(...args);
+      return this;
+    }
+    const { options, callback } = listenRequest(args);
+    if (callback) this.once('listening', callback);
+    listenReusePort(this.netServer, options, (err) => this.emit('error', err));
     return this;
+  }
+
+  /** Whether the server is listening, as `net.Server#listening`. */
+  get listening(): boolean {
+    return this.netServer.listening;
+  }
+
+  /** As `net.Server#getConnections`: connections open, in handshake or on a KtlsSocket. */
+  getConnections(callback: (err: Error | null, count: number) => void): this {
+    if (typeof callback !== 'function') throw invalidArgType(`Expected callback to be a function but received ${typeof callback}`);
+    process.nextTick(callback, null, this.#open);
+    return this;
+  }
+
+  #drop(raw: net.Socket): void {
+    const data: KtlsDropData = {
+      localAddress: raw.localAddress,
+      localPort: raw.localPort,
+      localFamily: raw.localFamily,
+      remoteAddress: raw.remoteAddress,
+      remotePort: raw.remotePort,
+      remoteFamily: raw.remoteFamily,
+    };
+    raw.destroy();
+    this.emit('drop', data);
+  }
+
+  #closeIfDrained(): void {
+    if (!this.#netClosed || this.#open > 0) return;
+    this.#netClosed = false;
+    this.emit('close');
   }
 
   /** The bound address, as `net.Server#address`. */
@@ -182,10 +286,24 @@ export class KtlsServer extends EventEmitter {
     return this;
   }
 
-  /** Stops accepting connections; open KtlsSockets are not affected. */
+  /**
+   * As `net.Server#close`: stops accepting connections; open connections are
+   * not affected, and `'close'` (with `callback`) comes once the last one has
+   * closed. `callback` gets `ERR_SERVER_NOT_RUNNING` if the server was not listening.
+   */
   close(callback?: (err?: Error) => void): this {
-    this.netServer.close(callback);
+    if (typeof callback === 'function') {
+      if (this.netServer.listening) this.once('close', () => callback());
+      else this.once('close', () => callback(new KtlsError('ERR_SERVER_NOT_RUNNING', 'Server is not running.')));
+    }
+    this.netServer.close();
     return this;
+  }
+
+  /** As `net.Server[Symbol.asyncDispose]`: {@link close}, resolved at `'close'`; nothing if not listening. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.netServer.listening) return;
+    await new Promise<void>((resolve, reject) => this.close((err) => (err ? reject(err) : resolve())));
   }
 }
 

@@ -64,6 +64,7 @@ export interface NativeConstants {
   readonly TCP_FASTOPEN_CONNECT: number;
   readonly TCPI_OPT_SYN_DATA: number;
   readonly EINPROGRESS: number;
+  readonly SO_REUSEPORT: number;
   readonly EKEYEXPIRED: number;
 }
 
@@ -138,6 +139,10 @@ export interface Binding {
   tcpInfo(fd: number): NativeTcpInfo | number;
   fastOpenSocket(family: number): number;
   connectFd(fd: number, address: string, port: number): number;
+  /** socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP) → fd | -errno. */
+  tcpSocket(family: number): number;
+  /** bind(fd, numeric address, port) → 0 | -errno. */
+  bindFd(fd: number, address: string, port: number): number;
   closeFd(fd: number): number;
   getsockoptInt(fd: number, level: number, name: number): number;
   setsockoptInt(fd: number, level: number, name: number, value: number): number;

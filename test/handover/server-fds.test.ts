@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as ktls from '../../lib/index.js';
+import { parity } from '../helpers/parity-log.js';
 import { CERTS, listening, portOf } from '../helpers/tls.js';
 
 const PER_KIND = Number(process.env.KTLS_FD_CONNECTIONS ?? 1000);
@@ -51,6 +52,7 @@ function misbehave(port: number, kind: Kind, hello: Buffer): Promise<Buffer> {
 }
 
 t.test('failed and abandoned handshakes leave no fd open, each is a tlsClientError, and close() completes', async (t) => {
+  parity(t, ['Server@tlsClientError', 'Server#close']);
   const hello = await clientHello();
   for (const kind of ['garbage', 'hello-then-fin', 'connect-then-close', 'hello-then-rst'] as const) {
     await sleep(50);

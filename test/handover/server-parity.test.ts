@@ -7,8 +7,8 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import * as ktls from '../../lib/index.js';
-import { readAll } from '../helpers/pair.js';
 import { parity } from '../helpers/parity-log.js';
+import { readAll } from '../helpers/pair.js';
 import { CERTS, listening, portOf } from '../helpers/tls.js';
 
 const peerCN = async (port: number, servername: string): Promise<string> => {

@@ -124,6 +124,8 @@ const FUNCTIONS: Record<string, { args: Kind[]; returns: (v: unknown, args: unkn
   },
   fastOpenSocket: { args: ['family'], returns: countOrErrno, makesFds: true },
   connectFd: { args: ['fd', 'address', 'port'], returns: zeroOrErrno },
+  tcpSocket: { args: ['family'], returns: countOrErrno, makesFds: true },
+  bindFd: { args: ['fd', 'address', 'port'], returns: zeroOrErrno },
   closeFd: { args: ['fresh'], returns: zeroOrErrno },
   // An option's value may itself be negative (SO_PEEK_OFF is -1 when unset): any int32.
   getsockoptInt: { args: ['fd', 'level', 'optname'], returns: (v) => typeof v === 'number' && (v | 0) === v },
