@@ -14,7 +14,7 @@ export type { KtlsSocketOptions, SequenceNumbers, SendFileOptions, SpliceOptions
 export { probe, type Capabilities, type CipherSupport } from './native/probe.js';
 export { Secrets, type TlsSecrets, type DirectionSecrets } from './record/secrets.js';
 export { RecordSealer, RecordOpener, type OpenedRecord, type DirectionKeys } from './record/layer.js';
-export { KtlsError, KtlsUnavailableError, KtlsSystemError, KtlsAlertError } from './native/errors.js';
+export { KtlsError, KtlsUnavailableError, KtlsSystemError, KtlsAlertError, type AlertErrorCode } from './native/errors.js';
 export { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from './native/constants.js';
 export { connect, KtlsConnectRequest, type KtlsConnectOptions, type KtlsConnectRequestEvents, type SecureConnectListener } from './handover/client.js';
 export { createServer, KtlsServer, type KtlsDropData, type KtlsServerOptions } from './handover/server.js';

@@ -44,7 +44,23 @@ const SKIP = new Set(['Server#setOptions', 'TLSSocket#read']);
  * here; a reason for a member that a passing test proves is stale and fails
  * the generation.
  */
-export const REASONS = {};
+export const REASONS = {
+  'TLSSocket#renegotiate':
+    'Throws `ERR_KTLS_NO_RENEGOTIATION`: after the switch the kernel carries records only, and TLS 1.3 has no renegotiation (`updateKeys()` gives fresh keys). A TLS 1.2 HelloRequest from the peer gets a `no_renegotiation` warning.',
+  'TLSSocket#setSession': 'Throws `ERR_KTLS_AFTER_HANDSHAKE`: a session is offered in the ClientHello; pass `session` to `ktls.connect()`.',
+  'TLSSocket#setServername': 'Throws `ERR_KTLS_AFTER_HANDSHAKE`: SNI goes in the ClientHello; pass `servername` to `ktls.connect()`.',
+  'TLSSocket#setKeyCert': 'Throws `ERR_KTLS_AFTER_HANDSHAKE`: certificates are exchanged in the handshake, which ended before the KtlsSocket exists.',
+  'TLSSocket#enableTrace': 'Throws `ERR_KTLS_UNSUPPORTED`: OpenSSL traces the records it handles, and after the switch the kernel handles them.',
+  'TLSSocket#connect':
+    'A KtlsSocket is created connected, after the handshake and the switch; `ktls.connect()` makes the connection (it takes `tls.connect()`’s arguments).',
+  'TLSSocket@connect':
+    'Emitted while connecting, before the KtlsSocket exists; `ktls.connect()` resolves, and emits `secureConnect`, once it is connected, the handshake is done and the keys are in the kernel.',
+  'TLSSocket@lookup': 'Emitted while connecting, before the KtlsSocket exists (`ktls.connect()` takes `lookup` and tries every answer).',
+  'TLSSocket@ready': 'Emitted while connecting, before the KtlsSocket exists.',
+  'TLSSocket@keylog':
+    'Key log lines are written during the handshake, before the KtlsSocket exists; a server has `KtlsServer` `keylog` events. OpenSSL logs no lines for later KeyUpdates either.',
+  'TLSSocket@OCSPResponse': 'Emitted during the handshake, before the KtlsSocket exists (a server answers `OCSPRequest` through `KtlsServer`).',
+};
 
 /** Every row of the table: `{ member, group, kind }`. */
 export function members() {

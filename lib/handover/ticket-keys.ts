@@ -23,8 +23,9 @@ export interface TicketKeys {
   previous: Buffer;
   /** The period number (`floor(time / periodMs)`). */
   period: number;
-  /** When this period started and when the next key takes over (ms since the epoch). */
+  /** When this period started (ms since the epoch). */
   startsAt: number;
+  /** When the next period's key takes over (ms since the epoch). */
   endsAt: number;
 }
 
@@ -78,28 +79,25 @@ export function rotateTicketKeys(server: { setTicketKeys(keys: Buffer): void }, 
     throw invalidArgType('Expected a server with setTicketKeys() for server');
   const { periodMs } = checked(options);
   let timer: NodeJS.Timeout | undefined;
-  const state = {
-    keys: ticketKeys(options),
-    stop(): void {
-      clearTimeout(timer);
-      timer = undefined;
-      state.stopped = true;
-    },
-    stopped: false,
-  };
+  let stopped = false;
+  let keys = ticketKeys(options);
   const install = (): void => {
-    if (state.stopped) return;
-    state.keys = ticketKeys(options);
-    server.setTicketKeys(state.keys.current);
+    if (stopped) return;
+    keys = ticketKeys(options);
+    server.setTicketKeys(keys.current);
     // Re-read the clock at each boundary rather than trusting an interval: timers drift, the clock is the agreement.
-    timer = setTimeout(install, Math.min(Math.max(state.keys.endsAt - Date.now(), 1), periodMs));
+    timer = setTimeout(install, Math.min(Math.max(keys.endsAt - Date.now(), 1), periodMs));
     timer.unref();
   };
   install();
   return {
     get keys(): TicketKeys {
-      return state.keys;
+      return keys;
     },
-    stop: state.stop,
+    stop: (): void => {
+      stopped = true;
+      clearTimeout(timer);
+      timer = undefined;
+    },
   };
 }

@@ -189,7 +189,7 @@ export class KtlsHttpsServer extends EventEmitter {
 
   /** Open connections: handshakes in progress plus KtlsSockets not closed yet (`net.Server#getConnections`). */
   getConnections(callback: (err: Error | null, count: number) => void): this {
-    this.tls.netServer.getConnections((err, n) => callback(err, (err ? 0 : n) + this.#sockets.size));
+    this.tls.getConnections(callback);
     return this;
   }
 
@@ -205,13 +205,13 @@ export class KtlsHttpsServer extends EventEmitter {
     return this;
   }
 
-  /** `net.Server#maxConnections`: connections past it are refused at accept. */
-  get maxConnections(): number {
-    return this.tls.netServer.maxConnections;
+  /** `net.Server#maxConnections`: connections past it (in handshake or open) are closed at accept, with `'drop'` on the KtlsServer. */
+  get maxConnections(): number | undefined {
+    return this.tls.maxConnections;
   }
   /** Sets `net.Server#maxConnections`. */
-  set maxConnections(n: number) {
-    this.tls.netServer.maxConnections = n;
+  set maxConnections(n: number | undefined) {
+    this.tls.maxConnections = n;
   }
 
   /** @deprecated As `net.Server#connections`: use {@link KtlsHttpsServer.getConnections}. KtlsSockets open now. */

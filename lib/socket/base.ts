@@ -141,21 +141,6 @@ export abstract class KtlsSocketBase extends Duplex {
     return this.destroyed ? undefined : this.writableLength;
   }
 
-  /** As `net.Socket#localFamily`: `'IPv4'` or `'IPv6'`. */
-  get localFamily(): string | undefined {
-    return this.localAddress === undefined ? undefined : this.localAddress.includes(':') ? 'IPv6' : 'IPv4';
-  }
-
-  /** As `net.Socket#pending`: always false, a KtlsSocket is created connected. */
-  get pending(): boolean {
-    return false;
-  }
-
-  /** As `net.Socket#connecting`: always false, a KtlsSocket is created connected. */
-  get connecting(): boolean {
-    return false;
-  }
-
   /** As `net.Socket#timeout`: the last `setTimeout()` value (ms), undefined before one. */
   timeout: number | undefined;
 

@@ -1,7 +1,8 @@
 /**
  * The `tls.TLSSocket` members of a KtlsSocket that concern the session and the
  * connection rather than the stream: the local certificate, the session ticket,
- * `resetAndDestroy()`, and the members that only make sense before the
+ * `resetAndDestroy()`, the net.Socket members that follow from being born
+ * connected, and the members that only make sense before the
  * handshake ends (each throws a typed error that says why).
  * @packageDocumentation
  */
@@ -23,6 +24,21 @@ function afterHandshake(member: string, instead: string): KtlsError {
 export abstract class KtlsTlsMembers extends KtlsSocketBase {
   /** Sets the largest plaintext per record sent (the socket's own). */
   abstract setMaxRecordSize(size: number): this;
+
+  /** As `net.Socket#localFamily`: `'IPv4'` or `'IPv6'`. */
+  get localFamily(): string | undefined {
+    return this.localAddress === undefined ? undefined : this.localAddress.includes(':') ? 'IPv6' : 'IPv4';
+  }
+
+  /** As `net.Socket#pending`: always false, a KtlsSocket is created connected. */
+  get pending(): boolean {
+    return false;
+  }
+
+  /** As `net.Socket#connecting`: always false, a KtlsSocket is created connected. */
+  get connecting(): boolean {
+    return false;
+  }
 
   /**
    * Our own certificate as `tls.TLSSocket#getCertificate()` returns it: `{}`

@@ -152,6 +152,7 @@ t.test('Symbol.asyncDispose closes the server and waits for its connections', as
   t.equal(await connections(server), 0);
   await server[Symbol.asyncDispose]();
   t.pass('a second dispose of a closed server resolves');
+  parity(t, 'Server#[Symbol.asyncDispose]');
 });
 
 t.test("'secureConnection', 'keylog' and 'OCSPRequest' come as from tls.Server; a bad client is a 'tlsClientError'", async (t) => {

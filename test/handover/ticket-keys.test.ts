@@ -100,14 +100,14 @@ t.test('at a period boundary the key turns over on every server at once; an old 
   for (const s of servers) s.listen(0, '127.0.0.1');
   await Promise.all(servers.map((s) => listening(s)));
   const [a, b] = servers as [ktls.KtlsServer, ktls.KtlsServer];
-  const first = rotations[0]!.keys.period;
+  const first = rotations[0].keys.period;
   t.equal((await resumeAcross(a, b, seen)).clientReused, true, 'resumed within the period');
   // A ticket from this period, offered after the boundary.
   const c = tls.connect({ port: portOf(a), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
   const session = await new Promise<Buffer>((r) => c.once('session', r));
   c.destroy();
-  await new Promise((r) => setTimeout(r, Math.max(rotations[0]!.keys.endsAt - Date.now(), 0) + 100));
-  t.equal(rotations[0]!.keys.period, first + 1, 'the rotation moved to the next period');
+  await new Promise((r) => setTimeout(r, Math.max(rotations[0].keys.endsAt - Date.now(), 0) + 100));
+  t.equal(rotations[0].keys.period, first + 1, 'the rotation moved to the next period');
   t.same(a.getTicketKeys(), b.getTicketKeys(), 'both servers hold the same new key');
   t.same(a.getTicketKeys(), ktls.ticketKeys(opts).current);
   const late = tls.connect({ port: portOf(b), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, session });

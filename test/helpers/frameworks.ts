@@ -16,6 +16,7 @@ import * as undici from 'undici';
 import * as ktls from '../../lib/index.js';
 import { sha256 } from './http.js';
 import { CERTS, FIXTURES } from './tls.js';
+import { parity } from './parity-log.js';
 
 /** Size of the upload each framework streams to disk. */
 export const UPLOAD_SIZE = 100 * 1024 * 1024;
@@ -205,6 +206,7 @@ export async function checkStatic(t: Test, app: App, fx: Fixtures, tmp: string):
     app.log.sockets.every((s) => s.kernel === true),
     'every server-side socket seals and opens records in the kernel',
   );
+  parity(t, 'https.createServer', { kernel: app.log.sockets.length > 0 && app.log.sockets.every((s) => s.kernel) });
 }
 
 /** POST JSON, get JSON back: undici.fetch and node:https. */

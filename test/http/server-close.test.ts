@@ -67,7 +67,7 @@ t.test('ref/unref, maxConnections, maxHeadersCount and setTimeout(callback) reac
   t.equal(server.unref(), server, 'unref() returns the server');
   t.equal(server.ref(), server, 'ref() returns the server');
   server.maxConnections = 7;
-  t.equal(server.tls.netServer.maxConnections, 7, 'maxConnections on the listening net.Server');
+  t.equal(server.tls.maxConnections, 7, 'maxConnections on the KtlsServer, which counts handshakes and KtlsSockets');
   server.maxHeadersCount = 50;
   t.equal(server.http.maxHeadersCount, 50, 'maxHeadersCount on the http.Server');
   const onTimeout = (): void => undefined;
