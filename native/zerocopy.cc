@@ -207,6 +207,24 @@ Napi::Value FastOpenSocket(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd);
 }
 
+// A numeric IPv4 or IPv6 address and port as a sockaddr; its length, or 0 if
+// `address` is neither.
+static socklen_t SockaddrOf(const std::string& address, int port, sockaddr_storage* ss) {
+  auto* v4 = reinterpret_cast<sockaddr_in*>(ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(ss);
+  if (inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    return sizeof(*v4);
+  }
+  if (inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    return sizeof(*v6);
+  }
+  return 0;
+}
+
 // connectFd(fd, address, port) -> 0 | -errno (-EINPROGRESS while the handshake runs)
 Napi::Value ConnectFd(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0);
@@ -214,20 +232,8 @@ Napi::Value ConnectFd(const Napi::CallbackInfo& info) {
   std::string address = info[1].As<Napi::String>().Utf8Value();
   int port = ArgInt(info, 2);
   sockaddr_storage ss{};
-  socklen_t len = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*v4);
-  } else if (inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*v6);
-  } else {
-    return Napi::Number::New(info.Env(), -EINVAL);
-  }
+  socklen_t len = SockaddrOf(address, port, &ss);
+  if (len == 0) return Napi::Number::New(info.Env(), -EINVAL);
   return Result(info.Env(), connect(fd, reinterpret_cast<sockaddr*>(&ss), len));
 }
 
@@ -246,20 +252,8 @@ Napi::Value BindFd(const Napi::CallbackInfo& info) {
   int port = ArgInt(info, 2);
   if (port < 0 || port > 65535) throw ArgError(info.Env(), true, "ktls native: bindFd port out of range");
   sockaddr_storage ss{};
-  socklen_t len = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*v4);
-  } else if (inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*v6);
-  } else {
-    return Napi::Number::New(info.Env(), -EINVAL);
-  }
+  socklen_t len = SockaddrOf(address, port, &ss);
+  if (len == 0) return Napi::Number::New(info.Env(), -EINVAL);
   return Result(info.Env(), bind(fd, reinterpret_cast<sockaddr*>(&ss), len));
 }
 

@@ -2,11 +2,10 @@
 // framework test mounts (static files through ktls.serveFile, a JSON API, a
 // streamed upload, a slow response) and the checks both run with curl, undici
 // and node:https as clients.
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
-import * as https from 'node:https';
+
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,8 +13,8 @@ import { pipeline } from 'node:stream/promises';
 import type { Test } from 'tap';
 import * as undici from 'undici';
 import * as ktls from '../../lib/index.js';
-import { sha256 } from './http.js';
-import { CERTS, FIXTURES } from './tls.js';
+import { curl, request, sha256 } from './http.js';
+import { CERTS } from './tls.js';
 import { parity } from './parity-log.js';
 
 /** Size of the upload each framework streams to disk. */
@@ -108,52 +107,9 @@ export class ServerLog {
   }
 }
 
-/** Runs curl with the test CA; resolves with its stdout, stderr and exit status. */
-export function curl(args: string[]): Promise<{ out: string; err: string; code: number | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('curl', ['-sS', '--cacert', path.join(FIXTURES, 'ca.pem'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ out, err, code }));
-  });
-}
-
 /** An undici Agent that trusts the test CA and names `localhost` (the certificate's name) while dialling 127.0.0.1. */
 export function undiciAgent(options: undici.Agent.Options = {}): undici.Agent {
   return new undici.Agent({ ...options, connect: { ca: CERTS.ca, servername: 'localhost' } });
-}
-
-/** One request with node:https; resolves with status, headers and body. */
-export function httpsRequest(
-  port: number,
-  urlPath: string,
-  opts: { method?: string; body?: Buffer; headers?: http.OutgoingHttpHeaders; agent?: https.Agent } = {},
-) {
-  return new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        servername: 'localhost',
-        ca: CERTS.ca,
-        path: urlPath,
-        method: opts.method ?? 'GET',
-        headers: opts.headers,
-        agent: opts.agent ?? false,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(opts.body);
-  });
 }
 
 /** The running app under test: its port, the KtlsHttpsServer under it, how the framework closes it. */
@@ -191,9 +147,9 @@ export async function checkStatic(t: Test, app: App, fx: Fixtures, tmp: string):
     await agent.close();
   }
   const big = fx.files[fx.files.length - 1];
-  const viaHttps = await httpsRequest(app.port, `/static/${big.name}`);
+  const viaHttps = await request(app.port, `/static/${big.name}`);
   t.equal(sha256(viaHttps.body), sha256(big.data), 'node:https: byte-exact');
-  const missing = await httpsRequest(app.port, '/static/nope.bin');
+  const missing = await request(app.port, '/static/nope.bin');
   t.equal(missing.status, 404, 'a missing file: 404');
 
   const sent = app.log.served.filter((s) => s.statusCode === 200);
@@ -226,7 +182,7 @@ export async function checkJson(t: Test, app: App): Promise<void> {
     await agent.close();
   }
   const body = Buffer.from(JSON.stringify({ n: Array.from({ length: 5000 }, (_, i) => i) }));
-  const r = await httpsRequest(app.port, '/api/sum', { method: 'POST', body, headers: { 'content-type': 'application/json', 'content-length': body.length } });
+  const r = await request(app.port, '/api/sum', { method: 'POST', body, headers: { 'content-type': 'application/json', 'content-length': body.length } });
   t.equal(r.status, 200);
   t.same(JSON.parse(r.body.toString()), { sum: (4999 * 5000) / 2, count: 5000, kernel: true }, 'node:https: a 24 KB JSON body, answered');
 }
@@ -305,7 +261,7 @@ export async function checkUpload(t: Test, app: App, fx: Fixtures, client: 'curl
  */
 export async function checkGracefulClose(t: Test, app: App): Promise<void> {
   const started = app.log.slowStarted();
-  const slow = httpsRequest(app.port, '/slow');
+  const slow = request(app.port, '/slow');
   await started;
   let closedEarly = false;
   const closed = app.close().then(() => void (closedEarly = !app.log.slowFinished));

@@ -1,14 +1,16 @@
 // HTTPS fixtures for the sendFile/createHttpsServer tests: a directory of files
 // of awkward sizes, a static server on it, and clients that check every byte.
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import type * as http from 'node:http';
 import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import type { Test } from 'tap';
 import * as ktls from '../../lib/index.js';
-import { CERTS, listening, portOf } from './tls.js';
+import { CERTS, FIXTURES, listening, portOf } from './tls.js';
 
 export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -75,8 +77,12 @@ export interface Reply {
   body: Buffer;
 }
 
-/** One HTTPS request with node:https (through `agent` for keep-alive). */
-export function request(port: number, urlPath: string, opts: { method?: string; headers?: Record<string, string>; agent?: https.Agent } = {}): Promise<Reply> {
+/** One HTTPS request with node:https (through `agent` for keep-alive), with an optional body. */
+export function request(
+  port: number,
+  urlPath: string,
+  opts: { method?: string; body?: Buffer; headers?: http.OutgoingHttpHeaders; agent?: https.Agent } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
@@ -97,7 +103,7 @@ export function request(port: number, urlPath: string, opts: { method?: string; 
       },
     );
     req.on('error', reject);
-    req.end();
+    req.end(opts.body);
   });
 }
 
@@ -298,4 +304,17 @@ export async function checkAbort(t: Test, served: Served, files: Fixture[]): Pro
   } finally {
     fs.rmSync(path.join(dir, name), { force: true });
   }
+}
+
+/** Runs curl with the test CA; resolves with its stdout, stderr and exit status. */
+export function curl(args: string[]): Promise<{ out: string; err: string; code: number | null }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('curl', ['-sS', '--cacert', path.join(FIXTURES, 'ca.pem'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ out, err, code }));
+  });
 }

@@ -2,13 +2,12 @@
 // the body going out through KtlsSocket#sendFile (sendfile(2) on the kTLS
 // socket), checked byte for byte by node:https, a raw pipelining client and curl.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ktls from '../../lib/index.js';
 import { kernelMatrix, requireKtls } from '../helpers/kernel.js';
-import { checkAbort, checkBasics, checkPipelined, makeFiles, request, sha256, staticServer } from '../helpers/http.js';
-import { FIXTURES, SUITES } from '../helpers/tls.js';
+import { checkAbort, checkBasics, checkPipelined, curl, makeFiles, request, sha256, staticServer } from '../helpers/http.js';
+import { SUITES } from '../helpers/tls.js';
 
 const fx = makeFiles();
 t.teardown(fx.cleanup);
@@ -88,19 +87,6 @@ t.test('every version × cipher the kernel has serves a file and a range byte-ex
     served.server.close();
   }
 });
-
-/** Runs curl and resolves with its stdout and exit status. */
-function curl(args: string[]): Promise<{ out: string; err: string; code: number | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('curl', ['-sS', '--cacert', path.join(FIXTURES, 'ca.pem'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ out, err, code }));
-  });
-}
 
 t.test('curl downloads files, a range, HEAD and a 404 over kTLS, reusing one connection', async (t) => {
   await requireKtls(t);
