@@ -247,7 +247,7 @@ async function main() {
   }
 
   const kernelFiles = pick(files('kernel'));
-  const guestFiles = opts.guestAll ? [...pick(files('host')), ...kernelFiles] : kernelFiles;
+  const guestFiles = opts.guestAll ? pick(files('guest')) : kernelFiles;
   let label = 'not run';
   if (opts.only !== 'host' && guestFiles.length) {
     const probe = spawnSync(process.execPath, ['-e', `require('./dist/lib/native/probe.js').probe().then(c => { console.log(JSON.stringify(c)); })`], {

@@ -9,15 +9,19 @@ import * as path from 'node:path';
  * The compiled tests under dist/test/ (relative to `root`, sorted), one folder
  * per layer as in lib/. `'kernel'`: the kTLS suite, files named
  * `*.kernel.test.js`, which need a kernel with kTLS; `'host'`: the rest, which
- * run on any kernel.
+ * run on any kernel; `'guest'`: what runs inside a user-mode-linux guest, every
+ * file but test/harness/ (those test the harness itself on the real host CPU and
+ * kernel: the guest has neither).
  */
 export function testFiles(root, which) {
   const out = [];
+  const harness = path.join('dist', 'test', 'harness');
   const walk = (dir) => {
     for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
       const rel = path.join(dir, e.name);
       if (e.isDirectory()) walk(rel);
-      else if (e.name.endsWith('.test.js') && e.name.endsWith('.kernel.test.js') === (which === 'kernel')) out.push(rel);
+      else if (!e.name.endsWith('.test.js')) continue;
+      else if (which === 'guest' ? !rel.startsWith(harness + path.sep) : e.name.endsWith('.kernel.test.js') === (which === 'kernel')) out.push(rel);
     }
   };
   walk(path.join('dist', 'test'));

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parityCheck } from './parity.mjs';
-import { runInUml } from './uml.mjs';
+import { filtered, recordRun, resetRuns, runKtlsSuite } from './ktls-suite.mjs';
 import { spawnTee, summarize, tee, testFiles } from './tap-run.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -21,7 +21,7 @@ const tapArgs = ['--disable-coverage', '--reporter=tap', '--timeout=240', '--job
 const parityLog = path.join(root, '.cache', 'parity', 'log.jsonl');
 const env = { ...process.env, NO_COLOR: '1', TAP_COLORS: '0', KTLS_PARITY_LOG: parityLog };
 
-const files = (dir) => testFiles(root, dir);
+const files = (dir) => filtered(testFiles(root, dir));
 
 async function tapOnHost(list, label) {
   const sink = tee();
@@ -52,26 +52,36 @@ async function main() {
   results.push({ name: 'host', ...(await tapOnHost(files('host'))) });
 
   const { ok, caps } = hostHasKtls();
+  resetRuns();
   let label;
   if (ok) {
     label = `native ${os.release()}`;
     console.log(`# === kTLS suite under ${label} ===`);
-    results.push({ name: 'kernel', ...(await tapOnHost(files('kernel'), label)) });
+    const t0 = Date.now();
+    const run = await tapOnHost(files('kernel'), label);
+    results.push({ name: 'kernel', ...run });
+    const s = run.summary ?? { total: 0, pass: 0, fail: 0 };
+    const complete = !process.env.KTLS_TEST_FILTER;
+    recordRun('npm-test', {
+      label,
+      release: os.release(),
+      status: run.status,
+      passed: s.pass,
+      failed: s.fail,
+      total: s.total,
+      complete,
+      seconds: Math.round((Date.now() - t0) / 1000),
+    });
   } else {
     console.log(`# host kernel ${os.release()} has no kTLS (TCP_ULP "tls": ${caps.ulpError ?? 'no cipher installs'}); using the user-mode-linux harness`);
-    const sink = tee();
-    let uml;
+    let run;
     try {
-      uml = await runInUml([tapBin, ...tapArgs, ...files('host'), ...files('kernel')], {
-        cwd: root,
-        output: sink,
-        env: { NO_COLOR: '1', TAP_COLORS: '0', KTLS_PARITY_LOG: parityLog },
-      });
+      run = await runKtlsSuite('npm-test', { env: { KTLS_PARITY_LOG: parityLog } });
     } catch (err) {
       return fail(`no kernel with kTLS can run the kTLS tests: the host lacks the tls module and the user-mode-linux harness failed: ${err.message}`);
     }
-    label = uml.kernelLabel + (uml.skippedKernels ? ` (this host cannot boot ${uml.skippedKernels.map((k) => `${k.kernel}: ${k.reason}`).join('; ')})` : '');
-    results.push({ name: `kernel (${label})`, status: uml.status, summary: summarize(sink.text()) });
+    label = run.label;
+    results.push({ name: `kernel (${label})`, status: run.status, summary: run.total ? { total: run.total, pass: run.passed, fail: run.failed } : null });
   }
 
   let passed = 0;

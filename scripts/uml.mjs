@@ -3,19 +3,22 @@
 // where the host kernel does not. The host filesystem is the guest's root, so
 // the checkout, node and node_modules are simply there.
 //
-//   node scripts/uml.mjs [--kernel auto|6.1|6.12|7.2|all] [--mem 1536M] [--timeout 600] -- <command...>
+//   node scripts/uml.mjs [--kernel auto|pre|rekey|5.10|6.1|6.12|7.2|all] [--mem 1536M] [--timeout 600] -- <command...>
 //
 // `auto` (the default) boots the first kernel of AUTO_ORDER that boots on this
-// host. Some do not: Debian's 6.1 and 6.12 UML kernels die at their first user
-// process on hosts whose XSAVE area is larger than they handle (Intel CPUs with
-// AMX: "ptrace set fp regs failed, errno = 14"). A kernel that cannot boot is
-// reported as such (bootFailure), never as a test result.
+// host. Debian's UML kernels before 6.13 keep a guest's FPU state in a fixed
+// 2696-byte buffer, which hosts with AMX refuse ("ptrace set fp regs failed,
+// errno = 14"); every kernel is started with scripts/uml-xstate.c preloaded,
+// which resends such a write at the host's size, so they boot on any x86-64
+// host. A kernel that still cannot boot is reported as such (bootFailure),
+// never as a test result.
 //
 // Exit status and output are the command's (with `--kernel all`, the first
 // failing one's). The package and the kernel's modules are downloaded once
 // (apt-get download, no system install) into .cache/uml/<suite>/ (or
 // $KTLS_UML_CACHE/<suite>/).
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { download, downloadFromSuite, hostSuite, unpack } from './debian.mjs';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -30,10 +33,24 @@ const END = '@@ktls-uml-end@@';
 // private apt configuration and runs on its own glibc (patchelf'd loader), see
 // shared/docs/kernel-under-test.md. sid moves: the name is what it was when
 // added; the label always reports the version actually booted.
-const KERNELS = { 6.1: 'bookworm', 6.12: 'trixie', 7.2: 'sid' };
-export const KERNEL_NAMES = Object.keys(KERNELS);
+const KERNELS = { '5.10': 'bullseye', 6.1: 'bookworm', 6.12: 'trixie', 7.2: 'sid' };
+export const KERNEL_NAMES = ['5.10', '6.1', '6.12', '7.2'];
 /** `auto`: the machine's own suite first (no patched loader), then the newest. */
-export const AUTO_ORDER = ['6.1', '7.2', '6.12'];
+export const AUTO_ORDER = ['6.1', '7.2', '6.12', '5.10'];
+/**
+ * Kernel generations for kTLS: without TLS 1.3 rekey (before Linux 6.14) and
+ * with it. CI runs the kTLS suite under one of each; `--kernel pre|rekey`
+ * boots the first of the generation's list that boots here.
+ */
+export const GENERATIONS = { pre: ['6.1', '6.12', '5.10'], rekey: ['7.2'] };
+
+/** The generation of a kernel release string: `pre` (< 6.14) or `rekey`. */
+export function generationOf(release) {
+  const [a, b] = String(release)
+    .split('.')
+    .map((x) => Number.parseInt(x, 10));
+  return a > 6 || (a === 6 && b >= 14) ? 'rekey' : 'pre';
+}
 
 /** Where the downloaded packages live. */
 export function cacheDir() {
@@ -82,7 +99,7 @@ export function prepare(kernel = '6.1') {
     const suiteDebs = path.join(part, 'suite-debs');
     fs.mkdirSync(suiteDebs);
     if (own) download(suiteDebs, ['user-mode-linux']);
-    else downloadFromSuite(suiteDebs, path.join(part, 'apt'), suite, ['user-mode-linux', 'libc6']);
+    else downloadFromSuite(suiteDebs, path.join(part, 'apt'), suite, ['user-mode-linux']);
     unpack(suiteDebs, tree);
     const linux = path.join(tree, 'usr', 'bin', 'linux.uml');
     const modules = path.join(tree, 'usr', 'lib', 'uml', 'modules');
@@ -90,12 +107,21 @@ export function prepare(kernel = '6.1') {
     if (!version || !fs.existsSync(linux)) throw new Error(`unexpected user-mode-linux package layout in ${tree}`);
     if (!version.startsWith(`${kernel}.`)) process.stderr.write(`[uml] note: Debian ${suite}'s user-mode-linux is now ${version}, not ${kernel}.x\n`);
 
-    if (!own) {
-      // Another suite's UML binary may need a newer glibc than the host's. It
-      // cannot be started through that suite's ld.so (UML re-executes
-      // /proc/self/exe), so the binary itself is pointed at it.
-      const libdir = firstExisting(tree, ['usr/lib/x86_64-linux-gnu', 'lib/x86_64-linux-gnu']);
-      const ldso = libdir && fs.readdirSync(libdir).find((f) => /^ld-linux.*\.so\.\d+$/.test(f));
+    const needs = glibcNeeded(linux);
+    if (!own && compareVersions(needs, hostGlibc()) > 0) {
+      // This UML binary needs a newer glibc than the host's. It cannot be
+      // started through that suite's ld.so (UML re-executes /proc/self/exe),
+      // so the binary itself is pointed at it. (An older suite's binary runs on
+      // the host's glibc as it is: patchelf breaks bullseye's.)
+      const libDebs = path.join(part, 'libc-debs');
+      fs.mkdirSync(libDebs);
+      downloadFromSuite(libDebs, path.join(part, 'apt'), suite, ['libc6']);
+      unpack(libDebs, tree);
+      const isLoader = (f) => /^ld-linux.*\.so\.\d+$/.test(f);
+      const libdir = ['usr/lib/x86_64-linux-gnu', 'lib/x86_64-linux-gnu']
+        .map((r) => path.join(tree, r))
+        .find((d) => fs.existsSync(d) && fs.readdirSync(d).some(isLoader));
+      const ldso = libdir && fs.readdirSync(libdir).find(isLoader);
       if (!ldso) throw new Error(`no dynamic loader in Debian ${suite}'s libc6 under ${tree}`);
       const patchelf = firstExisting(tools, ['usr/bin/patchelf', 'bin/patchelf']);
       if (!patchelf) throw new Error('the patchelf package has no usr/bin/patchelf');
@@ -116,7 +142,7 @@ export function prepare(kernel = '6.1') {
     fs.writeFileSync(modprobe, `#!/bin/sh\nexec ${at(path.join(modroot, 'bin', 'modprobe'))} -d ${at(modroot)} "$@"\n`, { mode: 0o755 });
 
     // The packages and lists are not needed once unpacked.
-    for (const d of ['debs', 'suite-debs', 'apt']) fs.rmSync(path.join(part, d), { recursive: true, force: true });
+    for (const d of ['debs', 'suite-debs', 'libc-debs', 'apt']) fs.rmSync(path.join(part, d), { recursive: true, force: true });
     const info = { kernel, suite, version, linux: at(linux), modprobe: at(modprobe) };
     fs.writeFileSync(path.join(part, 'ready.json'), JSON.stringify(info, null, 2));
     if (!ready()) fs.rmSync(dir, { recursive: true, force: true });
@@ -132,6 +158,52 @@ export function prepare(kernel = '6.1') {
   }
 }
 
+/**
+ * Builds scripts/uml-xstate.c (see there) once per source version into the
+ * cache; resolves to its path, or to `{ error }` where no C compiler is found.
+ * Without it, kernels before 6.13 cannot boot on hosts with AMX.
+ */
+export function xstateShim() {
+  const src = path.join(root, 'scripts', 'uml-xstate.c');
+  const text = fs.readFileSync(src);
+  const out = path.join(cacheDir(), 'xstate', `uml-xstate-${createHash('sha256').update(text).digest('hex').slice(0, 16)}.so`);
+  if (fs.existsSync(out)) return { path: out };
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const part = `${out}.part${process.pid}`;
+  const errors = [];
+  for (const cc of [process.env.CC, 'cc', 'gcc', 'clang'].filter(Boolean)) {
+    const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-o', part, src], { encoding: 'utf8' });
+    if (r.status === 0) {
+      fs.renameSync(part, out);
+      return { path: out };
+    }
+    errors.push(`${cc}: ${r.error ? r.error.code : r.stderr.trim().split('\n')[0]}`);
+  }
+  fs.rmSync(part, { force: true });
+  return { error: `cannot build scripts/uml-xstate.c (${errors.join('; ')})` };
+}
+
+/** The newest GLIBC_x.y symbol version an ELF file asks for (from its version strings). */
+function glibcNeeded(file) {
+  const found =
+    fs
+      .readFileSync(file)
+      .toString('latin1')
+      .match(/GLIBC_2\.\d+/g) ?? [];
+  return found.map((v) => v.slice('GLIBC_'.length)).reduce((a, b) => (compareVersions(a, b) >= 0 ? a : b), '2.0');
+}
+
+/** The glibc this Node runs on, e.g. `2.36`. */
+function hostGlibc() {
+  return process.report.getReport().header.glibcVersionRuntime ?? '0';
+}
+
+function compareVersions(a, b) {
+  const [x, y] = [a, b].map((v) => v.split('.').map(Number));
+  for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+  return 0;
+}
+
 const quote = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
 
 // Variables the guest command inherits from the host.
@@ -143,15 +215,18 @@ const PASS_ENV = ['PATH', 'HOME', 'CI', 'NODE_OPTIONS', 'TERM', 'LANG', 'TAP_TIM
  */
 export async function runInUml(command, options = {}) {
   const { kernel = 'auto', output = process.stdout } = options;
-  if (kernel !== 'auto') return bootAndRun(command, { ...options, kernel });
+  const order = kernel === 'auto' ? AUTO_ORDER : GENERATIONS[kernel];
+  if (!order) return bootAndRun(command, { ...options, kernel });
   const refused = [];
-  for (const k of AUTO_ORDER) {
+  for (const k of order) {
     const r = await bootAndRun(command, { ...options, kernel: k });
     if (!r.bootFailure) return refused.length ? { ...r, skippedKernels: refused } : r;
     refused.push({ kernel: k, reason: r.bootFailure });
     output.write(`[uml] kernel ${k} cannot boot on this host (${r.bootFailure}); trying the next one\n`);
   }
-  throw new Error(`no user-mode-linux kernel boots on this host: ${refused.map((x) => `${x.kernel}: ${x.reason}`).join('; ')}`);
+  throw new Error(
+    `no user-mode-linux kernel${kernel === 'auto' ? '' : ` of generation ${kernel}`} boots on this host: ${refused.map((x) => `${x.kernel}: ${x.reason}`).join('; ')}`,
+  );
 }
 
 /** The line of a boot log that says why the guest died before running anything. */
@@ -202,7 +277,10 @@ async function bootAndRun(command, { kernel, cwd = process.cwd(), mem = '1536M',
   // terminals, parallel scripts) on a lock file instead of letting them compete.
   const lock = path.join(cacheDir(), 'run.lock');
   const [bin, argv] = fs.existsSync('/usr/bin/flock') ? ['/usr/bin/flock', [lock, info.linux, ...args]] : [info.linux, args];
-  const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, TMPDIR: work } });
+  const shim = xstateShim();
+  const preload = [process.env.LD_PRELOAD, shim.path].filter(Boolean).join(' ');
+  const hostEnv = { ...process.env, TMPDIR: work, ...(preload ? { LD_PRELOAD: preload } : {}) };
+  const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: hostEnv });
   let state = 'boot';
   let bootLog = '';
   let pending = '';
@@ -242,11 +320,14 @@ async function bootAndRun(command, { kernel, cwd = process.cwd(), mem = '1536M',
   } catch {
     fs.rmSync(work, { recursive: true, force: true });
     // Never reached the command: the kernel itself could not run here.
-    if (state === 'boot') return { status: 1, kernelLabel: label, bootFailure: bootFailureOf(bootLog, code), bootLog };
+    if (state === 'boot') {
+      const why = bootFailureOf(bootLog, code);
+      return { status: 1, kernelLabel: label, release: info.version, bootFailure: shim.error ? `${why} (${shim.error})` : why, bootLog };
+    }
     output.write(`[uml] the guest ended without a status (uml exit ${code}); boot log:\n${bootLog}`);
   }
   fs.rmSync(work, { recursive: true, force: true });
-  return { status: Number.isNaN(result) ? 1 : result, kernelLabel: label };
+  return { status: Number.isNaN(result) ? 1 : result, kernelLabel: label, release: info.version };
 }
 
 async function main(argv) {
@@ -265,7 +346,7 @@ async function main(argv) {
     else if (k === '--mem') opts.mem = v;
     else if (k === '--timeout') opts.timeout = Number(v);
     else {
-      console.error(`usage: uml.mjs [--kernel auto|${KERNEL_NAMES.join('|')}|all] [--mem 1536M] [--timeout s] [--prepare] -- command...`);
+      console.error(`usage: uml.mjs [--kernel auto|pre|rekey|${KERNEL_NAMES.join('|')}|all] [--mem 1536M] [--timeout s] [--prepare] -- command...`);
       return 2;
     }
   }

@@ -12,7 +12,7 @@ import { KtlsError, KtlsSystemError, invalidArgType } from '../native/errors.js'
 import { holdReads } from '../native/net-handle.js';
 import type { RecordPaths } from '../socket/paths.js';
 import { KtlsSocket } from '../socket/socket.js';
-import { checkTcp, validateSocket } from '../socket/upgrade.js';
+import { checkTcp, validateSocket } from '../socket/validate.js';
 
 /** Options of {@link adopt}. */
 export interface AdoptOptions {

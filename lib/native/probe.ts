@@ -4,11 +4,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import * as net from 'node:net';
 import { loadBinding, type Binding } from './binding.js';
 import { CIPHER_NAMES, VERSIONS, cipherSpec, versionNumber, type CipherName, type TlsVersion } from './constants.js';
 import { errnoName } from './errors.js';
 import { handleFd } from './net-handle.js';
+import { loopbackPair } from './loopback.js';
+import { describeDefect, kernelDefect, type ConfirmedDefect, type DefectArea } from './defects.js';
+
+export { loopbackPair };
 
 /** Result of trying one version × cipher. */
 export interface CipherSupport {
@@ -22,6 +25,26 @@ export interface CipherSupport {
   rx: boolean;
   /** errno name where an install failed, e.g. `ENOENT`. */
   error?: string;
+  /** A known kernel defect confirmed for this version × cipher (see `KERNEL_DEFECTS`): it installs, but ktls keeps it on userspace records. */
+  defect?: string;
+}
+
+/** A known kernel defect this kernel was found to have. */
+export interface DefectFound {
+  /** The table's id, e.g. `ccm-tls13-nonce`. */
+  id: string;
+  /** `records`: the version × cipher stays on userspace records; `splice`: spliceTo() copies instead of splice(2). */
+  area: DefectArea;
+  /** The version × cipher it was confirmed with. */
+  version: TlsVersion;
+  /** The cipher it was confirmed with. */
+  cipher: CipherName;
+  /** What the detector saw. */
+  observed: string;
+  /** What goes wrong. */
+  summary: string;
+  /** Which change fixed it, and in which version. */
+  fixedIn: string;
 }
 
 /** What {@link probe} found. */
@@ -42,23 +65,10 @@ export interface Capabilities {
   txMaxPayloadLen: boolean;
   /** TLS 1.3 rekey (KeyUpdate): a second `TLS_TX` on the same socket is accepted (Linux 6.14+). */
   rekey: boolean;
+  /** Known kernel defects confirmed on this kernel (`KERNEL_DEFECTS`; none is looked for on kernels past their ranges). */
+  defects: DefectFound[];
   /** `/proc/net/tls_stat` counters, when the file exists. */
   stats: Record<string, number> | null;
-}
-
-/** A connected loopback TCP pair (both ends are plain `net.Socket`s). */
-export async function loopbackPair(host = '127.0.0.1'): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
-  const { port } = server.address() as net.AddressInfo;
-  try {
-    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-    const client = net.connect(port, host);
-    await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
-    return [client, await accepted];
-  } finally {
-    server.close();
-  }
 }
 
 /** Reads `/proc/net/tls_stat` (kTLS counters), or null where the kernel has none. */
@@ -110,6 +120,7 @@ export async function probe(): Promise<Capabilities> {
     rxExpectNoPad: false,
     txMaxPayloadLen: false,
     rekey: false,
+    defects: [],
     stats: await tlsStats(),
   };
   const { binding: b, error } = loadBinding();
@@ -147,6 +158,20 @@ export async function probe(): Promise<Capabilities> {
       caps.ciphers.push(row);
     }
   }
+  const found = (d: ConfirmedDefect, version: TlsVersion, cipher: CipherName): DefectFound => {
+    const { id, area, summary, fixedIn } = d.defect;
+    return { id, area, version, cipher, observed: d.observed, summary, fixedIn };
+  };
+  for (const row of caps.ciphers) {
+    if (!(row.tx && row.rx)) continue;
+    const d = await kernelDefect('records', row.version, row.cipher);
+    if (!d) continue;
+    row.defect = describeDefect(d);
+    caps.defects.push(found(d, row.version, row.cipher));
+  }
+  const usable = caps.ciphers.find((r) => r.tx && r.rx && !r.defect);
+  const splice = usable ? await kernelDefect('splice', usable.version, usable.cipher) : null;
+  if (splice && usable) caps.defects.push(found(splice, usable.version, usable.cipher));
   caps.stats = await tlsStats();
   return caps;
 }

@@ -89,6 +89,11 @@ export abstract class KtlsSocketBase extends Duplex {
   readonly localAddress: string | undefined;
   /** Local port. */
   readonly localPort: number | undefined;
+  /**
+   * Why records are not (wholly) sealed and opened by the kernel (`kernel === false`):
+   * no tls module, a cipher this kernel lacks, a known kernel defect, `kernel: false`. Undefined when they are.
+   */
+  readonly fallbackReason: string | undefined;
   /** @internal The TCP connection's fd, for TCP options. */
   abstract get tcpFd(): number;
 
@@ -102,8 +107,9 @@ export abstract class KtlsSocketBase extends Duplex {
   #tcpCorked = false;
   #uncorkPending = false;
 
-  constructor(options: DuplexOptions, conn: Pick<RecordPaths, 'binding' | 'handle' | 'remote' | 'local'>) {
+  constructor(options: DuplexOptions, conn: Pick<RecordPaths, 'binding' | 'handle' | 'remote' | 'local' | 'fallbackReason'>) {
     super(options);
+    this.fallbackReason = conn.fallbackReason;
     this.#binding = conn.binding;
     this.#handle = conn.handle;
     this.remoteAddress = conn.remote.address;

@@ -36,6 +36,10 @@ export interface RecordPaths {
   tcpFd?: number;
   /** `rx`/`tx` 'kernel' without the TLS ULP: plain TCP through the same machinery (no records at all). */
   plainTcp?: boolean;
+  /** Kernel RX whose splice(2) is defective (`native/defects.ts`): spliceTo() copies through recvmsg instead; the defect, described. */
+  spliceCopies?: string;
+  /** Why a direction's records are not the kernel's (no tls module, a cipher it lacks, a known kernel defect...). */
+  fallbackReason?: string;
   /** Set when node:tls carries the records (a suite neither kTLS nor the userspace layer has): its protocol name. */
   nodeTls?: { protocol: string };
 }

@@ -344,6 +344,7 @@ export class ReadPath {
     return {
       binding: p.binding,
       kernelRx: p.rx === 'kernel',
+      spliceCopies: p.spliceCopies !== undefined,
       get fd() {
         return p.handle.fd;
       },

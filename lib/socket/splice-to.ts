@@ -27,6 +27,8 @@ export interface RxHost {
   readonly readEnded: boolean;
   /** The kernel opens records (TLS_RX installed). */
   readonly kernelRx: boolean;
+  /** Kernel RX, but splice(2) from it is defective on this kernel: read with recvmsg and copy. */
+  readonly spliceCopies: boolean;
   /** The next record to handle before reading the socket: early records, or one the userspace opener has complete. undefined: the socket was destroyed. */
   nextRecord(): EarlyRecord | null | undefined;
   /** One recvmsg, at most `max` bytes: a record's plaintext (kernel RX), `'pushed'` (userspace RX: raw bytes went to the opener), or 0 / -errno. */
@@ -66,7 +68,7 @@ export class SpliceOut {
     this.#held = held;
     this.#watcher = new FdWatcher(host.binding, target);
     this.#done = done;
-    if (!host.kernelRx || !targetIsPipe) this.#ensurePipe();
+    if (!host.kernelRx || host.spliceCopies || !targetIsPipe) this.#ensurePipe();
   }
 
   #ensurePipe(): void {
@@ -131,7 +133,7 @@ export class SpliceOut {
         this.#take(rec);
         continue;
       }
-      const n = h.kernelRx ? b.splice(h.fd, this.#pipe ? this.#pipe[1] : this.#target, Math.min(this.#remaining, STEP), flags) : 0;
+      const n = h.kernelRx && !h.spliceCopies ? b.splice(h.fd, this.#pipe ? this.#pipe[1] : this.#target, Math.min(this.#remaining, STEP), flags) : 0;
       if (n === -E.EAGAIN || n === -E.EINTR) {
         // Either the socket has no complete record or the target pipe is full.
         if (!this.#pipe) {

@@ -6,10 +6,18 @@
  */
 import * as net from 'node:net';
 import * as os from 'node:os';
-import * as tls from 'node:tls';
 import { requireBinding, type Binding } from '../native/binding.js';
 import { versionNumber, cipherSpec } from '../native/constants.js';
-import { KtlsAlertError, KtlsError, KtlsRekeyError, KtlsSystemError, KtlsUnavailableError, invalidArgType, invalidArgValue } from '../native/errors.js';
+import {
+  KtlsAlertError,
+  KtlsError,
+  KtlsRekeyError,
+  KtlsSystemError,
+  KtlsUnavailableError,
+  errnoName,
+  invalidArgType,
+  invalidArgValue,
+} from '../native/errors.js';
 import { RecordOpener, RecordSealer, checkRecordSize, type OpenedRecord } from '../record/layer.js';
 import { normalizeSecrets, seqBytes, wipeDirection, type NormalizedDirection, type NormalizedSecrets, type TlsSecrets } from '../record/secrets.js';
 import type { EarlyRecord, RecordPaths } from './paths.js';
@@ -17,8 +25,10 @@ import type { KtlsSocketOptions } from './options.js';
 import { KtlsSocket } from './socket.js';
 import { hashOf, hashSize, nextTrafficSecret, tls13Keys } from '../record/derive.js';
 import { trailingKeyUpdate } from '../record/post-handshake.js';
-import { holdReads, uvHandle } from '../native/net-handle.js';
+import { holdReads, type uvHandle } from '../native/net-handle.js';
+import { checkTcp, validateSocket } from './validate.js';
 import { completeRecord } from './record-boundary.js';
+import { describeDefect, kernelDefect, type ConfirmedDefect } from '../native/defects.js';
 
 const E = os.constants.errno;
 
@@ -60,38 +70,6 @@ export interface UpgradeOptions extends KtlsSocketOptions {
    * a socket that ends up on userspace records.
    */
   noDelay?: boolean;
-}
-
-/** Checks that `socket` is a connected, readable-as-bytes `net.Socket` with an fd (shared with `ktls.adopt()`). @internal */
-export function validateSocket(socket: unknown): { socket: net.Socket; handle: NonNullable<ReturnType<typeof uvHandle>> } {
-  if (!(socket instanceof net.Socket)) throw invalidArgType(`Expected a net.Socket for socket but received ${socket === null ? 'null' : typeof socket}`);
-  if (socket instanceof tls.TLSSocket) {
-    throw new KtlsError(
-      'ERR_KTLS_TLS_SOCKET',
-      'a tls.TLSSocket cannot be upgraded: OpenSSL may hold records it read from the socket; pass the underlying net.Socket with secrets, or use ktls.connect()/createServer()',
-    );
-  }
-  if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket is destroyed');
-  if (socket.readableEncoding !== null) {
-    // Decoded text cannot be turned back into the exact record bytes it came from.
-    throw new KtlsError('ERR_KTLS_ENCODING', `the socket has setEncoding('${socket.readableEncoding}'); TLS records are binary`);
-  }
-  if (socket.connecting) throw new KtlsSystemError(-E.ENOTCONN, 'getpeername', 'the socket is still connecting');
-  const handle = uvHandle(socket);
-  if (!handle || handle.fd < 0) throw new KtlsError('ERR_KTLS_NOT_TCP', 'the socket has no file descriptor (not a TCP socket, or already upgraded)');
-  return { socket, handle };
-}
-
-/** Checks that `fd` is a connected TCP socket. @internal */
-export function checkTcp(b: Binding, fd: number): void {
-  const k = b.constants;
-  const type = b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_TYPE);
-  if (type < 0) throw new KtlsSystemError(type, 'getsockopt(SO_TYPE)');
-  const proto = b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_PROTOCOL);
-  if (proto < 0) throw new KtlsSystemError(proto, 'getsockopt(SO_PROTOCOL)');
-  if (type !== k.SOCK_STREAM || proto !== k.IPPROTO_TCP) throw new KtlsError('ERR_KTLS_NOT_TCP', 'kernel TLS needs a TCP socket');
-  const peer = b.peerConnected(fd);
-  if (peer < 0) throw new KtlsSystemError(peer, 'getpeername', 'the socket is not connected');
 }
 
 function install(b: Binding, fd: number, dir: 'TLS_TX' | 'TLS_RX', s: NormalizedSecrets, d: NormalizedDirection): number {
@@ -179,12 +157,23 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
     checkTcp(b, uv.fd);
     // Let anything node:net still has queued reach the kernel before records start.
     if (socket.writableLength > 0) await new Promise<void>((resolve) => socket.write(Buffer.alloc(0), () => resolve()));
+    // A suite this kernel installs but is known to carry wrongly stays in userspace; a defective splice(2) is not used.
+    const defects: KnownDefects =
+      options.kernel === false
+        ? { records: null, splice: null }
+        : { records: await kernelDefect('records', s.version, s.cipher), splice: await kernelDefect('splice', s.version, s.cipher) };
     if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket was destroyed during upgrade');
-    return await takeOver(b, socket, uv, s, options.kernel === false ? 'never' : fallback, options, handover);
+    return await takeOver(b, socket, uv, s, options.kernel === false ? 'never' : fallback, options, handover, defects);
   } finally {
     wipeDirection(s.tx);
     wipeDirection(s.rx);
   }
+}
+
+/** Kernel defects confirmed for this connection's suite (`native/defects.ts`). */
+interface KnownDefects {
+  records: ConfirmedDefect | null;
+  splice: ConfirmedDefect | null;
 }
 
 async function takeOver(
@@ -195,6 +184,7 @@ async function takeOver(
   fallback: 'error' | 'userspace' | 'never',
   options: UpgradeOptions,
   handover: Handover,
+  { records: defect, splice: spliceDefect }: KnownDefects,
 ): Promise<KtlsSocket> {
   const q = holdReads(socket, uv);
   const buffered = handover.prefix && handover.prefix.length > 0 ? Buffer.concat([handover.prefix, q.buffered]) : q.buffered;
@@ -219,9 +209,17 @@ async function takeOver(
     throw err;
   };
 
-  let ulp = fallback === 'never' ? -E.ENOENT : b.setUlp(fd);
+  // Why records are not (wholly) the kernel's, when they are not.
+  let fallbackReason: string | undefined;
+  if (defect) {
+    if (fallback === 'error') giveBack(new KtlsUnavailableError(`this kernel cannot carry ${s.version} ${s.cipher}: ${describeDefect(defect)}`));
+    fallbackReason = describeDefect(defect);
+  }
+  let ulp = fallback === 'never' || defect ? -E.ENOENT : b.setUlp(fd);
   if (ulp === -E.EEXIST && b.getUlp(fd) === 'tls') ulp = 0; // ULP attached earlier (e.g. a failed attempt)
   let kernelOk = ulp === 0;
+  if (fallback === 'never') fallbackReason = 'options.kernel is false';
+  else if (!kernelOk && !defect) fallbackReason = `this kernel has no TLS upper-layer protocol (setsockopt(TCP_ULP, "tls"): ${errnoName(ulp)})`;
   // ENOTCONN: the kernel attaches TLS only to ESTABLISHED sockets, and the peer has already sent its FIN.
   const peerClosed = ulp === -E.ENOTCONN;
   if (peerClosed && fallback === 'error')
@@ -257,7 +255,10 @@ async function takeOver(
     } else if (!unsupported(rc)) giveBack(new KtlsSystemError(rc, 'setsockopt(TLS_TX)'));
     else if (fallback === 'error')
       giveBack(new KtlsUnavailableError(`this kernel cannot install ${s.version} ${s.cipher} keys`, { errno: rc, syscall: 'setsockopt(TLS_TX)' }));
-    else kernelOk = false;
+    else {
+      kernelOk = false;
+      fallbackReason = `this kernel cannot install ${s.version} ${s.cipher} keys (setsockopt(TLS_TX): ${errnoName(rc)})`;
+    }
   }
   if (s.tx && tx === null) tx = new RecordSealer(s.version, s.cipher, { key: s.tx.key, iv: s.tx.iv, seq: s.tx.seq });
 
@@ -325,6 +326,8 @@ async function takeOver(
         giveBack(new KtlsSystemError(rc, 'setsockopt(TLS_RX)'));
       } else if (fallback === 'error') {
         giveBack(new KtlsUnavailableError(`this kernel cannot install ${s.version} ${s.cipher} keys`, { errno: rc, syscall: 'setsockopt(TLS_RX)' }));
+      } else {
+        fallbackReason = `this kernel cannot install ${s.version} ${s.cipher} keys (setsockopt(TLS_RX): ${errnoName(rc)})`;
       }
     }
     if (rx === null) rx = opener;
@@ -354,6 +357,8 @@ async function takeOver(
     ...(txStart ? { txStart } : {}),
     ...(handover.role ? { role: handover.role } : {}),
     ...(options.trafficSecrets ? { trafficSecrets: { tx: options.trafficSecrets.tx, rx: rxSecret } } : {}),
+    ...(fallbackReason !== undefined ? { fallbackReason } : {}),
+    ...(rx === 'kernel' && spliceDefect ? { spliceCopies: describeDefect(spliceDefect) } : {}),
     remote: { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily },
     local: { address: socket.localAddress, port: socket.localPort },
   };

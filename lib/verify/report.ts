@@ -17,8 +17,9 @@ const MARK = { pass: '.', fail: 'F', unsupported: 'u' } as const;
 export function describeCaps(caps: Capabilities): string {
   if (!caps.ulp) return `no kTLS (setsockopt(TCP_ULP, "tls"): ${caps.ulpError ?? 'failed'})`;
   const both = caps.ciphers.filter((c) => c.tx && c.rx).length;
+  const broken = caps.ciphers.filter((c) => c.defect).length;
   const yes = (b: boolean): string => (b ? 'yes' : 'no');
-  return `ULP ok; ${both}/${caps.ciphers.length} version × cipher install both ways; TLS_TX_ZEROCOPY_RO ${yes(caps.txZerocopyRo)}, TLS_RX_EXPECT_NO_PAD ${yes(caps.rxExpectNoPad)}, TLS_TX_MAX_PAYLOAD_LEN ${yes(caps.txMaxPayloadLen)}, TLS 1.3 rekey ${yes(caps.rekey)}`;
+  return `ULP ok; ${both}/${caps.ciphers.length} version × cipher install both ways${broken ? ` (${broken} with a known kernel defect: userspace records)` : ''}; TLS_TX_ZEROCOPY_RO ${yes(caps.txZerocopyRo)}, TLS_RX_EXPECT_NO_PAD ${yes(caps.rxExpectNoPad)}, TLS_TX_MAX_PAYLOAD_LEN ${yes(caps.txMaxPayloadLen)}, TLS 1.3 rekey ${yes(caps.rekey)}`;
 }
 
 /** The capability report of `--probe`, human-readable. */
@@ -27,8 +28,18 @@ export function formatProbe(caps: Capabilities): string {
   if (caps.ciphers.length > 0) {
     lines.push('', `  ${'version'.padEnd(9)}${'cipher'.padEnd(19)}TX   RX   error`);
     for (const c of caps.ciphers)
-      lines.push(`  ${c.version.padEnd(9)}${c.cipher.padEnd(19)}${(c.tx ? 'yes' : 'no').padEnd(5)}${(c.rx ? 'yes' : 'no').padEnd(5)}${c.error ?? ''}`);
+      lines.push(
+        `  ${c.version.padEnd(9)}${c.cipher.padEnd(19)}${(c.tx ? 'yes' : 'no').padEnd(5)}${(c.rx ? 'yes' : 'no').padEnd(5)}${c.error ?? (c.defect ? 'known kernel defect, below' : '')}`,
+      );
   }
+  for (const d of caps.defects)
+    lines.push(
+      '',
+      `  known kernel defect ${d.id} (${d.area === 'records' ? `${d.version} ${d.cipher} stays on userspace records` : 'spliceTo() copies instead of splice(2)'}):`,
+      `    seen: ${d.observed}`,
+      `    ${d.summary}`,
+      `    fixed in ${d.fixedIn}`,
+    );
   if (caps.stats)
     lines.push(
       '',

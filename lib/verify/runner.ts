@@ -138,7 +138,7 @@ export const UNAVAILABLE_HINT =
 function cellSupport(caps: Capabilities, version: TlsVersion, cipher: CipherName): string | null {
   const row = caps.ciphers.find((r) => r.version === version && r.cipher === cipher);
   if (!row) return `${version} ${cipher}: the probe did not try it`;
-  if (row.tx && row.rx) return null;
+  if (row.tx && row.rx) return row.defect ? `${version} ${cipher}: ${row.defect}` : null;
   return `${version} ${cipher}: setsockopt(${row.tx ? 'TLS_RX' : 'TLS_TX'}) failed with ${row.error ?? 'an error'}: the kernel lacks this cipher/version`;
 }
 

@@ -3,19 +3,22 @@
 // the kernel has no kTLS).
 import t from 'tap';
 import * as ktls from '../../lib/index.js';
+import { capabilities } from '../helpers/kernel.js';
 import { lateTickets, malformedTicket } from '../helpers/session.js';
 
 for (const suite of ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384'] as const) {
   t.test(`${suite}: tickets after the switch become 'session' events that resume`, async (t) => {
-    await lateTickets(t, suite, false, (await ktls.probe()).ulp);
+    const can = await capabilities();
+    await lateTickets(t, suite, false, can.ulp, can.rekey);
   });
   t.test(`${suite}: tickets after a server KeyUpdate node:tls never saw still become sessions`, async (t) => {
-    await lateTickets(t, suite, true, (await ktls.probe()).ulp);
+    const can = await capabilities();
+    await lateTickets(t, suite, true, can.ulp, can.rekey);
   });
 }
 
 t.test('a malformed NewSessionTicket after the switch: decode_error, no session', async (t) => {
-  await malformedTicket(t, (await ktls.probe()).ulp);
+  await malformedTicket(t, (await capabilities()).ulp);
 });
 
 t.test('closed clients are collected: nothing roots the node:tls state kept for their tickets', async (t) => {

@@ -1,9 +1,11 @@
 // The evidence behind docs/node-tls-parity.md. A test that proves a node:tls
 // member works on ktls calls parity(t, 'TLSSocket#getFinished', socket); when
 // that test ends passing, one JSON line goes to $KTLS_PARITY_LOG (set by
-// scripts/test.mjs), naming the member, the test and how the socket carried
-// records. scripts/parity.mjs builds the table from those lines only.
+// scripts/test.mjs), naming the member, the test, how the socket carried
+// records and the kTLS kernel it ran under, if any. scripts/parity.mjs builds
+// the table, one column per kernel generation, from those lines only.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Test } from 'tap';
 
@@ -41,7 +43,9 @@ export function parity(t: Test, members: ParityMember | readonly ParityMember[],
     .replace(/\.js$/, '.ts');
   t.teardown(() => {
     if (!t.passing()) return;
-    const lines = list.map((member) => JSON.stringify({ member, path: how, file: testFile, test: t.fullname }) + '\n');
+    // Where it ran: under a kTLS kernel (the runner labels those runs) and which release, or on a host without one.
+    const ran = process.env.KTLS_KERNEL_LABEL ? { kernel: os.release() } : {};
+    const lines = list.map((member) => JSON.stringify({ member, path: how, file: testFile, test: t.fullname, ...ran }) + '\n');
     fs.appendFileSync(file, lines.join(''));
   });
 }

@@ -6,6 +6,7 @@
 // it under the next keys, so the tickets arrive after a KeyUpdate node:tls never saw.
 import type { Test } from 'tap';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as tls from 'node:tls';
 import { constants } from '../../lib/native/constants.js';
 import { nextTrafficSecret, suiteOf, tls13Keys } from '../../lib/record/derive.js';
@@ -118,7 +119,7 @@ export async function ticketProxy(ciphersuites: string, keyUpdate: boolean, inje
  * server KeyUpdate with `keyUpdate`): it emits 'session' with blobs that
  * resume through ktls.connect and tls.connect.
  */
-export async function lateTickets(t: Test, ciphersuites: string, keyUpdate: boolean, expectKernel: boolean): Promise<void> {
+export async function lateTickets(t: Test, ciphersuites: string, keyUpdate: boolean, expectKernel: boolean, kernelRekey: boolean): Promise<void> {
   const ktls = await import('../../lib/index.js');
   const { parity } = await import('./parity-log.js');
   const { readBytes } = await import('./pair.js');
@@ -131,15 +132,32 @@ export async function lateTickets(t: Test, ciphersuites: string, keyUpdate: bool
   const sessions: Buffer[] = [];
   const rxUpdates: unknown[] = [];
   client.on('keyUpdate', (u: { direction: string }) => u.direction === 'rx' && rxUpdates.push(u));
-  const two = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${sessions.length} 'session' events in 5 s`)), 5000);
-    client.on('session', (s: Buffer) => {
-      sessions.push(s);
-      if (sessions.length === 2) resolve(void clearTimeout(timer));
-    });
+  let sessionsSeen: (() => void) | undefined;
+  client.on('session', (s: Buffer) => {
+    sessions.push(s);
+    if (sessions.length === 2) sessionsSeen?.();
   });
   t.equal(sessions.length, 0, 'no ticket before the switch');
   p.release();
+  if (keyUpdate && expectKernel && !kernelRekey) {
+    // Kernel RX before Linux 6.14 cannot take new keys: the KeyUpdate ends the connection with its typed error.
+    const { errorOf } = await import('./pair.js');
+    const err = errorOf(client);
+    client.resume();
+    const e = await err;
+    t.equal(e.code, 'ERR_KTLS_REKEY_UNSUPPORTED', 'this kernel cannot follow the KeyUpdate: ERR_KTLS_REKEY_UNSUPPORTED');
+    t.equal(e.syscall, 'setsockopt(TLS_RX)', 'from the second TLS_RX install');
+    t.equal(e.errno, -os.constants.errno.EBUSY, 'the errno the kernel gave (EBUSY)');
+    t.equal(sessions.length, 0, 'the tickets behind the KeyUpdate are never read');
+    await new Promise((r) => (client.destroyed ? r(null) : client.once('close', r)));
+    p.close();
+    return;
+  }
+  const two = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${sessions.length} 'session' events in 5 s`)), 5000);
+    sessionsSeen = () => resolve(void clearTimeout(timer));
+    if (sessions.length >= 2) sessionsSeen();
+  });
   // Tickets are read as the application reads (the KtlsSocket reads when its reader asks).
   client.write('still here');
   t.equal((await readBytes(client, 10)).toString(), 'still here', 'the connection carries on');

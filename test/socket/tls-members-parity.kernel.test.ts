@@ -19,9 +19,9 @@ t.test('resetAndDestroy(): the peer gets ECONNRESET (kernel records)', async (t)
   await resetAndDestroy(t, true);
 });
 
-t.test('setMaxSendFragment() is the kernel record size limit; handshake-only members throw typed errors', async (t) => {
-  await requireKtls(t);
-  await handshakeOnlyMembers(t, true);
+t.test('setMaxSendFragment() is the kernel record size limit (false without TLS_TX_MAX_PAYLOAD_LEN); handshake-only members throw typed errors', async (t) => {
+  const can = await requireKtls(t);
+  await handshakeOnlyMembers(t, true, can.txMaxPayloadLen);
 });
 
 t.test('a TLS 1.3 CertificateRequest after the switch under kernel RX: unexpected_message and ERR_KTLS_POST_HANDSHAKE_AUTH', async (t) => {

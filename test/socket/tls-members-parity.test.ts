@@ -3,10 +3,10 @@
 // resetAndDestroy(), setMaxSendFragment(), handshake-only members, and a
 // post-handshake CertificateRequest refused.
 import t from 'tap';
-import * as ktls from '../../lib/index.js';
+import { capabilities } from '../helpers/kernel.js';
 import { clientMembers, handshakeOnlyMembers, postHandshakeAuth, resetAndDestroy, serverMembers, ticketParser } from '../helpers/tls-members.js';
 
-const kernel = async (): Promise<boolean> => (await ktls.probe()).ulp;
+const kernel = async (): Promise<boolean> => (await capabilities()).ulp;
 
 for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
   t.test(`${version} client: getCertificate, getTLSTicket, bytes counters, getCipher/getProtocol, resumption`, async (t) => {
@@ -25,7 +25,8 @@ t.test('resetAndDestroy(): the peer gets ECONNRESET', async (t) => {
 });
 
 t.test('setMaxSendFragment() is the record size limit; handshake-only members throw typed errors', async (t) => {
-  await handshakeOnlyMembers(t, await kernel());
+  const can = await capabilities();
+  await handshakeOnlyMembers(t, can.ulp, can.txMaxPayloadLen);
 });
 
 t.test('a TLS 1.3 CertificateRequest after the switch: unexpected_message and ERR_KTLS_POST_HANDSHAKE_AUTH', async (t) => {

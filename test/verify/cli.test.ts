@@ -106,7 +106,17 @@ t.test('table and TAP rendering: failures, passes and "not supported" are distin
     kernel: 'x',
     node: 'v',
     available: true,
-    probe: { kernelRelease: 'x', ulp: true, ciphers: [], txZerocopyRo: false, rxExpectNoPad: false, txMaxPayloadLen: false, rekey: false, stats: null },
+    probe: {
+      kernelRelease: 'x',
+      ulp: true,
+      ciphers: [],
+      txZerocopyRo: false,
+      rxExpectNoPad: false,
+      txMaxPayloadLen: false,
+      rekey: false,
+      defects: [],
+      stats: null,
+    },
     selection: { groups: ['handling'], versions: ['TLSv1.3'], ciphers: ['aes-128-gcm', 'aes-128-ccm'] },
     results: [
       { ...base, id: 'a', cipher: 'aes-128-gcm', status: 'pass' },

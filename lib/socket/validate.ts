@@ -1,0 +1,45 @@
+/**
+ * What `upgrade()` and `ktls.adopt()` require of a socket before they touch it:
+ * a connected TCP `net.Socket` whose bytes nobody has decoded.
+ * @packageDocumentation
+ */
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as tls from 'node:tls';
+import type { Binding } from '../native/binding.js';
+import { KtlsError, KtlsSystemError, invalidArgType } from '../native/errors.js';
+import { uvHandle } from '../native/net-handle.js';
+
+const E = os.constants.errno;
+
+/** Checks that `socket` is a connected, readable-as-bytes `net.Socket` with an fd (shared with `ktls.adopt()`). @internal */
+export function validateSocket(socket: unknown): { socket: net.Socket; handle: NonNullable<ReturnType<typeof uvHandle>> } {
+  if (!(socket instanceof net.Socket)) throw invalidArgType(`Expected a net.Socket for socket but received ${socket === null ? 'null' : typeof socket}`);
+  if (socket instanceof tls.TLSSocket) {
+    throw new KtlsError(
+      'ERR_KTLS_TLS_SOCKET',
+      'a tls.TLSSocket cannot be upgraded: OpenSSL may hold records it read from the socket; pass the underlying net.Socket with secrets, or use ktls.connect()/createServer()',
+    );
+  }
+  if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket is destroyed');
+  if (socket.readableEncoding !== null) {
+    // Decoded text cannot be turned back into the exact record bytes it came from.
+    throw new KtlsError('ERR_KTLS_ENCODING', `the socket has setEncoding('${socket.readableEncoding}'); TLS records are binary`);
+  }
+  if (socket.connecting) throw new KtlsSystemError(-E.ENOTCONN, 'getpeername', 'the socket is still connecting');
+  const handle = uvHandle(socket);
+  if (!handle || handle.fd < 0) throw new KtlsError('ERR_KTLS_NOT_TCP', 'the socket has no file descriptor (not a TCP socket, or already upgraded)');
+  return { socket, handle };
+}
+
+/** Checks that `fd` is a connected TCP socket. @internal */
+export function checkTcp(b: Binding, fd: number): void {
+  const k = b.constants;
+  const type = b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_TYPE);
+  if (type < 0) throw new KtlsSystemError(type, 'getsockopt(SO_TYPE)');
+  const proto = b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_PROTOCOL);
+  if (proto < 0) throw new KtlsSystemError(proto, 'getsockopt(SO_PROTOCOL)');
+  if (type !== k.SOCK_STREAM || proto !== k.IPPROTO_TCP) throw new KtlsError('ERR_KTLS_NOT_TCP', 'kernel TLS needs a TCP socket');
+  const peer = b.peerConnected(fd);
+  if (peer < 0) throw new KtlsSystemError(peer, 'getpeername', 'the socket is not connected');
+}
