@@ -10,7 +10,7 @@ import { generationOf, runInUml } from './uml.mjs';
 import { summarize, tee, testFiles } from './tap-run.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const RUNS_DIR = path.join(root, '.cache', 'kernel-runs');
+export const RUNS_DIR = process.env.KTLS_KERNEL_RUNS || path.join(root, '.cache', 'kernel-runs');
 export const TAP_ARGS = ['--disable-coverage', '--reporter=tap', '--timeout=240', '--jobs=1'];
 
 /** Forgets earlier runs (a new `npm test` starts the count again). */

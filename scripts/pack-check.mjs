@@ -57,6 +57,7 @@ const SHIPPED = [
   /^dist\/lib\/[\w/-]+\.(js|d\.ts)$/,
   /^prebuilds\/linux-(x64|arm64)\/ktls\.glibc\.node$/,
   /^scripts\/(install|uml|debian)\.mjs$/,
+  /^scripts\/uml-xstate\.c$/,
 ];
 
 for (const arch of Object.keys(TARGETS)) {

@@ -59,7 +59,8 @@ export interface KtlsHandoverOptions extends KtlsSocketOptions {
   noDelay?: boolean;
 }
 
-let warned = false;
+// One KTLS_FALLBACK warning per distinct reason (a handful: no module, a cipher, a known defect), not per connection.
+const warned = new Set<string>();
 
 /** TCP segment counters of a connection, for handshake statistics (undefined without the addon or the socket). */
 function tcpCounters(raw: net.Socket): HandshakeTcp | undefined {
@@ -181,11 +182,10 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
     if (tap.lateWrite) sock.destroy(tap.lateWrite);
     else tap.onLateWrite = (err) => sock.destroy(err);
     if (relay) relayTickets(t, tap, d, sock);
-    if (!sock.kernel && !warned) {
-      warned = true;
-      process.emitWarning('kernel TLS is not available for this connection; records are protected in userspace (load the tls module: modprobe tls)', {
-        code: 'KTLS_FALLBACK',
-      });
+    const reason = sock.fallbackReason ?? 'kernel TLS is not available';
+    if (!sock.kernel && !warned.has(reason)) {
+      warned.add(reason);
+      process.emitWarning(`records of this connection are protected in userspace, not by the kernel: ${reason}`, { code: 'KTLS_FALLBACK' });
     }
     for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
     return sock;

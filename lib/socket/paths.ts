@@ -36,8 +36,11 @@ export interface RecordPaths {
   tcpFd?: number;
   /** `rx`/`tx` 'kernel' without the TLS ULP: plain TCP through the same machinery (no records at all). */
   plainTcp?: boolean;
-  /** Kernel RX whose splice(2) is defective (`native/defects.ts`): spliceTo() copies through recvmsg instead; the defect, described. */
-  spliceCopies?: string;
+  /**
+   * Kernel RX only, set at the first spliceTo(): the kernel's splice(2) from kTLS is defective
+   * (`native/defects.ts`; the defect, described), so spliceTo() copies through recvmsg; false: it is not.
+   */
+  spliceCopies?: string | false;
   /** Why a direction's records are not the kernel's (no tls module, a cipher it lacks, a known kernel defect...). */
   fallbackReason?: string;
   /** Set when node:tls carries the records (a suite neither kTLS nor the userspace layer has): its protocol name. */

@@ -344,7 +344,9 @@ export class ReadPath {
     return {
       binding: p.binding,
       kernelRx: p.rx === 'kernel',
-      spliceCopies: p.spliceCopies !== undefined,
+      get spliceCopies() {
+        return typeof p.spliceCopies === 'string';
+      },
       get fd() {
         return p.handle.fd;
       },

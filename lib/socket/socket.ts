@@ -20,7 +20,7 @@ import { checkLength, type KtlsSocketOptions, type SendFileOptions, type Sequenc
 import type { RecordPaths } from './paths.js';
 import { TxFlush } from './tx-flush.js';
 import { ReadPath } from './read-path.js';
-import { SpliceOut, takeBuffered } from './splice-to.js';
+import { SpliceOut, startSplice, takeBuffered } from './splice-to.js';
 import { WriteQueue } from './write-queue.js';
 
 const E = os.constants.errno;
@@ -348,7 +348,7 @@ export class KtlsSocket extends KtlsTlsMembers {
       } catch (err) {
         return reject(err instanceof Error ? err : new Error(String(err)));
       }
-      this.#reader.step();
+      startSplice(this.#reader, this.#p);
     });
   }
 

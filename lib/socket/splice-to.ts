@@ -12,7 +12,8 @@ import { POLL_WRITABLE, type Binding } from '../native/binding.js';
 import { constants } from '../native/constants.js';
 import { KtlsSystemError } from '../native/errors.js';
 import type { OpenedRecord } from '../record/layer.js';
-import type { EarlyRecord } from './paths.js';
+import type { EarlyRecord, RecordPaths } from './paths.js';
+import { describeDefect, kernelDefect } from '../native/defects.js';
 import { FdWatcher } from './fd-watcher.js';
 import { STEP, consume } from './ops/op.js';
 
@@ -68,7 +69,7 @@ export class SpliceOut {
     this.#held = held;
     this.#watcher = new FdWatcher(host.binding, target);
     this.#done = done;
-    if (!host.kernelRx || host.spliceCopies || !targetIsPipe) this.#ensurePipe();
+    if (!host.kernelRx || !targetIsPipe) this.#ensurePipe();
   }
 
   #ensurePipe(): void {
@@ -199,6 +200,19 @@ export class SpliceOut {
     this.#host.updatePoll();
     this.#watcher.whenReady(POLL_WRITABLE, () => this.step());
   }
+}
+
+/**
+ * Starts `out` once it is known whether this kernel's splice(2) from kTLS can
+ * be used (asked at the first spliceTo() of a kernel-RX socket: free past the
+ * defect's range, one check per process inside it).
+ */
+export function startSplice(out: SpliceOut, p: RecordPaths): void {
+  if (p.rx !== 'kernel' || p.spliceCopies !== undefined) return out.step();
+  void kernelDefect('splice', p.version, p.cipher).then((d) => {
+    p.spliceCopies = d ? describeDefect(d) : false;
+    out.step();
+  });
 }
 
 /** Up to `max` bytes the stream already holds (read before a spliceTo() began); the rest stays in the stream. */

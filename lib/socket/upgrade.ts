@@ -157,23 +157,14 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
     checkTcp(b, uv.fd);
     // Let anything node:net still has queued reach the kernel before records start.
     if (socket.writableLength > 0) await new Promise<void>((resolve) => socket.write(Buffer.alloc(0), () => resolve()));
-    // A suite this kernel installs but is known to carry wrongly stays in userspace; a defective splice(2) is not used.
-    const defects: KnownDefects =
-      options.kernel === false
-        ? { records: null, splice: null }
-        : { records: await kernelDefect('records', s.version, s.cipher), splice: await kernelDefect('splice', s.version, s.cipher) };
+    // A suite this kernel installs but is known to carry wrongly stays in userspace.
+    const defect = options.kernel === false ? null : await kernelDefect('records', s.version, s.cipher);
     if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket was destroyed during upgrade');
-    return await takeOver(b, socket, uv, s, options.kernel === false ? 'never' : fallback, options, handover, defects);
+    return await takeOver(b, socket, uv, s, options.kernel === false ? 'never' : fallback, options, handover, defect);
   } finally {
     wipeDirection(s.tx);
     wipeDirection(s.rx);
   }
-}
-
-/** Kernel defects confirmed for this connection's suite (`native/defects.ts`). */
-interface KnownDefects {
-  records: ConfirmedDefect | null;
-  splice: ConfirmedDefect | null;
 }
 
 async function takeOver(
@@ -184,8 +175,11 @@ async function takeOver(
   fallback: 'error' | 'userspace' | 'never',
   options: UpgradeOptions,
   handover: Handover,
-  { records: defect, splice: spliceDefect }: KnownDefects,
+  defect: ConfirmedDefect | null,
 ): Promise<KtlsSocket> {
+  // Addresses first: some kernels (5.10.46; fixed by 5.10.223 and 6.1) give an IPv6 socket IPv4's proto_ops at TLS_RX, and getpeername() turns to 0.0.0.0.
+  const remote = { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily };
+  const local = { address: socket.localAddress, port: socket.localPort };
   const q = holdReads(socket, uv);
   const buffered = handover.prefix && handover.prefix.length > 0 ? Buffer.concat([handover.prefix, q.buffered]) : q.buffered;
   const restore = (back: Buffer): void => q.release(back);
@@ -358,9 +352,8 @@ async function takeOver(
     ...(handover.role ? { role: handover.role } : {}),
     ...(options.trafficSecrets ? { trafficSecrets: { tx: options.trafficSecrets.tx, rx: rxSecret } } : {}),
     ...(fallbackReason !== undefined ? { fallbackReason } : {}),
-    ...(rx === 'kernel' && spliceDefect ? { spliceCopies: describeDefect(spliceDefect) } : {}),
-    remote: { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily },
-    local: { address: socket.localAddress, port: socket.localPort },
+    remote,
+    local,
   };
   // The net.Socket lets go of its own fd; ours keeps the connection open.
   socket.destroy();

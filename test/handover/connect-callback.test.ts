@@ -90,16 +90,20 @@ const CHILD = `
 const ktls = require(process.argv[2]);
 const [mode, port, fixtures] = process.argv.slice(3);
 const seen = [];
-process.on('uncaughtException', (e) => seen.push('uncaught:' + (e.code || e.message)));
-process.on('unhandledRejection', (e) => seen.push('unhandledRejection:' + (e && e.code)));
+// Report 300 ms after the first outcome (anything delivered twice would have come by then), or after 10 s of nothing.
+let settle;
+const report = () => { console.log(JSON.stringify(seen)); process.exit(0); };
+const note = (what) => { seen.push(what); settle ??= setTimeout(report, 300); };
+setTimeout(report, 10_000);
+process.on('uncaughtException', (e) => note('uncaught:' + (e.code || e.message)));
+process.on('unhandledRejection', (e) => note('unhandledRejection:' + (e && e.code)));
 process.on('warning', () => undefined);
 const opts = { host: '127.0.0.1', port: Number(port), servername: 'localhost' };
-setTimeout(() => { console.log(JSON.stringify(seen)); process.exit(0); }, 500);
-if (mode === 'callback') ktls.connect(opts, () => seen.push('callback'));
+if (mode === 'callback') ktls.connect(opts, () => note('callback'));
 if (mode === 'nothing') ktls.connect(opts);
-if (mode === 'await') ktls.connect(opts).then(() => seen.push('resolved'), (e) => seen.push('rejected:' + e.code));
-if (mode === 'listener') ktls.connect(opts, () => seen.push('callback')).on('error', (e) => seen.push('error:' + e.code));
-if (mode === 'await+listener') { const r = ktls.connect(opts); r.on('secureConnect', () => seen.push('secureConnect')); r.catch((e) => seen.push('rejected:' + e.code)); }
+if (mode === 'await') ktls.connect(opts).then(() => note('resolved'), (e) => note('rejected:' + e.code));
+if (mode === 'listener') ktls.connect(opts, () => note('callback')).on('error', (e) => note('error:' + e.code));
+if (mode === 'await+listener') { const r = ktls.connect(opts); r.on('secureConnect', () => note('secureConnect')); r.catch((e) => note('rejected:' + e.code)); }
 if (mode === 'throwing-callback') {
   const fs = require('fs'); const path = require('path'); const tls = require('tls');
   const server = tls.createServer({ key: fs.readFileSync(path.join(fixtures, 'server.key')), cert: fs.readFileSync(path.join(fixtures, 'server.pem')) }, (s) => s.end());

@@ -11,7 +11,8 @@ import { CERTS, listening, portOf } from '../helpers/tls.js';
 t.test('ktls server and ktls client work on this kernel, in the kernel where it can', async (t) => {
   const caps = await ktls.probe();
   const warnings: string[] = [];
-  process.on('warning', (w: Error & { code?: string }) => warnings.push(w.code ?? ''));
+  const messages: string[] = [];
+  process.on('warning', (w: Error & { code?: string }) => (warnings.push(w.code ?? ''), messages.push(w.message)));
   const sockets: ktls.KtlsSocket[] = [];
   const server = ktls.createServer({ key: CERTS.key, cert: CERTS.cert }, (s) => {
     sockets.push(s);
@@ -23,6 +24,8 @@ t.test('ktls server and ktls client work on this kernel, in the kernel where it 
     const payload = randomBytes(200_000);
     const sock = await ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
     t.equal(sock.kernel, caps.ulp, `kernel ${caps.kernelRelease}: client kernel === ${caps.ulp}`);
+    if (caps.ulp) t.equal(sock.fallbackReason, undefined, 'no fallbackReason on kernel records');
+    else t.match(sock.fallbackReason, /no TLS upper-layer protocol .*ENOENT/, 'fallbackReason: the kernel has no tls ULP (ENOENT)');
     t.equal(sock.getProtocol(), 'TLSv1.3');
     // Echo before FIN: a peer whose FIN lands before the server's switch is served
     // in userspace by design (TCP_ULP answers ENOTCONN in CLOSE_WAIT), with a warning.
@@ -36,7 +39,8 @@ t.test('ktls server and ktls client work on this kernel, in the kernel where it 
   }
   t.equal(sockets[0]?.kernel, caps.ulp, 'server socket likewise');
   await new Promise((r) => setImmediate(r));
-  t.equal(warnings.filter((w) => w === 'KTLS_FALLBACK').length, caps.ulp ? 0 : 1, 'one fallback warning per process, only without kTLS');
+  t.equal(warnings.filter((w) => w === 'KTLS_FALLBACK').length, caps.ulp ? 0 : 1, 'one fallback warning per process (per reason), only without kTLS');
+  if (!caps.ulp) t.match(messages[warnings.indexOf('KTLS_FALLBACK')], /no TLS upper-layer protocol .*ENOENT/, 'the warning carries the reason');
   server.close();
 });
 

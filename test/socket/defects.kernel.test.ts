@@ -6,11 +6,13 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as ktls from '../../lib/index.js';
 import { KERNEL_DEFECTS, detectDefect } from '../../lib/native/defects.js';
 import { createPipe } from '../../lib/tools/pipe.js';
 import { capabilities, requireKtls } from '../helpers/kernel.js';
-import { loopbackPair, readAll, sha256, sessionKeys } from '../helpers/pair.js';
+import { loopbackPair, readAll, readBytes, sha256, sessionKeys } from '../helpers/pair.js';
+import { CERTS, listening, portOf } from '../helpers/tls.js';
 
 for (const d of KERNEL_DEFECTS.filter((x) => x.area === 'records')) {
   for (const version of d.versions) {
@@ -78,3 +80,36 @@ t.test('spliceTo(): splice(2) where the kernel consumes what it splices, recvmsg
     b.destroy();
   }
 });
+
+t.test(
+  'ktls.connect() negotiating TLS_AES_128_CCM_SHA256: userspace records and a KTLS_FALLBACK naming the defect where this kernel has one, kernel records where not',
+  async (t) => {
+    const can = await requireKtls(t);
+    const defect = can.ciphers.find((r) => r.version === 'TLSv1.3' && r.cipher === 'aes-128-ccm')?.defect;
+    const warnings: Array<Error & { code?: string }> = [];
+    const onWarning = (w: Error & { code?: string }): number => warnings.push(w);
+    process.on('warning', onWarning);
+    t.teardown(() => void process.off('warning', onWarning));
+    const server = tls.createServer({ key: CERTS.key, cert: CERTS.cert, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_CCM_SHA256' }, (s) => s.pipe(s));
+    server.listen(0, '127.0.0.1');
+    await listening(server);
+    t.teardown(() => void server.close());
+    const sock = await ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ciphers: 'TLS_AES_128_CCM_SHA256' });
+    t.equal(sock.getCipher()?.standardName, 'TLS_AES_128_CCM_SHA256', 'the CCM suite was negotiated');
+    const got = readBytes(sock, 5);
+    sock.write('hello');
+    t.equal((await got).toString(), 'hello', 'echo');
+    await new Promise((r) => setImmediate(r));
+    const fallback = warnings.filter((w) => w.code === 'KTLS_FALLBACK');
+    if (defect) {
+      t.equal(sock.kernel, false, `known defect (${defect}): userspace records`);
+      t.match(sock.fallbackReason, /known kernel defect/, 'fallbackReason names it');
+      t.equal(fallback.length, 1, 'one KTLS_FALLBACK');
+      t.match(fallback[0]?.message, /known kernel defect/, 'the warning carries the reason');
+    } else {
+      t.equal(sock.kernel, true, 'kernel records');
+      t.equal(fallback.length, 0, 'no KTLS_FALLBACK');
+    }
+    sock.destroy();
+  },
+);
