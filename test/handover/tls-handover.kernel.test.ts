@@ -73,7 +73,11 @@ t.test('ktls server, node:tls client that writes in the secureConnect tick', asy
     const client = tls.connect(clientOpts(v, c, portOf(server)), () => client.write(payload));
     t.equal(sha256(await endAfter(client, payload.length)), sha256(payload), `${v} ${c}: echo intact`);
     const k = carries(caps, v, c);
-    t.match(sockets[0], { kernel: k, version: v, cipher: c }, `${v} ${c}: the server socket runs ${k ? 'in the kernel' : 'on userspace records (this kernel cannot carry the suite)'}`);
+    t.match(
+      sockets[0],
+      { kernel: k, version: v, cipher: c },
+      `${v} ${c}: the server socket runs ${k ? 'in the kernel' : 'on userspace records (this kernel cannot carry the suite)'}`,
+    );
     server.close();
   }
   noServerErrors(t);
@@ -86,7 +90,11 @@ t.test('ktls client, node:tls server that writes on secureConnection', async (t)
     const server = await greetingTlsServer(serverOpts(v, c), greeting);
     const sock = await ktls.connect(clientOpts(v, c, portOf(server)));
     const k = carries(caps, v, c);
-    t.match(sock, { kernel: k, version: v, cipher: c }, `${v} ${c}: client socket ${k ? 'in the kernel' : 'on userspace records (this kernel cannot carry the suite)'}`);
+    t.match(
+      sock,
+      { kernel: k, version: v, cipher: c },
+      `${v} ${c}: client socket ${k ? 'in the kernel' : 'on userspace records (this kernel cannot carry the suite)'}`,
+    );
     const payload = randomBytes(256 * 1024);
     const got = readAll(sock);
     sock.end(payload);
