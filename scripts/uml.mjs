@@ -239,6 +239,34 @@ function bootFailureOf(bootLog, code) {
   return why ?? `the guest exited (uml exit ${code}) before running the command`;
 }
 
+/**
+ * Kills a guest started as `pid` (flock, or UML itself) and everything UML
+ * started. UML calls setsid(), so its processes are not in flock's group:
+ * each direct child's own group is killed too.
+ */
+function killGuest(pid) {
+  const children = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      // pid (comm) state ppid ...: comm may hold spaces, so read after its ')'.
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(d));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  for (const p of [...children, pid]) {
+    for (const target of [-p, p]) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        /* not a group leader, or already gone */
+      }
+    }
+  }
+}
+
 /** One boot of one named kernel: { status, kernelLabel, bootFailure? }. */
 async function bootAndRun(command, { kernel, cwd = process.cwd(), mem = '1536M', timeout = 1800, env = {}, output = process.stdout }) {
   if (!KERNELS[kernel]) throw new Error(`unknown kernel ${kernel}: one of auto, ${KERNEL_NAMES.join(', ')}`);
@@ -305,11 +333,7 @@ async function bootAndRun(command, { kernel, cwd = process.cwd(), mem = '1536M',
   });
   const timer = setTimeout(() => {
     output.write(`\n[uml] timed out after ${timeout}s; killing the guest\n`);
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
+    killGuest(child.pid);
   }, timeout * 1000);
   const code = await new Promise((resolve) => child.on('close', resolve));
   clearTimeout(timer);

@@ -257,35 +257,44 @@ export interface ConfirmedDefect {
   observed: string;
 }
 
-const cache = new Map<string, Promise<ConfirmedDefect | null>>();
+const cache = new Map<string, Promise<ConfirmedDefect[]>>();
 
 /**
- * The first defect of `area` this kernel has for `version` × `cipher`, or null.
+ * Every defect of `area` this kernel has for `version` × `cipher` (none: []).
  * Free outside the table's ranges; inside, tried once per process.
  */
-export function kernelDefect(area: DefectArea, version: TlsVersion, cipher: CipherName, rel: string = release()): Promise<ConfirmedDefect | null> {
+export function kernelDefects(area: DefectArea, version: TlsVersion, cipher: CipherName, rel: string = release()): Promise<ConfirmedDefect[]> {
   const candidates = KERNEL_DEFECTS.filter((d) => d.area === area && d.versions.includes(version) && d.ciphers.includes(cipher) && olderThan(rel, d.before));
-  if (candidates.length === 0) return Promise.resolve(null);
+  if (candidates.length === 0) return Promise.resolve([]);
   const key = `${area} ${version} ${cipher} ${rel}`;
   let hit = cache.get(key);
   if (!hit) {
-    hit = (async (): Promise<ConfirmedDefect | null> => {
+    hit = (async (): Promise<ConfirmedDefect[]> => {
+      const found: ConfirmedDefect[] = [];
       for (const defect of candidates) {
         try {
           const observed = await detectDefect(defect.id, version, cipher);
-          if (observed !== null) return { defect, observed };
+          if (observed !== null) found.push({ defect, observed });
         } catch (err) {
           // Inside the range and unproven either way: assume the defect, and try again next time.
           cache.delete(key);
-          return { defect, observed: `could not be checked (${(err as Error).message}); assumed present` };
+          found.push({ defect, observed: `could not be checked (${(err as Error).message}); assumed present` });
         }
       }
-      return null;
+      return found;
     })();
     cache.set(key, hit);
   }
   return hit;
 }
+
+/** The first of {@link kernelDefects}, or null: what decides whether the kernel carries a suite. */
+export async function kernelDefect(area: DefectArea, version: TlsVersion, cipher: CipherName, rel: string = release()): Promise<ConfirmedDefect | null> {
+  return (await kernelDefects(area, version, cipher, rel))[0] ?? null;
+}
+
+/** What to do about a confirmed defect (the hint of its `ERR_KTLS_UNAVAILABLE`). */
+export const DEFECT_HINT = 'use { fallback: "userspace" } to carry such connections with userspace records, or run a kernel with the fix';
 
 /** One line for a warning or an error: what is wrong and what fixed it. */
 export function describeDefect(d: ConfirmedDefect): string {

@@ -25,11 +25,12 @@ export class KtlsUnavailableError extends KtlsError {
   readonly syscall?: string;
   /** What the operator can do about it. */
   readonly hint: string;
-  constructor(message: string, details: { errno?: number; syscall?: string; cause?: unknown } = {}) {
+  constructor(message: string, details: { errno?: number; syscall?: string; cause?: unknown; hint?: string } = {}) {
     const hint =
-      process.platform === 'linux'
+      details.hint ??
+      (process.platform === 'linux'
         ? 'load the kernel module with `modprobe tls` (CONFIG_TLS), or use { fallback: "userspace" }'
-        : `kernel TLS is Linux-only, and on ${process.platform} ktls installs without its native addon`;
+        : `kernel TLS is Linux-only, and on ${process.platform} ktls installs without its native addon`);
     super('ERR_KTLS_UNAVAILABLE', `${message}; ${hint}`, { cause: details.cause });
     if (details.errno !== undefined) this.errno = details.errno;
     if (details.syscall !== undefined) this.syscall = details.syscall;

@@ -9,7 +9,7 @@ import { CIPHER_NAMES, VERSIONS, cipherSpec, versionNumber, type CipherName, typ
 import { errnoName } from './errors.js';
 import { handleFd } from './net-handle.js';
 import { loopbackPair } from './loopback.js';
-import { describeDefect, kernelDefect, type ConfirmedDefect, type DefectArea } from './defects.js';
+import { describeDefect, kernelDefect, kernelDefects, type ConfirmedDefect, type DefectArea } from './defects.js';
 
 export { loopbackPair };
 
@@ -164,10 +164,10 @@ export async function probe(): Promise<Capabilities> {
   };
   for (const row of caps.ciphers) {
     if (!(row.tx && row.rx)) continue;
-    const d = await kernelDefect('records', row.version, row.cipher);
-    if (!d) continue;
-    row.defect = describeDefect(d);
-    caps.defects.push(found(d, row.version, row.cipher));
+    const ds = await kernelDefects('records', row.version, row.cipher);
+    if (ds.length === 0) continue;
+    row.defect = describeDefect(ds[0]);
+    for (const d of ds) caps.defects.push(found(d, row.version, row.cipher));
   }
   const usable = caps.ciphers.find((r) => r.tx && r.rx && !r.defect);
   const splice = usable ? await kernelDefect('splice', usable.version, usable.cipher) : null;

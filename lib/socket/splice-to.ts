@@ -56,7 +56,11 @@ export class SpliceOut {
   #remaining: number;
   #held: Buffer[] = [];
   #pipe: [number, number] | null = null;
+  /** Bytes in our pipe, or read out of it and not yet written (`#carry`), on their way to the target. */
   #inPipe = 0;
+  /** The target refused splice(2): bytes go pipe → read → write. */
+  #copyOut = false;
+  #carry: Buffer | null = null;
   #watcher: FdWatcher;
   #done: (err: Error | null, sent: number) => void;
   #settled = false;
@@ -106,9 +110,14 @@ export class SpliceOut {
     for (;;) {
       if (this.#settled || h.destroyed) return;
       if (this.#pipe && this.#inPipe > 0) {
-        const n = b.splice(this.#pipe[0], this.#target, this.#inPipe, flags);
+        const n = this.#copyOut ? this.#copyToTarget() : b.splice(this.#pipe[0], this.#target, this.#inPipe, flags);
         if (n === -E.EAGAIN || n === -E.EINTR) return this.#waitTarget();
-        if (n < 0) throw new KtlsSystemError(n, 'splice');
+        if (n === -E.EINVAL && !this.#copyOut) {
+          // A target splice(2) cannot write (O_APPEND, a filesystem without splice_write): copy instead.
+          this.#copyOut = true;
+          continue;
+        }
+        if (n < 0) throw new KtlsSystemError(n, this.#copyOut ? 'write' : 'splice');
         this.#inPipe -= n;
         this.sent += n;
         continue;
@@ -154,6 +163,21 @@ export class SpliceOut {
       if (this.#pipe) this.#inPipe += n;
       else this.sent += n;
     }
+  }
+
+  /** One read from our pipe (unless bytes are still carried) and one write to the target: bytes written, or -errno. */
+  #copyToTarget(): number {
+    const b = this.#host.binding;
+    if (!this.#carry) {
+      const buf = Buffer.allocUnsafe(Math.min(this.#inPipe, 64 * 1024));
+      const r = b.readFd(this.#pipe![0], buf, 0, buf.length);
+      if (r < 0) return r;
+      this.#carry = buf.subarray(0, r);
+    }
+    const w = b.writeFd(this.#target, this.#carry, 0, this.#carry.length);
+    if (w < 0) return w;
+    this.#carry = w < this.#carry.length ? this.#carry.subarray(w) : null;
+    return w;
   }
 
   /** Reads one record the ordinary way (a control record, data next to an empty record, or EOF). False: stop for now. */

@@ -28,7 +28,7 @@ import { trailingKeyUpdate } from '../record/post-handshake.js';
 import { holdReads, type uvHandle } from '../native/net-handle.js';
 import { checkTcp, validateSocket } from './validate.js';
 import { completeRecord } from './record-boundary.js';
-import { describeDefect, kernelDefect, type ConfirmedDefect } from '../native/defects.js';
+import { DEFECT_HINT, describeDefect, kernelDefect, type ConfirmedDefect } from '../native/defects.js';
 
 const E = os.constants.errno;
 
@@ -206,7 +206,7 @@ async function takeOver(
   // Why records are not (wholly) the kernel's, when they are not.
   let fallbackReason: string | undefined;
   if (defect) {
-    if (fallback === 'error') giveBack(new KtlsUnavailableError(`this kernel cannot carry ${s.version} ${s.cipher}: ${describeDefect(defect)}`));
+    if (fallback === 'error') giveBack(new KtlsUnavailableError(`this kernel cannot carry ${s.version} ${s.cipher}: ${describeDefect(defect)}`, { hint: DEFECT_HINT }));
     fallbackReason = describeDefect(defect);
   }
   let ulp = fallback === 'never' || defect ? -E.ENOENT : b.setUlp(fd);

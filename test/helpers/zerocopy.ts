@@ -219,6 +219,20 @@ export function zeroCopySuite(t: Test, options: ktls.UpgradeOptions, expectKerne
     t.equal(b.bytesRead, data.length);
   });
 
+  t.test('spliceTo into a file opened for appending (splice(2) answers EINVAL there): the bytes are copied after what the file held', async (t) => {
+    const dir = tempDir(t);
+    const file = path.join(dir, 'log');
+    fs.writeFileSync(file, 'head;');
+    const [a, b] = await upgradedPair('TLSv1.2', 'aes-128-gcm', { ...options, allowHalfOpen: true });
+    const fd = fs.openSync(file, 'a');
+    const data = randomBytes(300_000);
+    a.end(data);
+    t.equal(await b.spliceTo(fd), data.length, 'every byte once');
+    fs.closeSync(fd);
+    t.equal(sha256(fs.readFileSync(file)), sha256(Buffer.concat([Buffer.from('head;'), data])), 'appended after the existing bytes');
+    b.destroy();
+  });
+
   t.test('spliceTo handles control records on the way and stops at close_notify', async (t) => {
     const [a, b] = await upgradedPair('TLSv1.3', 'aes-256-gcm', options);
     t.equal(a.kernelDirections.tx, expectKernel); // the raw handshake record below needs kernel TX
