@@ -206,7 +206,8 @@ async function takeOver(
   // Why records are not (wholly) the kernel's, when they are not.
   let fallbackReason: string | undefined;
   if (defect) {
-    if (fallback === 'error') giveBack(new KtlsUnavailableError(`this kernel cannot carry ${s.version} ${s.cipher}: ${describeDefect(defect)}`, { hint: DEFECT_HINT }));
+    if (fallback === 'error')
+      giveBack(new KtlsUnavailableError(`this kernel cannot carry ${s.version} ${s.cipher}: ${describeDefect(defect)}`, { hint: DEFECT_HINT }));
     fallbackReason = describeDefect(defect);
   }
   let ulp = fallback === 'never' || defect ? -E.ENOENT : b.setUlp(fd);

@@ -32,7 +32,11 @@ for (const d of KERNEL_DEFECTS.filter((x) => x.area === 'records')) {
           // The row names its first confirmed defect; that one is the reason given.
           const first = can.defects.find((x) => x.area === 'records' && x.version === version && x.cipher === cipher)!;
           t.match(row.defect, first.id, 'probe() marks the row');
-          await t.rejects(ktls.upgrade(c, keys.a), { code: 'ERR_KTLS_UNAVAILABLE', hint: /fallback: "userspace"/ }, "fallback 'error': refused, with what to do");
+          await t.rejects(
+            ktls.upgrade(c, keys.a),
+            { code: 'ERR_KTLS_UNAVAILABLE', hint: /fallback: "userspace"/ },
+            "fallback 'error': refused, with what to do",
+          );
           t.equal(c.destroyed, false, 'the net.Socket is left as it was');
           const [a, b] = await Promise.all([ktls.upgrade(c, keys.a, { fallback: 'userspace' }), ktls.upgrade(s, keys.b, { fallback: 'userspace' })]);
           t.equal(a.kernel, false, 'kernel === false');
