@@ -225,7 +225,9 @@ async function main() {
     }
   }
   fs.mkdirSync(path.dirname(o.out), { recursive: true });
-  fs.writeFileSync(o.out, render(runs, started, suites));
+  // Run in the order asked (a kernel likelier to fail first), shown oldest first.
+  const byAge = (a, b) => KERNEL_NAMES.indexOf(a.kernel) - KERNEL_NAMES.indexOf(b.kernel);
+  fs.writeFileSync(o.out, render(runs.sort(byAge), started, suites.sort(byAge)));
 
   process.stderr.write(`kernel-matrix: wrote ${path.relative(root, o.out)}\n`);
   // A kernel that cannot boot here is a failure, not a column to skip.
