@@ -7,9 +7,9 @@
 // below otherwise. A member with neither fails the generation.
 //
 //   node scripts/parity.mjs --run --out docs/node-tls-parity.md   (npm run docs:parity)
-//       runs only the tests that record parity (on this host, and under a kTLS
-//       kernel of each generation, < 6.14 and ≥ 6.14: natively where this kernel
-//       is one, else user-mode-linux), then writes the table and its .json twin
+//       runs only the tests that record parity (on this host, and under each
+//       UML kernel, 5.10 to 7.2: natively where this kernel has kTLS), then
+//       writes the table (a column per kernel) and its .json twin
 //   node scripts/parity.mjs --log .cache/parity/log.jsonl --check docs/node-tls-parity.md
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -107,26 +107,34 @@ export function readLog(file) {
 const PATH_NAMES = { kernel: 'kernel', userspace: 'userspace records', 'node:tls': 'node:tls-carried', 'n/a': 'server level' };
 
 /**
- * Where a record's test ran: the host without a kTLS label, or the generation of
- * the kTLS kernel it ran under (TLS 1.3 rekey arrived in Linux 6.14).
+ * Where a record's test ran: `host` (no kTLS label), or the major.minor of the
+ * kTLS kernel it ran under (`6.1`). Each gets a column, oldest kernel first.
  */
-export const ENVS = [
-  { id: 'pre', title: 'kTLS < 6.14' },
-  { id: 'rekey', title: 'kTLS ≥ 6.14' },
-  { id: 'host', title: 'no kTLS' },
-];
-
-/** The environment id of a kernel release (`undefined`: the host, not under a kTLS kernel). */
 export function envOf(release) {
   if (!release) return 'host';
-  const [a, b] = release.split('.').map((x) => Number.parseInt(x, 10));
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  return m ? `${m[1]}.${m[2]}` : 'host';
+}
+
+/** The generation of a kernel column: `pre` (before 6.14, no TLS 1.3 rekey) or `rekey`. */
+export function generationOf(env) {
+  const [a, b] = env.split('.').map(Number);
   return a > 6 || (a === 6 && b >= 14) ? 'rekey' : 'pre';
 }
 
+const byVersion = (a, b) =>
+  (a === 'host') - (b === 'host') ||
+  a
+    .split('.')
+    .map(Number)
+    .reduce((d, x, i) => d || x - Number(b.split('.')[i] ?? 0), 0);
+const titleOf = (env) => (env === 'host' ? 'no kTLS' : `kTLS ${env}`);
+
 /**
- * Members that a test proves under one kernel generation and not under the
- * other, and why. A member proven under one generation of a run that covered
- * both needs a note for the other, or the generation fails.
+ * Members a test proves under some kernels and not under others, and why, by
+ * kernel generation (`pre`: before 6.14; `rekey`). A member proven under one
+ * kernel of a run and not under another needs a note for the other's
+ * generation, or the generation fails; a note where the member is proven is stale.
  */
 export const GENERATION_NOTES = {
   'TLSSocket#setMaxSendFragment': {
@@ -138,7 +146,8 @@ export const GENERATION_NOTES = {
 export function evaluate(records) {
   const problems = [];
   const known = new Set();
-  const envs = [...new Set(records.map((p) => envOf(p.kernel)))];
+  const envs = [...new Set(records.map((p) => envOf(p.kernel)))].sort(byVersion);
+  const kernels = envs.filter((e) => e !== 'host');
   const releases = {};
   for (const p of records) (releases[envOf(p.kernel)] ??= new Set()).add(p.kernel ?? 'host');
   const rows = members().map((r) => {
@@ -147,22 +156,20 @@ export function evaluate(records) {
     const files = [...new Set(proofs.map((p) => p.file))].sort();
     const paths = [...new Set(proofs.map((p) => p.path))].sort();
     const byEnv = {};
-    for (const e of ENVS) {
-      const f = [...new Set(proofs.filter((p) => envOf(p.kernel) === e.id).map((p) => p.file))].sort();
-      if (f.length) byEnv[e.id] = f;
+    for (const e of envs) {
+      const f = [...new Set(proofs.filter((p) => envOf(p.kernel) === e).map((p) => p.file))].sort();
+      if (f.length) byEnv[e] = f;
     }
     const reason = REASONS[r.member];
     const notes = GENERATION_NOTES[r.member] ?? {};
     if (proofs.length && reason) problems.push(`${r.member}: a passing test proves it, but REASONS still says "${reason}"`);
     if (!proofs.length && !reason) problems.push(`${r.member}: no passing test records it and REASONS gives no reason`);
-    if (envs.includes('pre') && envs.includes('rekey'))
-      for (const [here, there] of [
-        ['pre', 'rekey'],
-        ['rekey', 'pre'],
-      ]) {
-        if (byEnv[there] && !byEnv[here] && !notes[here])
-          problems.push(`${r.member}: proven under ${there} kernels but not under ${here} ones, and GENERATION_NOTES says nothing`);
-        if (byEnv[here] && notes[here]) problems.push(`${r.member}: proven under ${here} kernels, but GENERATION_NOTES still says "${notes[here]}"`);
+    if (kernels.some((k) => byEnv[k]))
+      for (const k of kernels) {
+        const note = notes[generationOf(k)];
+        if (!byEnv[k] && !note)
+          problems.push(`${r.member}: proven under other kernels but not under ${k}, and GENERATION_NOTES says nothing for ${generationOf(k)}`);
+        if (byEnv[k] && note) problems.push(`${r.member}: proven under ${k}, but GENERATION_NOTES still says "${note}"`);
       }
     return { ...r, ok: proofs.length > 0, files, paths, reason, byEnv, notes };
   });
@@ -179,7 +186,8 @@ export function evidence({ rows, releases }) {
 /** The markdown of docs/node-tls-parity.md. */
 export function render({ rows, releases }) {
   const ok = rows.filter((r) => r.ok).length;
-  const ran = ENVS.filter((e) => releases[e.id]).map((e) => `${e.title}: ${releases[e.id].join(', ')}`);
+  const envs = Object.keys(releases).sort(byVersion);
+  const ran = envs.map((e) => (e === 'host' ? 'a host without kTLS' : `UML ${releases[e].join(', ')}`));
   const out = [
     '# node:tls parity',
     '',
@@ -187,7 +195,7 @@ export function render({ rows, releases }) {
     '',
     `ktls against every public member of node:tls's \`TLSSocket\` and \`tls.Server\` (with what they inherit from \`net.Socket\` and \`net.Server\`, read from Node ${process.versions.node.split('.')[0]}'s prototypes) and every documented event.`,
     'A ✓ means a test that passed in the runs behind this file recorded the member (`parity()` in test/helpers/parity-log.ts); the files are listed.',
-    'A ✗ gives the reason ktls does not provide it. One column per place the tests ran: under a kTLS kernel without TLS 1.3 rekey (< 6.14), under one with it (≥ 6.14), and on a host without kTLS (userspace records).',
+    'A ✗ gives the reason ktls does not provide it. One column per place the tests ran: each kTLS kernel (before 6.14 without TLS 1.3 rekey, from 6.14 with it), and a host without kTLS (userspace records).',
     'There, ✓ is proven, – is not exercised there (a kernel-only test, say), and ✗ has a note on what differs on that kernel generation.',
     '"Records" is how the sockets of those tests carried TLS records: the kernel, the userspace record layer, or node:tls itself (suites kTLS cannot carry).',
     '',
@@ -207,18 +215,20 @@ export function render({ rows, releases }) {
         '',
         `## ${group}`,
         '',
-        `| member | kind | ktls | ${ENVS.map((e) => e.title).join(' | ')} | records | evidence / reason |`,
-        `|---|---|---|${ENVS.map(() => '---|').join('')}---|---|`,
+        `| member | kind | ktls | ${envs.map(titleOf).join(' | ')} | records | evidence / reason |`,
+        `|---|---|---|${envs.map(() => '---|').join('')}---|---|`,
       );
     }
     const name = r.kind === 'event' ? `\`'${r.name}'\`` : r.kind === 'method' ? `\`${r.name}()\`` : `\`${r.name}\``;
     const evidenceText = r.ok ? r.files.map((f) => `[${path.basename(f)}](../${f})`).join(', ') : r.reason;
     const paths = r.ok ? r.paths.map((p) => PATH_NAMES[p] ?? p).join(', ') : '';
-    const cells = ENVS.map((e) => {
-      if (r.byEnv[e.id]) return '✓';
-      if (r.notes[e.id]) {
-        notes.push(`\`${r.member}\` (${e.title}): ${r.notes[e.id]}`);
-        return `✗ [${notes.length}]`;
+    const cells = envs.map((e) => {
+      if (r.byEnv[e]) return '✓';
+      const note = e === 'host' ? undefined : r.notes[generationOf(e)];
+      if (note) {
+        const text = `\`${r.member}\` (kTLS ${generationOf(e) === 'pre' ? 'before' : 'from'} 6.14): ${note}`;
+        if (!notes.includes(text)) notes.push(text);
+        return `✗ [${notes.indexOf(text) + 1}]`;
       }
       return r.ok ? '–' : '';
     });
@@ -245,7 +255,7 @@ function parityTests(which) {
   });
 }
 
-/** Runs the parity-recording tests on this host and under a kTLS kernel of each generation (natively where this one is), into `log`. */
+/** Runs the parity-recording tests on this host and under every kTLS kernel of the harness (natively where this kernel has kTLS), into `log`. */
 async function runParityTests(log) {
   fs.mkdirSync(path.dirname(log), { recursive: true });
   fs.writeFileSync(log, '');
@@ -254,22 +264,21 @@ async function runParityTests(log) {
   const env = { NO_COLOR: '1', TAP_COLORS: '0', KTLS_PARITY_LOG: log };
   const host = parityTests('host');
   const kernel = parityTests('kernel');
+  const guest = parityTests('guest');
   let bad = 0;
   const sink = tee();
   const { probe } = await import(pathToFileURL(path.join(root, 'dist', 'lib', 'native', 'probe.js')).href);
   const caps = await probe();
-  const { runInUml, generationOf } = await import('./uml.mjs');
-  const native = caps.ulp ? generationOf(caps.kernelRelease) : null;
-  // Without kTLS here, the host run is the "no kTLS" column; with it, that column comes from elsewhere.
-  if (!caps.ulp && (await spawnTee(tapBin, [...tapArgs, ...host], { ...process.env, ...env }, sink)) !== 0) bad++;
-  for (const gen of ['pre', 'rekey']) {
-    if (gen === native) {
-      const label = { KTLS_KERNEL_LABEL: `native ${caps.kernelRelease}` };
-      if ((await spawnTee(tapBin, [...tapArgs, ...host, ...kernel], { ...process.env, ...env, ...label }, sink)) !== 0) bad++;
-      continue;
-    }
-    const uml = await runInUml([tapBin, ...tapArgs, ...host, ...kernel], { kernel: gen, cwd: root, output: sink, env });
-    console.log(`# parity tests under ${uml.kernelLabel}: exit ${uml.status}`);
+  const { runInUml, KERNEL_NAMES } = await import('./uml.mjs');
+  // Without kTLS here, the host run is the "no kTLS" column; with it, this kernel is a column of its own.
+  const here = caps.ulp
+    ? spawnTee(tapBin, [...tapArgs, ...host, ...kernel], { ...process.env, ...env, KTLS_KERNEL_LABEL: `native ${caps.kernelRelease}` }, sink)
+    : spawnTee(tapBin, [...tapArgs, ...host], { ...process.env, ...env }, sink);
+  if ((await here) !== 0) bad++;
+  for (const k of KERNEL_NAMES) {
+    if (caps.ulp && envOf(caps.kernelRelease) === k) continue;
+    const uml = await runInUml([tapBin, ...tapArgs, ...guest], { kernel: k, cwd: root, output: sink, env });
+    console.log(`# parity tests under ${uml.kernelLabel}: exit ${uml.status}${uml.bootFailure ? ` (${uml.bootFailure})` : ''}`);
     if (uml.status !== 0) bad++;
   }
   const s = summarize(sink.text());
@@ -308,13 +317,13 @@ async function main(argv) {
     const differ = [];
     for (const env of result.envs) {
       if (!committed.releases[env]) {
-        differ.push(`the committed table has no ${env} column (regenerate it with \`npm run docs:parity\`)`);
+        differ.push(`the committed table has no ${titleOf(env)} column (regenerate it with \`npm run docs:parity\`)`);
         continue;
       }
       for (const r of result.rows) {
         const a = JSON.stringify(committed.members[r.member]?.[env] ?? []);
         const b = JSON.stringify(fresh.members[r.member]?.[env] ?? []);
-        if (a !== b) differ.push(`${r.member} under ${env}: committed ${a}, this run ${b}`);
+        if (a !== b) differ.push(`${r.member} (${titleOf(env)}): committed ${a}, this run ${b}`);
       }
     }
     if (differ.length) {

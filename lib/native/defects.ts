@@ -210,15 +210,18 @@ const DETECTORS: Record<string, Detector> = {
       if (install(b, p.fds[0], b.constants.TLS_TX, version, cipher, k) < 0) return null;
       if (install(b, p.fds[1], b.constants.TLS_RX, version, cipher, k) < 0) return null;
       const h = new b.Handle(p.fds[0], () => undefined, new Int32Array(1));
-      h.send([Buffer.alloc(100, 1)], b.constants.RECORD_APPLICATION_DATA);
-      for (let waited = 0; waited < 1000 && (b.ready(p.fds[1], 1) & 1) === 0; waited += 5) await new Promise((r) => setTimeout(r, 5));
-      const flags = b.constants.SPLICE_F_NONBLOCK;
-      const first = b.splice(p.fds[1], pipe[1], 100, flags);
-      const again = b.splice(p.fds[1], pipe[1], 100, flags);
-      h.close();
-      p.fds[0] = -1;
-      if (first !== 100) return null; // no splice of a record at all: spliceTo copies anyway
-      return again === 100 ? 'a second splice returned the same record again' : null;
+      try {
+        h.send([Buffer.alloc(100, 1)], b.constants.RECORD_APPLICATION_DATA);
+        for (let waited = 0; waited < 1000 && (b.ready(p.fds[1], 1) & 1) === 0; waited += 5) await new Promise((r) => setTimeout(r, 5));
+        const flags = b.constants.SPLICE_F_NONBLOCK;
+        const first = b.splice(p.fds[1], pipe[1], 100, flags);
+        const again = b.splice(p.fds[1], pipe[1], 100, flags);
+        if (first !== 100) return null; // nothing spliced at all: no sign of this defect
+        return again === 100 ? 'a second splice returned the same record again' : null;
+      } finally {
+        h.close();
+        p.fds[0] = -1;
+      }
     } finally {
       if (typeof pipe !== 'number') for (const fd of pipe) b.closeFd(fd);
       p.close();
