@@ -69,9 +69,9 @@ output:
   --json            the full report as JSON (observed kernel values included)
   --tap             TAP 14; checks the kernel cannot do are # SKIP
   --uml[=K]         run inside the project's user-mode-linux kernel K
-                    (default auto: the first that boots on this host, 6.1
-                    first; 'all' for every kernel the harness has, those
-                    this host cannot boot reported as such)
+                    (5.10, 6.1, 6.12, 7.2; pre / rekey: the first of that
+                    generation that boots; default auto; 'all' for each,
+                    where one this host cannot boot is a failure)
   -h, --help        this text
 
 exit status: 0 all passed (some may be not supported by this kernel), 1 a check
@@ -180,6 +180,8 @@ interface UmlHarness {
     options: { kernel?: string; cwd?: string; env?: Record<string, string>; output?: { write(s: string): unknown } },
   ): Promise<{ status: number; kernelLabel: string; bootFailure?: string }>;
   KERNEL_NAMES?: readonly string[];
+  /** Kernel generations by name (`pre`, `rekey`), each a list of kernel names. */
+  GENERATIONS?: Readonly<Record<string, readonly string[]>>;
 }
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -220,8 +222,10 @@ async function runUml(o: CliOptions, argv: readonly string[], io: CliIo): Promis
   }
   const names = harness.KERNEL_NAMES ?? ['6.1'];
   const kernels = o.uml!.includes('all') ? [...names] : o.uml!;
+  const generations = Object.keys(harness.GENERATIONS ?? {});
   for (const k of kernels)
-    if (k !== 'auto' && !names.includes(k)) throw new UsageError(`unknown UML kernel '${k}' (the harness has ${names.join(', ')}, 'auto' or 'all')`);
+    if (k !== 'auto' && !names.includes(k) && !generations.includes(k))
+      throw new UsageError(`unknown UML kernel '${k}' (the harness has ${[...names, ...generations].join(', ')}, 'auto' or 'all')`);
   const results: UmlKernelResult[] = [];
   const args = forwardArgs(argv);
   for (const kernel of kernels) {
@@ -255,20 +259,17 @@ async function runUml(o: CliOptions, argv: readonly string[], io: CliIo): Promis
     if (human && r.error === undefined && ![0, 1, 3].includes(r.status)) io.stderr(`ktls-verify: the guest ended with status ${r.status}\n`);
     results.push(r);
   }
-  // Under `all`, a kernel this host cannot boot is reported and left out of the status; a kernel
-  // named alone, or no kernel booting at all, fails.
-  const counted = kernels.length > 1 && results.some((r) => r.bootFailure === undefined) ? results.filter((r) => r.bootFailure === undefined) : results;
-  const statuses = results.map((r) => (r.report ? exitCodeOf(r.report) : r.status));
-  const countedStatuses = counted.map((r) => statuses[results.indexOf(r)]);
-  const code = countedStatuses.some((s) => s !== 0 && s !== 3) ? 1 : countedStatuses.includes(3) ? 3 : 0;
+  // A kernel this host cannot boot fails the run, under `all` too: nothing was verified there.
+  const statuses = results.map((r) => (r.bootFailure !== undefined ? 1 : r.report ? exitCodeOf(r.report) : r.status));
+  const code = statuses.some((s) => s !== 0 && s !== 3) ? 1 : statuses.includes(3) ? 3 : 0;
   if (o.format === 'json') io.stdout(JSON.stringify({ uml: true, exitCode: code, kernels: results }, null, 2) + '\n');
   else if (o.format === 'tap') {
     io.stdout('TAP version 14\n');
     results.forEach((r, i) => {
       io.stdout(`# Subtest: UML kernel ${r.kernel}\n`);
       io.stdout(r.report ? formatTap(r.report, '    ') : `    1..0 # SKIP ${r.error ?? 'no report'}\n`);
-      const bootNote = r.bootFailure !== undefined && counted !== results ? ` # SKIP this host cannot boot it: ${r.bootFailure}` : '';
-      io.stdout(`${statuses[i] === 0 || bootNote ? 'ok' : 'not ok'} ${i + 1} - UML kernel ${r.kernel}${r.label ? ` (${r.label})` : ''}${bootNote}\n`);
+      const bootNote = r.bootFailure !== undefined ? `: this host cannot boot it (${r.bootFailure})` : '';
+      io.stdout(`${statuses[i] === 0 ? 'ok' : 'not ok'} ${i + 1} - UML kernel ${r.kernel}${r.label ? ` (${r.label})` : ''}${bootNote}\n`);
     });
     io.stdout(`1..${results.length}\n`);
   } else if (results.length > 1) {
