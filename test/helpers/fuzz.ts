@@ -23,7 +23,10 @@ export const FUZZ_SEED = envInt('KTLS_FUZZ_SEED', 0x6b746c73);
 export const FUZZ_TARGETS: ReadonlyArray<{ target: string; iterations: number }> = [
   { target: 'record opener: mutated records (test/record/fuzz-record.test.ts)', iterations: envInt('KTLS_FUZZ_RECORDS', 100_000) },
   { target: 'secrets validator: random objects, 3 targets (test/record/fuzz-secrets.test.ts)', iterations: 3 * envInt('KTLS_FUZZ_SECRETS', 20_000) },
-  { target: 'binding functions: random argument lists (test/native/fuzz-binding.test.ts)', iterations: envInt('KTLS_FUZZ_BINDING', 30_000) },
+  {
+    target: 'binding functions: random argument lists (test/native/fuzz-binding.test.ts; the first 10,000 inside a UML guest)',
+    iterations: envInt('KTLS_FUZZ_BINDING', 30_000),
+  },
   { target: 'binding Handles: random method calls (test/native/fuzz-binding.test.ts)', iterations: envInt('KTLS_FUZZ_HANDLES', 20_000) },
 ];
 // A single iteration's wall time past which it counts as a hang (generous: the suite also runs under user-mode-linux).
