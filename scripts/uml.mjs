@@ -211,7 +211,9 @@ const PASS_ENV = ['PATH', 'HOME', 'CI', 'NODE_OPTIONS', 'TERM', 'LANG', 'TAP_TIM
 
 /**
  * Boots UML, runs `command` (argv array) in `cwd`, streams its output to
- * `output` and resolves with `{ status, kernelLabel }`.
+ * `output` and resolves with `{ status, kernel, kernelLabel, release }`
+ * (`kernel`: the name that booted, for `auto`/`pre`/`rekey`). `slot`: the
+ * lock slot, for callers that run one guest per core.
  */
 export async function runInUml(command, options = {}) {
   const { kernel = 'auto', output = process.stdout } = options;
@@ -268,7 +270,7 @@ function killGuest(pid) {
 }
 
 /** One boot of one named kernel: { status, kernelLabel, bootFailure? }. */
-async function bootAndRun(command, { kernel, cwd = process.cwd(), mem = '1536M', timeout = 1800, env = {}, output = process.stdout }) {
+async function bootAndRun(command, { kernel, cwd = process.cwd(), mem = '1536M', timeout = 1800, env = {}, output = process.stdout, slot = 0 }) {
   if (!KERNELS[kernel]) throw new Error(`unknown kernel ${kernel}: one of auto, ${KERNEL_NAMES.join(', ')}`);
   const info = prepare(kernel);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ktls-uml-'));
@@ -301,9 +303,10 @@ async function bootAndRun(command, { kernel, cwd = process.cwd(), mem = '1536M',
   fs.writeFileSync(initPath, init.join('\n') + '\n', { mode: 0o755 });
 
   const args = [`mem=${mem}`, 'root=/dev/root', 'rootfstype=hostfs', 'rootflags=/', 'rw', `init=${initPath}`, 'con=null', 'con0=fd:0,fd:1', 'quiet'];
-  // Two cores: one guest at a time. flock(1) queues concurrent runs (other
-  // terminals, parallel scripts) on a lock file instead of letting them compete.
-  const lock = path.join(cacheDir(), 'run.lock');
+  // A UML guest uses one core. flock(1) queues concurrent runs (other
+  // terminals, parallel scripts) on a lock file instead of letting them
+  // compete; a caller that runs one guest per core gives each its own slot.
+  const lock = path.join(cacheDir(), slot ? `run.lock.${slot}` : 'run.lock');
   const [bin, argv] = fs.existsSync('/usr/bin/flock') ? ['/usr/bin/flock', [lock, info.linux, ...args]] : [info.linux, args];
   const shim = xstateShim();
   const preload = [process.env.LD_PRELOAD, shim.path].filter(Boolean).join(' ');
@@ -346,12 +349,12 @@ async function bootAndRun(command, { kernel, cwd = process.cwd(), mem = '1536M',
     // Never reached the command: the kernel itself could not run here.
     if (state === 'boot') {
       const why = bootFailureOf(bootLog, code);
-      return { status: 1, kernelLabel: label, release: info.version, bootFailure: shim.error ? `${why} (${shim.error})` : why, bootLog };
+      return { status: 1, kernel, kernelLabel: label, release: info.version, bootFailure: shim.error ? `${why} (${shim.error})` : why, bootLog };
     }
     output.write(`[uml] the guest ended without a status (uml exit ${code}); boot log:\n${bootLog}`);
   }
   fs.rmSync(work, { recursive: true, force: true });
-  return { status: Number.isNaN(result) ? 1 : result, kernelLabel: label, release: info.version };
+  return { status: Number.isNaN(result) ? 1 : result, kernel, kernelLabel: label, release: info.version };
 }
 
 async function main(argv) {
