@@ -11,7 +11,8 @@
 export { upgrade, type UpgradeOptions } from './socket/upgrade.js';
 export { KtlsSocket } from './socket/socket.js';
 export type { KtlsSocketOptions, SequenceNumbers, SendFileOptions, SpliceOptions } from './socket/options.js';
-export { probe, type Capabilities, type CipherSupport } from './native/probe.js';
+export { probe, type Capabilities, type CipherSupport, type DefectFound } from './native/probe.js';
+export { KERNEL_DEFECTS, type KernelDefect, type DefectArea } from './native/defects.js';
 export { Secrets, type TlsSecrets, type DirectionSecrets } from './record/secrets.js';
 export { RecordSealer, RecordOpener, type OpenedRecord, type DirectionKeys } from './record/layer.js';
 export { KtlsError, KtlsUnavailableError, KtlsSystemError, KtlsAlertError, type AlertErrorCode } from './native/errors.js';

@@ -39,7 +39,7 @@ export interface KernelDefect {
   readonly evidence: string;
 }
 
-/** The table. Adding a row needs a detector in {@link DETECTORS}. */
+/** The table. Adding a row needs a detector in `DETECTORS` (this file). */
 export const KERNEL_DEFECTS: readonly KernelDefect[] = [
   {
     id: 'ccm-tls13-nonce',
