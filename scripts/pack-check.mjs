@@ -56,7 +56,7 @@ const SHIPPED = [
   /^native\/[\w-]+\.(cc|h)$/,
   /^dist\/lib\/[\w/-]+\.(js|d\.ts)$/,
   /^prebuilds\/linux-(x64|arm64)\/ktls\.glibc\.node$/,
-  /^scripts\/(install|uml|debian)\.mjs$/,
+  /^scripts\/(install|uml|uml-host|debian)\.mjs$/,
   /^scripts\/uml-xstate\.c$/,
 ];
 

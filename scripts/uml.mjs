@@ -17,9 +17,9 @@
 // failing one's). The package and the kernel's modules are downloaded once
 // (apt-get download, no system install) into .cache/uml/<suite>/ (or
 // $KTLS_UML_CACHE/<suite>/).
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { spawn, execFileSync } from 'node:child_process';
 import { download, downloadFromSuite, hostSuite, unpack } from './debian.mjs';
+import { compareVersions, glibcNeeded, hostGlibc, xstateShim } from './uml-host.mjs';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -158,52 +158,6 @@ export function prepare(kernel = '6.1') {
   }
 }
 
-/**
- * Builds scripts/uml-xstate.c (see there) once per source version into the
- * cache; resolves to its path, or to `{ error }` where no C compiler is found.
- * Without it, kernels before 6.13 cannot boot on hosts with AMX.
- */
-export function xstateShim() {
-  const src = path.join(root, 'scripts', 'uml-xstate.c');
-  const text = fs.readFileSync(src);
-  const out = path.join(cacheDir(), 'xstate', `uml-xstate-${createHash('sha256').update(text).digest('hex').slice(0, 16)}.so`);
-  if (fs.existsSync(out)) return { path: out };
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  const part = `${out}.part${process.pid}`;
-  const errors = [];
-  for (const cc of [process.env.CC, 'cc', 'gcc', 'clang'].filter(Boolean)) {
-    const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-shared', '-fPIC', '-o', part, src], { encoding: 'utf8' });
-    if (r.status === 0) {
-      fs.renameSync(part, out);
-      return { path: out };
-    }
-    errors.push(`${cc}: ${r.error ? r.error.code : r.stderr.trim().split('\n')[0]}`);
-  }
-  fs.rmSync(part, { force: true });
-  return { error: `cannot build scripts/uml-xstate.c (${errors.join('; ')})` };
-}
-
-/** The newest GLIBC_x.y symbol version an ELF file asks for (from its version strings). */
-function glibcNeeded(file) {
-  const found =
-    fs
-      .readFileSync(file)
-      .toString('latin1')
-      .match(/GLIBC_2\.\d+/g) ?? [];
-  return found.map((v) => v.slice('GLIBC_'.length)).reduce((a, b) => (compareVersions(a, b) >= 0 ? a : b), '2.0');
-}
-
-/** The glibc this Node runs on, e.g. `2.36`. */
-function hostGlibc() {
-  return process.report.getReport().header.glibcVersionRuntime ?? '0';
-}
-
-function compareVersions(a, b) {
-  const [x, y] = [a, b].map((v) => v.split('.').map(Number));
-  for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
-  return 0;
-}
-
 const quote = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
 
 // Variables the guest command inherits from the host.
@@ -308,7 +262,7 @@ async function bootAndRun(command, { kernel, cwd = process.cwd(), mem = '1536M',
   // compete; a caller that runs one guest per core gives each its own slot.
   const lock = path.join(cacheDir(), slot ? `run.lock.${slot}` : 'run.lock');
   const [bin, argv] = fs.existsSync('/usr/bin/flock') ? ['/usr/bin/flock', [lock, info.linux, ...args]] : [info.linux, args];
-  const shim = xstateShim();
+  const shim = xstateShim(cacheDir());
   const preload = [process.env.LD_PRELOAD, shim.path].filter(Boolean).join(' ');
   const hostEnv = { ...process.env, TMPDIR: work, ...(preload ? { LD_PRELOAD: preload } : {}) };
   const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: hostEnv });

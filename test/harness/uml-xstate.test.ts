@@ -13,11 +13,13 @@ import { pathToFileURL } from 'node:url';
 const root = path.resolve(__dirname, '..', '..', '..');
 
 t.test('a SETREGSET(NT_X86_XSTATE) shorter than the host XSAVE area: EFAULT without the shim, the registers set with it', async (t) => {
-  const { xstateShim } = (await import(pathToFileURL(path.join(root, 'scripts', 'uml.mjs')).href)) as { xstateShim(): { path?: string; error?: string } };
-  const shim = xstateShim();
-  t.equal(shim.error, undefined, 'the harness builds the shim');
+  const { xstateShim } = (await import(pathToFileURL(path.join(root, 'scripts', 'uml-host.mjs')).href)) as {
+    xstateShim(cache: string): { path?: string; error?: string };
+  };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktls-xstate-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const shim = xstateShim(dir);
+  t.equal(shim.error, undefined, 'the harness builds the shim');
   const bin = path.join(dir, 'xstate-check');
   const cc = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', bin, path.join(root, 'test', 'fixtures', 'xstate-check.c')], { encoding: 'utf8' });
   t.equal(cc.status, 0, `the check program compiles ${cc.stderr}`);
