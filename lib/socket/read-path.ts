@@ -1,5 +1,5 @@
 /**
- * A KtlsSocket's read path: one recvmsg at a time into a shared slab, each record's
+ * A KtlsSocket's read path: one recvmsg at a time into a scratch buffer, each record's
  * plaintext handled by its type (application data pushed, close_notify ends,
  * alerts destroy, handshake messages checked and followed), and every way a
  * read can fail mapped to the alert OpenSSL would send and a typed error.
@@ -18,17 +18,16 @@ import type { RxHost } from './splice-to.js';
 import type { WriteQueue } from './write-queue.js';
 
 const E = os.constants.errno;
-const SLAB = 256 * 1024;
-/** Below this much room a slab is retired and a fresh one taken. */
-const SLAB_MIN_ROOM = 32 * 1024;
+const SCRATCH = 256 * 1024;
 
 /**
- * The read slab, shared by every socket of this thread: a read borrows the
- * free end of it, and what it pushes is a view of it, so an idle connection
- * pins no read buffer at all. A retired slab lives on only as long as some
- * consumer still holds a chunk of it.
+ * Where every socket of this thread reads into, so an idle connection pins no
+ * read buffer. It is never handed out: each read is copied into a Buffer of
+ * its own (unpooled, exactly its size), and the scratch bytes are zeroed, so no
+ * chunk's `.buffer` reaches another connection's plaintext or this one's past,
+ * and transferring a chunk's ArrayBuffer detaches nothing anyone else uses.
  */
-const slab = { buf: Buffer.allocUnsafe(0), off: 0 };
+let scratch: Buffer | null = null;
 
 /** What the read path needs from its socket. */
 export interface ReadHost {
@@ -115,7 +114,7 @@ export class ReadPath {
       }
       // The poll is level-triggered (as libuv's): armed for readable, it fires while data waits.
       if (this.#drained) break;
-      const got = this.recvChunk(SLAB);
+      const got = this.recvChunk(SCRATCH);
       this.#drained = this.#shortRead && this.#shortMeansDrained;
       if (got === 'pushed') continue;
       if (typeof got !== 'number') {
@@ -310,25 +309,23 @@ export class ReadPath {
   }
 
   /**
-   * One recvmsg into the slab: under kernel RX a record's plaintext with its
+   * One recvmsg, its bytes copied out of the scratch: under kernel RX a record's plaintext with its
    * type; in userspace the raw bytes go to the opener (`'pushed'`); without RX
    * keys raw bytes as application data. 0 at EOF, -errno on failure.
    */
   recvChunk(max: number): OpenedRecord | 'pushed' | number {
     const p = this.#host.paths;
-    if (slab.buf.length - slab.off < SLAB_MIN_ROOM) {
-      slab.buf = Buffer.allocUnsafe(SLAB);
-      slab.off = 0;
-    }
-    const want = Math.min(max, slab.buf.length - slab.off);
-    const n = p.handle.recv(slab.buf, slab.off, want);
+    scratch ??= Buffer.allocUnsafeSlow(SCRATCH);
+    const want = Math.min(max, SCRATCH);
+    const n = p.handle.recv(scratch, 0, want);
     this.#shortRead = n > 0 && n < want;
     const rx = p.rx;
     // An empty record (a TLS 1.3 alert with no body, say) comes with its type; EOF comes without one.
     if (n === 0 && rx === 'kernel' && p.out[0] !== 0) return { type: p.out[0], data: Buffer.alloc(0) };
     if (n <= 0) return n;
-    const data = slab.buf.subarray(slab.off, slab.off + n);
-    slab.off += n;
+    const data = Buffer.allocUnsafeSlow(n);
+    scratch.copy(data, 0, 0, n);
+    scratch.fill(0, 0, n);
     const k = constants();
     if (rx === 'kernel') return { type: p.out[0] || k.RECORD_APPLICATION_DATA, data };
     if (rx === null) return { type: k.RECORD_APPLICATION_DATA, data };
