@@ -53,7 +53,7 @@ export class KtlsSystemError extends KtlsError {
 }
 
 /** Codes of a {@link KtlsAlertError} we raise (the peer's alerts are `ERR_KTLS_ALERT`): a bad record, a protocol violation, a post-handshake CertificateRequest. */
-export type AlertErrorCode = 'ERR_KTLS_BAD_RECORD' | 'ERR_KTLS_PROTOCOL' | 'ERR_KTLS_POST_HANDSHAKE_AUTH';
+export type AlertErrorCode = 'ERR_KTLS_BAD_RECORD' | 'ERR_KTLS_PROTOCOL' | 'ERR_KTLS_POST_HANDSHAKE_AUTH' | 'ERR_KTLS_PEER_LIMIT';
 
 /** The peer sent a fatal alert, or we sent one because a record failed. */
 export class KtlsAlertError extends KtlsError {

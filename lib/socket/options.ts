@@ -3,6 +3,7 @@
  * @packageDocumentation
  */
 import { invalidArgValue } from '../native/errors.js';
+import type { PeerLimits } from './peer-limits.js';
 
 /** Options of a {@link KtlsSocket}. */
 export interface KtlsSocketOptions {
@@ -22,6 +23,12 @@ export interface KtlsSocketOptions {
   maxRecordSize?: number;
   /** Readable/writable high-water mark in bytes. */
   highWaterMark?: number;
+  /**
+   * How many KeyUpdates, empty records and TLS 1.2 warning alerts the peer may
+   * send per window before it gets `unexpected_message` and the socket is
+   * destroyed with `ERR_KTLS_PEER_LIMIT`. Defaults: OpenSSL's caps (32, 32, 5) per second.
+   */
+  peerLimits?: PeerLimits;
 }
 
 /** Sequence numbers of the next record in each direction (`null` where no keys are installed). */

@@ -13,6 +13,7 @@ import type { OpenedRecord, RecordOpener } from '../record/layer.js';
 import { HandshakeReader } from '../record/post-handshake.js';
 import type { WriteOp } from './ops/op.js';
 import { KeyUpdateOp, installKernelKeys, rekeyUserspace } from './ops/key-update.js';
+import { PeerBudget, type PeerEvent, type PeerLimits } from './peer-limits.js';
 import type { RecordPaths } from './paths.js';
 import type { RxHost } from './splice-to.js';
 import type { WriteQueue } from './write-queue.js';
@@ -75,10 +76,14 @@ export class ReadPath {
    */
   readonly #shortMeansDrained: boolean;
   #handshake: HandshakeReader;
+  #budget: PeerBudget;
+  /** Our reply to a peer's update_requested, queued and not yet sent: later requests share it (as OpenSSL's do). */
+  #replyPending: KeyUpdateOp | null = null;
 
-  constructor(host: ReadHost, allowTruncation: boolean) {
+  constructor(host: ReadHost, options: { allowTruncation?: boolean; peerLimits?: PeerLimits } = {}) {
     this.#host = host;
-    this.#allowTruncation = allowTruncation;
+    this.#allowTruncation = options.allowTruncation ?? false;
+    this.#budget = new PeerBudget(options.peerLimits);
     this.#handshake = new HandshakeReader(host.paths.version, host.paths.role);
     this.#shortMeansDrained = host.paths.rx !== 'kernel' || host.paths.plainTcp === true;
   }
@@ -153,7 +158,7 @@ export class ReadPath {
       case k.RECORD_APPLICATION_DATA:
         this.bytesRead += data.length;
         host.activity();
-        if (data.length === 0) return true;
+        if (data.length === 0) return this.#spend('emptyRecords');
         if (!host.push(data)) this.wantRead = false;
         return this.wantRead;
       case k.RECORD_ALERT: {
@@ -165,9 +170,9 @@ export class ReadPath {
           return false;
         }
         // RFC 8446 §6.1: user_canceled is a closure alert (close_notify follows), not an error.
-        if (desc === ALERT.user_canceled) return true;
+        if (desc === ALERT.user_canceled) return this.#spend('warningAlerts');
         // TLS 1.2 warnings carry no data; TLS 1.3 treats every other alert as fatal.
-        if (level === 1 && host.paths.version === 'TLSv1.2') return true;
+        if (level === 1 && host.paths.version === 'TLSv1.2') return this.#spend('warningAlerts');
         host.destroy(new KtlsAlertError(desc, false));
         return false;
       }
@@ -183,6 +188,12 @@ export class ReadPath {
       default:
         return this.#protocolError(ALERT.unexpected_message, `a record of content type ${type} after the handshake`);
     }
+  }
+
+  /** Counts a record that carries no data; a peer over its limit gets `unexpected_message`. */
+  #spend(event: PeerEvent): boolean {
+    const over = this.#budget.spend(event);
+    return over === null || this.#protocolError(ALERT.unexpected_message, over, 'ERR_KTLS_PEER_LIMIT');
   }
 
   /** The peer broke the protocol: fatal `alert`, destroyed with `ERR_KTLS_PROTOCOL`. Returns false. */
@@ -201,6 +212,7 @@ export class ReadPath {
   #peerKeyUpdate(requested: boolean, followed: boolean): boolean {
     const host = this.#host;
     const p = host.paths;
+    if (!this.#spend('keyUpdates')) return false;
     if (!followed) {
       try {
         const keys = host.schedule!.next('rx');
@@ -213,8 +225,9 @@ export class ReadPath {
       }
     }
     host.emit('keyUpdate', { direction: 'rx', requested });
-    if (requested && p.tx !== null && !host.writableEnded) {
-      host.startOp(new KeyUpdateOp(host.schedule!, p.cipher, false)).then(
+    if (requested && p.tx !== null && !host.writableEnded && !(this.#replyPending && !this.#replyPending.committed)) {
+      const op = (this.#replyPending = new KeyUpdateOp(host.schedule!, p.cipher, false));
+      host.startOp(op).then(
         () => host.emit('keyUpdate', { direction: 'tx', requested: false }),
         (err: Error) => host.destroy(err),
       );

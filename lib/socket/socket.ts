@@ -98,7 +98,7 @@ export class KtlsSocket extends KtlsTlsMembers {
         setPoll: () => this.#setPoll(),
         startOp: (op) => this.#startOp(op),
       },
-      options.allowTruncation ?? false,
+      options,
     );
     this.#flush = new TxFlush({
       paths,

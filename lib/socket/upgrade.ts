@@ -27,6 +27,7 @@ import { hashOf, hashSize, nextTrafficSecret, tls13Keys } from '../record/derive
 import { trailingKeyUpdate } from '../record/post-handshake.js';
 import { holdReads, type uvHandle } from '../native/net-handle.js';
 import { checkTcp, validateSocket } from './validate.js';
+import { checkPeerLimits } from './peer-limits.js';
 import { completeRecord } from './record-boundary.js';
 import { DEFECT_HINT, describeDefect, kernelDefect, type ConfirmedDefect } from '../native/defects.js';
 
@@ -138,6 +139,7 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
   if (fallback !== 'error' && fallback !== 'userspace')
     throw invalidArgType(`Expected options.fallback to be 'error' or 'userspace' but received ${String(fallback)}`);
   if (options.maxRecordSize !== undefined) checkRecordSize(options.maxRecordSize, 'options.maxRecordSize');
+  checkPeerLimits(options.peerLimits);
   if (options.noDelay !== undefined && typeof options.noDelay !== 'boolean')
     throw invalidArgType(`Expected a boolean for options.noDelay but received ${typeof options.noDelay}`);
   const hto = options.handshakeTimeout;

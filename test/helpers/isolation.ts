@@ -88,7 +88,10 @@ export async function transferOneChunk(t: Test, version: TlsVersion, cipher: Cip
   a1.write('a-again');
   const got = await Promise.race([all, new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000))]);
   t.equal(got?.length, size, 'the other connection receives every byte, the ones buffered before the transfer too');
-  t.ok(got?.every((b) => b === 0x62), 'and they are its bytes');
+  t.ok(
+    got?.every((b) => b === 0x62),
+    'and they are its bytes',
+  );
   t.equal(await allA, 'a-again', 'the connection whose chunk moved goes on reading');
   for (const s of [a1, a2, b1, b2]) s.destroy();
 }

@@ -54,7 +54,7 @@ function scripted(script: number[], rx: { kernelTls: boolean } = { kernelTls: fa
     setPoll: () => undefined,
     startOp: () => Promise.resolve(0),
   };
-  const rp = new ReadPath(host, false);
+  const rp = new ReadPath(host);
   rp.wantRead = true;
   return { rp, calls, pushed };
 }
