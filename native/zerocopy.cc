@@ -124,12 +124,13 @@ std::string ArgPath(const Napi::CallbackInfo& info, size_t i) {
   return path;
 }
 
-// openFile(path) -> fd | -errno: read-only, close-on-exec. On a local
+// openFile(path) -> fd | -errno: read-only, close-on-exec, non-blocking (a
+// FIFO or device must never block the loop in open()). On a local
 // filesystem this is a page-cache lookup; lib/ calls it on the event loop
 // for the same reason nginx does (a thread-pool round trip costs more).
 Napi::Value OpenFile(const Napi::CallbackInfo& info) {
   std::string path = ArgPath(info, 0);
-  return Result(info.Env(), open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  return Result(info.Env(), open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
 }
 
 // statFd(fd, out) / statPath(path, out) -> 0 | -errno; fills out as StatOut.

@@ -57,6 +57,8 @@ export async function sendFileToNetSocket(socket: net.Socket, fileFd: number, of
       if (n < 0) throw new KtlsSystemError(n, 'sendfile');
       if (n === 0) break; // the file ended early; the caller reports it
       sent += n;
+      // node:net sees none of these bytes: tell its idle timer (server.timeout) that they moved.
+      if (socket.timeout) socket.setTimeout(socket.timeout);
     }
     return sent;
   } finally {

@@ -10,15 +10,22 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as util from 'node:util';
-import { KIND_FILE, STAT, loadBinding } from '../native/binding.js';
-import { KtlsError, KtlsSystemError, invalidArgType, invalidArgValue } from '../native/errors.js';
+import { KtlsError, invalidArgType, invalidArgValue } from '../native/errors.js';
 import { KtlsSocket } from '../socket/socket.js';
 import { isAdopted } from './adopt.js';
 import { plainTcp, sendFileToNetSocket } from './net-sendfile.js';
+import { insideRoot, openFile, type OpenedFile } from './open-file.js';
+import { contentTypeOf, ifRangeHolds, parseRange, preconditionStatus, validatorsOf } from './representation.js';
+
+export { CONTENT_TYPES, contentTypeOf, parseRange, type ParsedRange } from './representation.js';
 
 /** Options of {@link serveFile}. */
 export interface ServeFileOptions {
-  /** Extra response headers (e.g. `Cache-Control`); they win over the defaults except the length and range headers. */
+  /**
+   * Extra response headers (e.g. `Cache-Control`); they win over the defaults
+   * except the length and range headers. Names match case-insensitively, so
+   * each header goes out once.
+   */
   headers?: http.OutgoingHttpHeaders;
   /**
    * Serve `file` as a path under this directory (e.g. a decoded URL pathname).
@@ -26,6 +33,15 @@ export interface ServeFileOptions {
    * Without `root`, `file` is a file system path used as it is.
    */
   root?: string;
+  /**
+   * With `root`: what to do when the file opened is not under `root` (a
+   * symbolic link, or a directory on the way, leads out of it). `'refuse'`
+   * (default): `403`, because anyone who can create a link under the root
+   * could otherwise publish any file the server can read. `'follow'`: serve
+   * it (links managed by the operator, e.g. a release directory). Links that
+   * stay under `root` are always followed.
+   */
+  symlinks?: 'refuse' | 'follow';
   /**
    * How the body is sent. `'auto'` (default): `KtlsSocket#sendFile` when
    * `res.socket` is a KtlsSocket whose records the kernel seals (zero-copy),
@@ -41,7 +57,7 @@ export interface ServeFileOptions {
 
 /** What {@link serveFile} did. */
 export interface ServeFileResult {
-  /** The status sent: 200, 206, 400, 403, 404 or 416. */
+  /** The status sent: 200, 206, 304, 400, 403, 404, 412 or 416. */
   statusCode: number;
   /** File bytes sent as the body: 0 for HEAD, an empty file or an error status (whose short text body is not counted). */
   bytes: number;
@@ -51,75 +67,23 @@ export interface ServeFileResult {
   path: string;
 }
 
-/** Content types by extension, for a handful of common files; anything else is `application/octet-stream`. */
-export const CONTENT_TYPES: Readonly<Record<string, string>> = Object.freeze({
-  '.html': 'text/html; charset=utf-8',
-  '.htm': 'text/html; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-  '.txt': 'text/plain; charset=utf-8',
-  '.md': 'text/markdown; charset=utf-8',
-  '.csv': 'text/csv; charset=utf-8',
-  '.xml': 'application/xml',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.gif': 'image/gif',
-  '.webp': 'image/webp',
-  '.avif': 'image/avif',
-  '.ico': 'image/x-icon',
-  '.wasm': 'application/wasm',
-  '.pdf': 'application/pdf',
-  '.zip': 'application/zip',
-  '.gz': 'application/gzip',
-  '.tar': 'application/x-tar',
-  '.mp4': 'video/mp4',
-  '.webm': 'video/webm',
-  '.mp3': 'audio/mpeg',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
-});
-
-/** The content type {@link sendFile} sends for a file name. */
-export function contentTypeOf(file: string): string {
-  return CONTENT_TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
-}
-
-/** A parsed `Range` header: one satisfiable range, `'unsatisfiable'`, or null (absent, malformed or multiple: serve it all). */
-export type ParsedRange =
-  | {
-      /** First byte, from 0. */
-      start: number;
-      /** Last byte, inclusive. */
-      end: number;
-    }
-  | 'unsatisfiable'
-  | null;
-
 /**
- * Parses a `Range: bytes=…` header against a representation of `size` bytes
- * (RFC 9110 §14.1.2). Only a single range is served: several ranges, another
- * unit or bad syntax give null (the whole file, as the RFC allows).
+ * The response's headers, one per name whatever its case: the defaults
+ * (`Content-Type` unless set with `res.setHeader()`, `ETag`, `Last-Modified`),
+ * then the caller's, which win. Names are lower case, as Node stores them.
  */
-export function parseRange(header: string | undefined, size: number): ParsedRange {
-  if (header === undefined) return null;
-  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
-  if (!m) return null;
-  const [, first = '', last = ''] = m;
-  if (first === '') {
-    if (last === '') return null;
-    const suffix = Number(last);
-    if (suffix === 0 || size === 0) return 'unsatisfiable';
-    return { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(first);
-  if (last !== '' && Number(last) < start) return null; // invalid range-spec: ignore the header
-  if (!(start < size)) return 'unsatisfiable';
-  return { start, end: last === '' ? size - 1 : Math.min(Number(last), size - 1) };
+function mergeHeaders(
+  res: http.ServerResponse,
+  full: string,
+  v: ReturnType<typeof validatorsOf>,
+  extra: http.OutgoingHttpHeaders = {},
+): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = {};
+  if (!res.hasHeader('content-type')) headers['content-type'] = contentTypeOf(full);
+  headers.etag = v.etag;
+  headers['last-modified'] = v.lastModified;
+  for (const [name, value] of Object.entries(extra)) if (value !== undefined) headers[name.toLowerCase()] = value;
+  return headers;
 }
 
 /** Answers with a short text body (or none for HEAD). */
@@ -144,7 +108,8 @@ function untouched(res: http.ServerResponse): boolean {
 
 /**
  * Serves a file as the response to `res`: status and headers (`Content-Length`,
- * `Content-Type` from the extension, `Last-Modified`, `Accept-Ranges: bytes`),
+ * `Content-Type` from the extension, a strong `ETag`, `Last-Modified`,
+ * `Accept-Ranges: bytes`),
  * then the body. On a KtlsSocket whose records the kernel seals, the body goes
  * out with `KtlsSocket#sendFile` (`sendfile(2)`: no copy through JavaScript,
  * no userspace crypto); elsewhere through `fs.createReadStream()`. Keep-alive
@@ -153,9 +118,15 @@ function untouched(res: http.ServerResponse): boolean {
  * - `HEAD`: headers only.
  * - `Range: bytes=a-b` (one range): `206` with `Content-Range`; a range that
  *   starts past the end: `416` with `Content-Range: bytes *\/size`. Several
- *   ranges: the whole file (`200`). `If-Range` with a date other than the
- *   file's `Last-Modified`: the whole file.
- * - A missing file or a directory: `404`; no permission: `403`.
+ *   ranges: the whole file (`200`). `If-Range` that is not a strong match
+ *   (another or a weak `ETag`, a date other than `Last-Modified`, or one
+ *   within the second the file changed): the whole file.
+ * - Preconditions in RFC 9110 §13.2.2's order: `If-Match` /
+ *   `If-Unmodified-Since` failing → `412`; `If-None-Match` /
+ *   `If-Modified-Since` → `304` with the validators and no body.
+ * - A missing file, a directory or anything but a regular file (a FIFO is
+ *   opened `O_NONBLOCK` and never read): `404`; no permission, or (under
+ *   `root`) a file a link leads out of the root to: `403`.
  * - The status is serveFile's (a `res.statusCode` set before is replaced);
  *   headers set with `res.setHeader()` before are kept.
  *
@@ -172,6 +143,9 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
   const via = options.via ?? 'auto';
   if (via !== 'auto' && via !== 'sendfile' && via !== 'stream')
     throw invalidArgValue(`Expected options.via to be 'auto', 'sendfile' or 'stream' but received ${String(via)}`);
+  const symlinks = options.symlinks ?? 'refuse';
+  if (symlinks !== 'refuse' && symlinks !== 'follow')
+    throw invalidArgValue(`Expected options.symlinks to be 'refuse' or 'follow' but received ${String(symlinks)}`);
   if (res.headersSent) throw new KtlsError('ERR_HTTP_HEADERS_SENT', 'cannot send a file: the response headers were already sent');
 
   let full = file;
@@ -203,14 +177,29 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
   let owned = true; // closed here unless a read stream took it
   try {
     if (!file_.isFile) {
+      // A directory, FIFO, socket or device: never read (O_NONBLOCK kept open() from waiting on it).
       respondStatus(res, 404);
       return none(404);
     }
+    if (options.root !== undefined && symlinks === 'refuse' && !(await insideRoot(options.root, file_.fd, full))) {
+      respondStatus(res, 403);
+      return none(403);
+    }
     const size = file_.size;
-    const lastModified = file_.mtime.toUTCString();
+    const v = validatorsOf(size, file_.mtimeSeconds, file_.mtimeNanos);
     const req = res.req as http.IncomingMessage | undefined;
-    const ifRange = req?.headers['if-range'];
-    const rangeHeader = ifRange === undefined || ifRange === lastModified ? req?.headers.range : undefined;
+    const headers = mergeHeaders(res, full, v, options.headers);
+    const pre = req ? preconditionStatus(req.headers, req.method ?? 'GET', v) : null;
+    if (pre === 304) {
+      res.writeHead(304, headers);
+      await endResponse(res);
+      return none(304);
+    }
+    if (pre === 412) {
+      respondStatus(res, 412);
+      return none(412);
+    }
+    const rangeHeader = ifRangeHolds(req?.headers['if-range'], v) ? req?.headers.range : undefined;
     const range = parseRange(rangeHeader, size);
     if (range === 'unsatisfiable') {
       respondStatus(res, 416, { 'Content-Range': `bytes */${size}` });
@@ -219,13 +208,9 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
     const start = range ? range.start : 0;
     const length = range ? range.end - range.start + 1 : size;
     const statusCode = range ? 206 : 200;
-    const headers: http.OutgoingHttpHeaders = {};
-    if (!res.hasHeader('content-type')) headers['Content-Type'] = contentTypeOf(full);
-    headers['Last-Modified'] = lastModified;
-    Object.assign(headers, options.headers);
-    headers['Accept-Ranges'] = 'bytes';
-    headers['Content-Length'] = length;
-    if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+    headers['accept-ranges'] = 'bytes';
+    headers['content-length'] = length;
+    if (range) headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
     res.writeHead(statusCode, headers);
     const result = (bytes: number, method: ServeFileResult['method']): ServeFileResult => ({ statusCode, bytes, method, path: full });
 
@@ -291,48 +276,6 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
     return result(length, 'stream');
   } finally {
     if (owned) file_.close();
-  }
-}
-
-/** A file opened for serving: its fd (ours to close), size, type and modification time. */
-interface OpenedFile {
-  fd: number;
-  size: number;
-  isFile: boolean;
-  mtime: Date;
-  /** Opened by the addon (so sendfile(2) on a plain socket can use it). */
-  native: boolean;
-  close(): void;
-}
-
-const statOut = new Float64Array(STAT.LENGTH);
-
-/**
- * Opens and sizes `file`. With the addon, on the event loop (open and fstat are
- * page-cache lookups on a local filesystem, cheaper than two thread-pool round
- * trips per request); without it (not Linux) through fs. Errors carry
- * the errno's name as `code`, as fs's do.
- */
-async function openFile(file: string): Promise<OpenedFile> {
-  const b = loadBinding().binding;
-  if (b) {
-    const fd = b.openFile(file);
-    if (fd < 0) throw Object.assign(new KtlsSystemError(fd, 'open', file), { path: file });
-    const rc = b.statFd(fd, statOut);
-    if (rc < 0) {
-      b.closeFd(fd);
-      throw new KtlsSystemError(rc, 'fstat', file);
-    }
-    const mtime = new Date(statOut[STAT.MTIME_S] * 1000 + Math.floor(statOut[STAT.MTIME_NS] / 1e6));
-    return { fd, size: statOut[STAT.SIZE], isFile: statOut[STAT.KIND] === KIND_FILE, mtime, native: true, close: () => void b.closeFd(fd) };
-  }
-  const fd = await util.promisify(fs.open)(file, 'r');
-  try {
-    const st = await util.promisify(fs.fstat)(fd);
-    return { fd, size: st.size, isFile: st.isFile(), mtime: st.mtime, native: false, close: () => void fs.close(fd, () => undefined) };
-  } catch (err) {
-    fs.close(fd, () => undefined);
-    throw err;
   }
 }
 

@@ -37,6 +37,9 @@ export function makeFiles(): { dir: string; files: Fixture[]; cleanup: () => voi
   fs.writeFileSync(path.join(dir, 'hello.txt'), hello);
   files.push({ name: 'hello.txt', size: hello.length, data: hello });
   fs.mkdirSync(path.join(dir, 'sub'));
+  // Files last changed an hour ago: their Last-Modified is a strong validator (If-Range honours it).
+  const past = new Date(Date.now() - 3_600_000);
+  for (const f of files) fs.utimesSync(path.join(dir, f.name), past, past);
   return { dir, files, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
