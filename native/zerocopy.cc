@@ -95,6 +95,10 @@ Napi::Value FdKind(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), kind);
 }
 
+// fdFlags(fd) -> the file status flags (fcntl F_GETFL) | -errno: lib/ asks
+// whether a caller's fd is O_NONBLOCK before it splices from or into it.
+Napi::Value FdFlags(const Napi::CallbackInfo& info) { return Result(info.Env(), fcntl(ArgInt(info, 0), F_GETFL)); }
+
 // The fields of a struct stat lib/ uses, into a Float64Array of at least 8:
 // kind (as fdKind), size, dev, ino, mtime s, mtime ns, ctime s, ctime ns.
 void StatOut(const struct stat& st, Napi::Float64Array out) {
@@ -267,6 +271,7 @@ void InitZeroCopy(Napi::Env env, Napi::Object exports) {
   exports.Set("ready", Napi::Function::New(env, Ready, "ready"));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));
   exports.Set("fdKind", Napi::Function::New(env, FdKind, "fdKind"));
+  exports.Set("fdFlags", Napi::Function::New(env, FdFlags, "fdFlags"));
   exports.Set("openFile", Napi::Function::New(env, OpenFile, "openFile"));
   exports.Set("statFd", Napi::Function::New(env, StatFd, "statFd"));
   exports.Set("statPath", Napi::Function::New(env, StatPath, "statPath"));
@@ -280,6 +285,7 @@ void InitZeroCopy(Napi::Env env, Napi::Object exports) {
 
   Napi::Object k = exports.Get("constants").As<Napi::Object>();
   Set(k, "SPLICE_F_MOVE", SPLICE_F_MOVE);
+  Set(k, "O_NONBLOCK", O_NONBLOCK);
   Set(k, "SPLICE_F_NONBLOCK", SPLICE_F_NONBLOCK);
   Set(k, "SPLICE_F_MORE", SPLICE_F_MORE);
   Set(k, "TCP_CORK", TCP_CORK);

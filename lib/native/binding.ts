@@ -53,6 +53,7 @@ export interface NativeConstants {
   readonly SHUT_WR: number;
   readonly SHUT_RDWR: number;
   readonly SPLICE_F_MOVE: number;
+  readonly O_NONBLOCK: number;
   readonly SPLICE_F_NONBLOCK: number;
   readonly SPLICE_F_MORE: number;
   readonly TCP_CORK: number;
@@ -128,6 +129,8 @@ export interface Binding {
   socketPair(): [number, number] | number;
   ready(fd: number, events: number): number;
   fdKind(fd: number): number;
+  /** fcntl(fd, F_GETFL) → the file status flags | -errno. */
+  fdFlags(fd: number): number;
   /** open(path, O_RDONLY | O_CLOEXEC) → fd | -errno. */
   openFile(path: string): number;
   /** fstat(fd) into `out` (see {@link STAT}) → 0 | -errno. */

@@ -20,7 +20,7 @@ import { checkLength, type KtlsSocketOptions, type SendFileOptions, type Sequenc
 import type { RecordPaths } from './paths.js';
 import { TxFlush } from './tx-flush.js';
 import { ReadPath } from './read-path.js';
-import { SpliceOut, startSplice, takeBuffered } from './splice-to.js';
+import { SpliceOut, spliceTarget, startSplice, takeBuffered } from './splice-to.js';
 import { WriteQueue } from './write-queue.js';
 
 const E = os.constants.errno;
@@ -306,7 +306,8 @@ export class KtlsSocket extends KtlsTlsMembers {
   /**
    * Moves bytes from a readable fd (a pipe directly; a socket through an
    * internal pipe) into this socket with splice(2) until EOF or `length`.
-   * Ordered with `write()`s like {@link KtlsSocket.sendFile}. Does not close `fd`.
+   * Ordered with `write()`s like {@link KtlsSocket.sendFile}. Does not close `fd`; one in blocking
+   * mode is polled before each read (the wait leaves it `O_NONBLOCK`, as libuv's poll does).
    */
   spliceFrom(fd: number, options: SpliceOptions = {}): Promise<number> {
     if (!Number.isInteger(fd) || fd < 0) throw invalidArgType(`Expected a file descriptor for fd but received ${String(fd)}`);
@@ -320,8 +321,8 @@ export class KtlsSocket extends KtlsTlsMembers {
    * `length` bytes, the peer's close_notify, or EOF. Data already buffered in
    * the stream goes first. The readable side stays paused afterwards. Control
    * records met on the way are handled as reads are: close_notify ends the
-   * stream, alerts destroy it, handshake records become `'handshake'` events.
-   * Does not close `fd`.
+   * stream, alerts destroy it, handshake records become `'handshake'` events. Does not close
+   * `fd`; a blocking socket or device is refused (`ERR_KTLS_BLOCKING_FD`): full, it would block.
    */
   spliceTo(fd: number, options: SpliceOptions = {}): Promise<number> {
     if (!Number.isInteger(fd) || fd < 0) throw invalidArgType(`Expected a file descriptor for fd but received ${String(fd)}`);
@@ -330,8 +331,8 @@ export class KtlsSocket extends KtlsTlsMembers {
     let remaining = options.length ?? Number.POSITIVE_INFINITY;
     return new Promise((resolve, reject) => {
       if (this.destroyed) return reject(new KtlsError('ERR_STREAM_DESTROYED', 'the socket is destroyed'));
-      const kind = this.#p.binding.fdKind(fd);
-      if (kind < 0) return reject(new KtlsSystemError(kind, 'fstat'));
+      const kind = spliceTarget(this.#p.binding, fd);
+      if (typeof kind !== 'number') return reject(kind);
       this.pause();
       for (const rec of this.#p.early.splice(0)) this.#in.deliver(rec.type, rec.data, rec.keyUpdateFollowed);
       const done = (err: Error | null, sent: number): void => {

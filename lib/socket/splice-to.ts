@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import type { Readable } from 'node:stream';
 import { POLL_WRITABLE, type Binding } from '../native/binding.js';
 import { constants } from '../native/constants.js';
-import { KtlsSystemError } from '../native/errors.js';
+import { KtlsError, KtlsSystemError } from '../native/errors.js';
 import type { OpenedRecord } from '../record/layer.js';
 import type { EarlyRecord, RecordPaths } from './paths.js';
 import { describeDefect, kernelDefect } from '../native/defects.js';
@@ -252,4 +252,25 @@ export function takeBuffered(stream: Readable, max: number): Buffer[] {
     remaining -= take;
   }
   return held;
+}
+
+/**
+ * What kind of fd `spliceTo()` writes into (as `fdKind`), or why it cannot: a
+ * socket or device not in non-blocking mode would block the event loop in
+ * write(2) or splice(2) once it fills, and poll cannot say how much it takes.
+ * A pipe's side of splice(2) follows SPLICE_F_NONBLOCK whatever its mode, and
+ * regular files never wait that way.
+ */
+export function spliceTarget(b: Binding, fd: number): number | Error {
+  const kind = b.fdKind(fd);
+  if (kind < 0) return new KtlsSystemError(kind, 'fstat');
+  if (kind === 1 || kind === 3) return kind;
+  const flags = b.fdFlags(fd);
+  if (flags < 0) return new KtlsSystemError(flags, 'fcntl');
+  if ((flags & b.constants.O_NONBLOCK) === 0)
+    return new KtlsError(
+      'ERR_KTLS_BLOCKING_FD',
+      `fd ${fd} is in blocking mode: writing into it could block the event loop (set O_NONBLOCK, or splice into a pipe or file)`,
+    );
+  return kind;
 }

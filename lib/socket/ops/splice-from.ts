@@ -25,6 +25,8 @@ export class SpliceFromOp implements WriteOp {
   #eof = false;
   #watcher: FdWatcher | null = null;
   #direct: boolean | undefined;
+  /** A socket or device in blocking mode: splice(2) from it waits for data, so poll first. */
+  #blocking = false;
   #sealed: Buffer[] = [];
 
   constructor(src: number, length: number | undefined) {
@@ -37,6 +39,11 @@ export class SpliceFromOp implements WriteOp {
     if (this.#direct === undefined) {
       const kind = b.fdKind(this.#src);
       if (kind < 0) throw new KtlsSystemError(kind, 'fstat');
+      if (kind === 2 || kind === 4) {
+        const fl = b.fdFlags(this.#src);
+        if (fl < 0) throw new KtlsSystemError(fl, 'fcntl');
+        this.#blocking = (fl & b.constants.O_NONBLOCK) === 0;
+      }
       this.#direct = kind === 1 || ctx.sealer !== null; // 1: a pipe
       if (!this.#direct) {
         const p = b.pipe(1, 0);
@@ -63,6 +70,11 @@ export class SpliceFromOp implements WriteOp {
         continue;
       }
       if (this.#eof || this.#remaining === 0) return 'done';
+      if (this.#blocking) {
+        const ready = b.ready(this.#src, POLL_READABLE);
+        if (ready < 0) throw new KtlsSystemError(ready, 'poll');
+        if ((ready & 5) === 0) return this.#waitSource(ctx);
+      }
       const want = Math.min(this.#remaining, STEP);
       const n = this.#pipe ? b.splice(this.#src, this.#pipe[1], want, flags) : b.splice(this.#src, sock, want, flags);
       if (n === -E.EAGAIN || n === -E.EINTR) {
