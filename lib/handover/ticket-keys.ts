@@ -30,6 +30,8 @@ export interface TicketKeys {
 }
 
 const DEFAULT_PERIOD = 12 * 60 * 60 * 1000;
+/** setTimeout's largest delay (2^31 - 1 ms, 24.8 days): a longer one fires after 1 ms. */
+const MAX_TIMER = 2 ** 31 - 1;
 
 function checked(options: TicketKeyOptions): { secret: Buffer; periodMs: number } {
   if (options === null || typeof options !== 'object') throw invalidArgType(`Expected options to be an object but received ${typeof options}`);
@@ -52,6 +54,8 @@ const keyOf = (secret: Buffer, period: number): Buffer => Buffer.from(hkdfSync('
  */
 export function ticketKeys(options: TicketKeyOptions, time: number = Date.now()): TicketKeys {
   const { secret, periodMs } = checked(options);
+  if (typeof time !== 'number') throw invalidArgType(`Expected a number of ms since the epoch for time but received ${typeof time}`);
+  if (!Number.isFinite(time)) throw Object.assign(new RangeError(`Expected a finite time but received ${time}`), { code: 'ERR_OUT_OF_RANGE' });
   const period = Math.floor(time / periodMs);
   return { current: keyOf(secret, period), previous: keyOf(secret, period - 1), period, startsAt: period * periodMs, endsAt: (period + 1) * periodMs };
 }
@@ -81,12 +85,17 @@ export function rotateTicketKeys(server: { setTicketKeys(keys: Buffer): void }, 
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let keys = ticketKeys(options);
+  let installed: number | null = null;
   const install = (): void => {
     if (stopped) return;
     keys = ticketKeys(options);
-    server.setTicketKeys(keys.current);
+    if (keys.period !== installed) {
+      server.setTicketKeys(keys.current);
+      installed = keys.period;
+    }
     // Re-read the clock at each boundary rather than trusting an interval: timers drift, the clock is the agreement.
-    timer = setTimeout(install, Math.min(Math.max(keys.endsAt - Date.now(), 1), periodMs));
+    // Periods longer than a timer can wait are reached in steps.
+    timer = setTimeout(install, Math.min(Math.max(keys.endsAt - Date.now(), 1), periodMs, MAX_TIMER));
     timer.unref();
   };
   install();

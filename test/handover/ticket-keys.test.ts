@@ -27,6 +27,21 @@ t.test('the same secret and time give the same keys; the period number picks the
   t.throws(() => ktls.rotateTicketKeys({} as tls.Server, { secret: SECRET }), { code: 'ERR_INVALID_ARG_TYPE' });
 });
 
+t.test('a time that is not a finite number is refused, not turned into a key for "period NaN"', async (t) => {
+  t.throws(() => ktls.ticketKeys({ secret: SECRET }, NaN), { code: 'ERR_OUT_OF_RANGE' });
+  t.throws(() => ktls.ticketKeys({ secret: SECRET }, Infinity), { code: 'ERR_OUT_OF_RANGE' });
+  t.throws(() => ktls.ticketKeys({ secret: SECRET }, '2026' as unknown as number), { code: 'ERR_INVALID_ARG_TYPE' });
+});
+
+t.test('a period longer than a timer can wait (30 days) installs its key once, not every millisecond', async (t) => {
+  let calls = 0;
+  const rotation = ktls.rotateTicketKeys({ setTicketKeys: () => void calls++ }, { secret: SECRET, periodMs: 30 * 24 * 3_600_000 });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  rotation.stop();
+  t.equal(calls, 1, `setTicketKeys called once in 500 ms (${calls})`);
+  t.equal(rotation.keys.endsAt - rotation.keys.startsAt, 30 * 24 * 3_600_000, 'the period is 30 days');
+});
+
 /** A TLS 1.3 session from one server, offered to another; resolves with what the second server's socket saw. */
 async function resumeAcross(
   first: ktls.KtlsServer,
