@@ -16,6 +16,7 @@ import { tls12Exporter, tls13Exporter, type KeyingExporter } from '../record/exp
 import { keyUpdateMessage } from '../record/key-schedule.js';
 import { RecordOpener, RecordSealer, type OpenedRecord } from '../record/layer.js';
 import { Secrets } from '../record/secrets.js';
+import { unpooled, zero } from '../record/unpooled.js';
 
 const HEADER = 5;
 const HANDSHAKE_KEY_UPDATE = 24;
@@ -119,7 +120,7 @@ export class RecordTrack {
     if (this.#error) throw this.#error;
     const k = this.#keys;
     if (!k) throw new KtlsError('ERR_KTLS_HANDOVER', 'the application keys are not known');
-    return { key: Buffer.from(k.key), iv: Buffer.from(k.iv), seq: this.#opener?.seq ?? 0n, ...(k.secret ? { secret: Buffer.from(k.secret) } : {}) };
+    return { key: unpooled(k.key), iv: unpooled(k.iv), seq: this.#opener?.seq ?? 0n, ...(k.secret ? { secret: unpooled(k.secret) } : {}) };
   }
 
   wipe(): void {
@@ -205,12 +206,37 @@ export interface Tracks {
   exporter?: KeyingExporter;
 }
 
-/** Parses NSS key-log lines into `label -> secret` for this connection. */
+/**
+ * Parses NSS key-log lines into `label -> secret` for this connection. The hex
+ * is decoded byte by byte into unpooled Buffers: a secret never becomes a
+ * JavaScript string (which nothing could zero) or a pooled Buffer.
+ */
 export function parseKeylog(lines: Buffer[]): Map<string, { random: Buffer; secret: Buffer }> {
   const out = new Map<string, { random: Buffer; secret: Buffer }>();
   for (const line of lines) {
-    const [label, random, secret] = line.toString('latin1').trim().split(' ');
-    if (label && random && secret) out.set(label, { random: Buffer.from(random, 'hex'), secret: Buffer.from(secret, 'hex') });
+    const sp1 = line.indexOf(0x20);
+    const sp2 = sp1 < 0 ? -1 : line.indexOf(0x20, sp1 + 1);
+    if (sp1 <= 0 || sp2 < 0) continue;
+    let end = line.length;
+    while (end > sp2 + 1 && (line[end - 1] === 0x0a || line[end - 1] === 0x0d || line[end - 1] === 0x20)) end--;
+    const random = hexBytes(line, sp1 + 1, sp2);
+    const secret = hexBytes(line, sp2 + 1, end);
+    if (random && secret) out.set(line.toString('latin1', 0, sp1), { random, secret });
+  }
+  return out;
+}
+
+const nibble = (c: number): number => (c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1);
+
+/** `line[start, end)` as hex, into an unpooled Buffer; null if it is not hex. */
+function hexBytes(line: Buffer, start: number, end: number): Buffer | null {
+  if (end <= start || (end - start) % 2 !== 0) return null;
+  const out = Buffer.allocUnsafeSlow((end - start) / 2);
+  for (let i = 0; i < out.length; i++) {
+    const hi = nibble(line[start + 2 * i]);
+    const lo = nibble(line[start + 2 * i + 1]);
+    if (hi < 0 || lo < 0) return (out.fill(0), null);
+    out[i] = (hi << 4) | lo;
   }
   return out;
 }
@@ -244,13 +270,23 @@ export function startTracking(t: tls.TLSSocket, keylog: Buffer[], tracks: Tracks
   if (tracks.fed.started && tracks.sent.started) return;
   const suite = carriable(t);
   if (!suite) throw new KtlsError('ERR_KTLS_UNSUPPORTED', `kernel TLS cannot carry ${String(t.getProtocol())} ${t.getCipher().standardName}`);
-  const { version, cipher, hash } = suite;
   const log = parseKeylog(keylog);
+  // Parsed: node:tls's lines are dropped, and each parsed secret is zeroed once what needs it has its own copy.
+  keylog.length = 0;
+  try {
+    follow(log, tracks, suite, isServer);
+  } finally {
+    for (const e of log.values()) zero(e.secret, e.random);
+  }
+}
+
+function follow(log: ReturnType<typeof parseKeylog>, tracks: Tracks, suite: NonNullable<ReturnType<typeof carriable>>, isServer: boolean): void {
+  const { version, cipher, hash } = suite;
   if (version === 'TLSv1.3') {
     const c = log.get('CLIENT_TRAFFIC_SECRET_0');
     const s = log.get('SERVER_TRAFFIC_SECRET_0');
     if (!c || !s) throw new KtlsError('ERR_KTLS_HANDOVER', 'node:tls did not log the TLS 1.3 traffic secrets');
-    const keys = (secret: Buffer): TrackKeys => ({ version, cipher, hash, ...tls13Keys(cipher, hash, secret), secret: Buffer.from(secret) });
+    const keys = (secret: Buffer): TrackKeys => ({ version, cipher, hash, ...tls13Keys(cipher, hash, secret), secret: unpooled(secret) });
     const ex = log.get('EXPORTER_SECRET');
     if (ex) tracks.exporter = tls13Exporter(hash, ex.secret);
     tracks.sent.start(keys(isServer ? s.secret : c.secret));
@@ -322,7 +358,7 @@ export function answerKeyUpdate(d: Derived): Buffer {
 
 /** The kernel's secrets for `d`, wrapping its buffers (wipe them after use) (TLS 1.2 GCM/CCM: the explicit nonce we send starts at the sequence number, as OpenSSL's does). */
 export function secretsOf(d: Derived): Secrets {
-  const txIv = Buffer.from(d.tx.iv);
+  const txIv = unpooled(d.tx.iv);
   if (d.version === 'TLSv1.2' && d.cipher !== 'chacha20-poly1305') txIv.writeBigUInt64BE(d.tx.seq, 4);
   return new Secrets({
     version: d.version,

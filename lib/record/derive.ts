@@ -5,6 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { cipherSpec, type CipherName } from '../native/constants.js';
+import { unpooled } from './unpooled.js';
 
 /** Hash of a cipher suite's PRF/HKDF. */
 export type SuiteHash = 'sha256' | 'sha384';
@@ -30,7 +31,9 @@ export function hkdfExpand(hash: SuiteHash, prk: Buffer, info: Buffer, length: n
     out.push(prev);
     got += prev.length;
   }
-  return Buffer.concat(out).subarray(0, length);
+  const whole = unpooled(...out);
+  for (const b of out) b.fill(0);
+  return whole.length === length ? whole : whole.subarray(0, length);
 }
 
 /** HKDF-Expand-Label(secret, label, context, length) with the "tls13 " prefix. */
@@ -67,7 +70,9 @@ export function prf12(hash: SuiteHash, secret: Buffer, label: string, seed: Buff
     out.push(block);
     got += block.length;
   }
-  return Buffer.concat(out).subarray(0, length);
+  const whole = unpooled(...out);
+  for (const b of out) b.fill(0);
+  return whole.length === length ? whole : whole.subarray(0, length);
 }
 
 /**
@@ -86,11 +91,17 @@ export function tls12Keys(
   const spec = cipherSpec(cipher);
   const fixedIv = spec.saltSize > 0 ? spec.saltSize : spec.nonceSize;
   const block = prf12(hash, masterSecret, 'key expansion', Buffer.concat([serverRandom, clientRandom]), 2 * spec.keySize + 2 * fixedIv);
-  const iv = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc(spec.nonceSize - fixedIv)]);
-  return {
-    client: { key: block.subarray(0, spec.keySize), iv: iv(block.subarray(2 * spec.keySize, 2 * spec.keySize + fixedIv)) },
-    server: { key: block.subarray(spec.keySize, 2 * spec.keySize), iv: iv(block.subarray(2 * spec.keySize + fixedIv, 2 * spec.keySize + 2 * fixedIv)) },
+  // Each key and IV in a buffer of its own, so wiping one wipes it all; the block is zeroed.
+  const iv = (b: Buffer): Buffer => unpooled(b, Buffer.alloc(spec.nonceSize - fixedIv));
+  const out = {
+    client: { key: unpooled(block.subarray(0, spec.keySize)), iv: iv(block.subarray(2 * spec.keySize, 2 * spec.keySize + fixedIv)) },
+    server: {
+      key: unpooled(block.subarray(spec.keySize, 2 * spec.keySize)),
+      iv: iv(block.subarray(2 * spec.keySize + fixedIv, 2 * spec.keySize + 2 * fixedIv)),
+    },
   };
+  block.fill(0);
+  return out;
 }
 
 /** Maps a negotiated suite's IANA name to our cipher and its hash, or null when kTLS has no such cipher. */

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { KtlsError, invalidArgType, invalidArgValue } from '../native/errors.js';
 import { hashSize, hkdfExpandLabel, prf12, type SuiteHash } from './derive.js';
+import { unpooled } from './unpooled.js';
 
 /** What `KtlsSocket#exportKeyingMaterial` asks of the session. @internal */
 export interface KeyingExporter {
@@ -87,5 +88,5 @@ export function tls13Exporter(hash: SuiteHash, exporterSecret: Buffer): KeyingEx
 
 /** TLS 1.2: from the master secret and both randoms. @internal */
 export function tls12Exporter(hash: SuiteHash, masterSecret: Buffer, clientRandom: Buffer, serverRandom: Buffer): KeyingExporter {
-  return new SecretExporter('TLSv1.2', hash, masterSecret, Buffer.concat([clientRandom, serverRandom]));
+  return new SecretExporter('TLSv1.2', hash, masterSecret, unpooled(clientRandom, serverRandom));
 }

@@ -8,6 +8,7 @@
 import type { CipherName } from '../native/constants.js';
 import { hashOf, nextTrafficSecret, tls13Keys } from './derive.js';
 import { KtlsRekeyError } from '../native/errors.js';
+import { unpooled } from './unpooled.js';
 
 const HANDSHAKE_KEY_UPDATE = 24;
 
@@ -16,16 +17,7 @@ export function keyUpdateMessage(requestUpdate: boolean): Buffer {
   return Buffer.from([HANDSHAKE_KEY_UPDATE, 0, 0, 1, requestUpdate ? 1 : 0]);
 }
 
-/**
- * A copy of `b` in memory of its own. Buffer.from() and Buffer.concat() take
- * small buffers from Node's shared 8 KiB pool, and a secret kept for a
- * connection's whole life would keep its slab of the pool alive with it.
- */
-function own(b: Buffer): Buffer {
-  const copy = Buffer.alloc(b.length);
-  b.copy(copy);
-  return copy;
-}
+const own = (b: Buffer): Buffer => unpooled(b);
 
 /** Holds one connection's traffic secrets (private fields: never inspected or logged). */
 export class KeySchedule {

@@ -9,6 +9,7 @@
 import * as crypto from 'node:crypto';
 import { CIPHER_NAMES, VERSIONS, cipherSpec, constants, type CipherName, type CipherSpec, type TlsVersion } from '../native/constants.js';
 import { ALERT, KtlsAlertError, KtlsError, invalidArgType, invalidArgValue } from '../native/errors.js';
+import { unpooled } from './unpooled.js';
 
 /** One direction's traffic keys, as the kernel takes them. */
 export interface DirectionKeys {
@@ -68,6 +69,7 @@ class Protection {
   seq: bigint;
   readonly #key: Buffer;
   readonly #iv: Buffer;
+  #nonce: Buffer | null = null;
   #wiped = false;
 
   constructor(version: TlsVersion, cipher: CipherName, keys: DirectionKeys) {
@@ -88,13 +90,14 @@ class Protection {
     this.explicitSize = !this.tls13 && cipher !== 'chacha20-poly1305' ? this.spec.ivSize : 0;
     this.tagSize = this.spec.tagSize;
     this.seq = keys.seq;
-    this.#key = Buffer.from(keys.key);
-    this.#iv = Buffer.from(keys.iv);
+    this.#key = unpooled(keys.key);
+    this.#iv = unpooled(keys.iv);
   }
 
   wipe(): void {
     this.#key.fill(0);
     this.#iv.fill(0);
+    this.#nonce?.fill(0);
     this.#wiped = true;
   }
 
@@ -119,11 +122,16 @@ class Protection {
 
   /**
    * TLS 1.2 AES-GCM/CCM: salt || explicit nonce. TLS 1.3 and ChaCha20-Poly1305
-   * (RFC 8446 §5.3, RFC 7905): iv XOR the left-padded sequence number.
+   * (RFC 8446 §5.3, RFC 7905): iv XOR the left-padded sequence number. In one unpooled
+   * buffer per layer, overwritten per record (the cipher copies it) and zeroed by wipe().
    */
   nonce(seq: bigint, explicit?: Buffer): Buffer {
-    if (explicit) return Buffer.concat([this.#iv.subarray(0, this.spec.saltSize), explicit]);
-    const n = Buffer.from(this.#iv);
+    const n = (this.#nonce ??= Buffer.allocUnsafeSlow(this.#iv.length));
+    if (explicit) {
+      this.#iv.copy(n, 0, 0, this.spec.saltSize);
+      return n.subarray(0, this.spec.saltSize + explicit.copy(n, this.spec.saltSize));
+    }
+    this.#iv.copy(n);
     const s = uintBytes(seq, this.spec.recSeqSize);
     for (let i = 0; i < s.length; i++) n[n.length - s.length + i] ^= s[i];
     return n;

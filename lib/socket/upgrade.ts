@@ -30,6 +30,7 @@ import { checkTcp, validateSocket } from './validate.js';
 import { checkPeerLimits } from './peer-limits.js';
 import { completeRecord } from './record-boundary.js';
 import { DEFECT_HINT, describeDefect, kernelDefect, type ConfirmedDefect } from '../native/defects.js';
+import { unpooled } from '../record/unpooled.js';
 
 const E = os.constants.errno;
 
@@ -76,7 +77,7 @@ export interface UpgradeOptions extends KtlsSocketOptions {
 function install(b: Binding, fd: number, dir: 'TLS_TX' | 'TLS_RX', s: NormalizedSecrets, d: NormalizedDirection): number {
   const k = b.constants;
   // setKeys wipes the key and nonce buffers it is given, so give it copies.
-  return b.setKeys(fd, k[dir], versionNumber(s.version), cipherSpec(s.cipher).id, Buffer.from(d.key), Buffer.from(d.iv), seqBytes(d.seq));
+  return b.setKeys(fd, k[dir], versionNumber(s.version), cipherSpec(s.cipher).id, unpooled(d.key), unpooled(d.iv), seqBytes(d.seq));
 }
 
 /**
@@ -259,10 +260,10 @@ async function takeOver(
   }
   if (s.tx && tx === null) tx = new RecordSealer(s.version, s.cipher, { key: s.tx.key, iv: s.tx.iv, seq: s.tx.seq });
 
-  let rxSecret: Buffer | undefined = s.version === 'TLSv1.3' && options.trafficSecrets?.rx ? Buffer.from(options.trafficSecrets.rx) : undefined;
+  let rxSecret: Buffer | undefined = s.version === 'TLSv1.3' && options.trafficSecrets?.rx ? unpooled(options.trafficSecrets.rx) : undefined;
   if (s.rx) {
     const opener = new RecordOpener(s.version, s.cipher, { key: s.rx.key, iv: s.rx.iv, seq: s.rx.seq });
-    let rxKeys: { key: Buffer; iv: Buffer } = { key: Buffer.from(s.rx.key), iv: Buffer.from(s.rx.iv) };
+    let rxKeys: { key: Buffer; iv: Buffer } = { key: unpooled(s.rx.key), iv: unpooled(s.rx.iv) };
     opener.push(buffered);
     // Opens the complete records held (following a KeyUpdate among them); throws at the first bad one, or a bad header.
     const openComplete = (): void => {
