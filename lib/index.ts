@@ -12,6 +12,7 @@ export { upgrade, type UpgradeOptions } from './socket/upgrade.js';
 export { KtlsSocket } from './socket/socket.js';
 export type { KtlsSocketOptions, SequenceNumbers, SendFileOptions, SpliceOptions } from './socket/options.js';
 export { DEFAULT_PEER_LIMITS, type PeerLimits, type PeerEvent } from './socket/peer-limits.js';
+export { KEY_USAGE_LIMITS, REKEY_MARGIN, CLOSE_MARGIN } from './socket/key-usage.js';
 export { probe, type Capabilities, type CipherSupport, type DefectFound } from './native/probe.js';
 export { KERNEL_DEFECTS, type KernelDefect, type DefectArea } from './native/defects.js';
 export { Secrets, type TlsSecrets, type DirectionSecrets } from './record/secrets.js';

@@ -14,6 +14,7 @@ import { constants } from '../native/constants.js';
 import { KtlsError, KtlsSystemError, invalidArgValue } from '../native/errors.js';
 import { checkExportArgs, type KeyingExporter } from '../record/exporter.js';
 import type { RecordPaths } from './paths.js';
+import { KeyUsage, type UsageHost } from './key-usage.js';
 
 /** TCP_INFO counters of a connection at the switch to kTLS. */
 export interface HandshakeTcp {
@@ -102,6 +103,7 @@ export abstract class KtlsSocketBase extends Duplex {
 
   #tls: TlsInfo | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #usage: KeyUsage | undefined;
   #binding: Binding;
   #handle: NativeHandle;
   #tcpCorked = false;
@@ -322,6 +324,7 @@ export abstract class KtlsSocketBase extends Duplex {
   /** Restarts the idle timer; called on every read and every accepted write. */
   protected activity(): void {
     this.#timer?.refresh();
+    (this.#usage ??= new KeyUsage(this as unknown as UsageHost)).tick();
   }
 
   /** As `net.Socket#setKeepAlive`: `SO_KEEPALIVE`, and `TCP_KEEPIDLE` from `initialDelay` ms when given. */
