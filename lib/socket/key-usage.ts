@@ -22,8 +22,14 @@ export const KEY_USAGE_LIMITS: Readonly<Partial<Record<CipherName, number>>> = O
 export const REKEY_MARGIN = 2 ** 23;
 /** Close this many records before the limit where no rekey is possible. */
 export const CLOSE_MARGIN = 2 ** 22;
-/** Sequence numbers are read once per this many reads/writes (records between checks stay far below the margins). */
-const CHECK_EVERY = 16;
+/**
+ * Sequence numbers are read once per this many reads/writes (two getsockopts
+ * under the kernel). Between checks our TX seals at most 256 writes × 4096
+ * records (256 KiB at the 64-byte record floor), 1 Mi records, well inside the
+ * margins; RX as many as the peer packs into 256 reads, which is the peer's own
+ * key (a peer that sends 1-byte records wastes only its confidentiality bound).
+ */
+const CHECK_EVERY = 256;
 
 /** What the limit check needs from its socket. @internal */
 export interface UsageHost {
