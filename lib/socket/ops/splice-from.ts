@@ -27,6 +27,8 @@ export class SpliceFromOp implements WriteOp {
   #direct: boolean | undefined;
   /** A socket or device in blocking mode: splice(2) from it waits for data, so poll first. */
   #blocking = false;
+  /** The last read from the source filled its step: more is probably ready (SPLICE_F_MORE). */
+  #moreReady = false;
   #sealed: Buffer[] = [];
 
   constructor(src: number, length: number | undefined) {
@@ -61,7 +63,9 @@ export class SpliceFromOp implements WriteOp {
     const flags = k.SPLICE_F_MOVE | k.SPLICE_F_NONBLOCK;
     for (;;) {
       if (this.#pipe && this.#inPipe > 0) {
-        const n = b.splice(this.#pipe[0], sock, this.#inPipe, flags | (this.#eof ? 0 : k.SPLICE_F_MORE));
+        // MORE only while the source had more ready: on the last bytes, or before the source goes
+        // quiet, it would leave kTLS holding the record open (Linux 7.x sends nothing until more comes).
+        const n = b.splice(this.#pipe[0], sock, this.#inPipe, flags | (this.#moreReady ? k.SPLICE_F_MORE : 0));
         if (n === -E.EAGAIN || n === -E.EINTR) return 'blocked';
         if (n < 0) throw new KtlsSystemError(n, 'splice');
         this.#inPipe -= n;
@@ -89,6 +93,7 @@ export class SpliceFromOp implements WriteOp {
         continue;
       }
       this.#remaining -= n;
+      this.#moreReady = n === want && this.#remaining > 0;
       if (this.#pipe) this.#inPipe += n;
       else {
         this.sent += n;
