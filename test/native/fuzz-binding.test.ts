@@ -116,6 +116,7 @@ const FUNCTIONS: Record<string, { args: Kind[]; returns: (v: unknown, args: unkn
   socketPair: { args: [], returns: (v) => fdPair(v) || isErrno(v), makesFds: true },
   ready: { args: ['fd', 'events'], returns: (v) => (isCount(v) && (v as number) <= 7) || isErrno(v) },
   fdKind: { args: ['fd'], returns: (v) => [1, 2, 3, 4].includes(v as number) || isErrno(v) },
+  fdFlags: { args: ['fd'], returns: countOrErrno },
   openFile: { args: ['path'], returns: countOrErrno, makesFds: true },
   statFd: { args: ['fd', 'statOut'], returns: zeroOrErrno },
   statPath: { args: ['path', 'statOut'], returns: zeroOrErrno },
