@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import { ROOT } from './common.js';
 import type { SoakReport } from './soak.js';
+import { HOSTILE_BOUNDS, withinBounds } from './soak-hostile.js';
 
 const kib = (n: number): string => `${n.toFixed(1)} KiB`;
 
@@ -72,6 +73,19 @@ export function renderReliability(r: SoakReport, fuzz: Array<{ target: string; i
     `| node:tls | ${kib(n.rssKiB)} | ${kib(n.arrayBuffersKiB)} | **${kib(total(n))}** | ${kib(n.heapKiB)} | – |`,
     '',
     `ktls ÷ node:tls: ${(total(k) / total(n)).toFixed(2)}× (RSS + ArrayBuffers). The target for it belongs to the per-request cost issue.`,
+    '',
+    '## Hostile peers',
+    '',
+    `${r.hostile[0]?.connections ?? 0} peers of each kind at once against kernel-TLS sockets (bench/soak-hostile.ts); bounds: ${Object.entries(HOSTILE_BOUNDS)
+      .map(([key, v]) => `${key} ≤ ${v}`)
+      .join(', ')}.`,
+    '',
+    '| kind | dealt with | peak KiB/conn | KiB left | fds left | server connections left | loop delay max | within bounds |',
+    '|---|---|---|---|---|---|---|---|',
+    ...r.hostile.map(
+      (h) =>
+        `| ${h.kind} | ${h.dealtWith}/${h.connections} | ${h.peakKiBPerConnection.toFixed(0)} | ${h.leftKiB.toFixed(0)} | ${h.fdsLeft} | ${h.serverOpen} | ${h.maxDelayMs.toFixed(0)} ms | ${withinBounds(h).join(', ') || 'yes'} |`,
+    ),
     '',
     '## Fuzzing',
     '',

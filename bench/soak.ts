@@ -24,6 +24,7 @@ import * as ktls from '../lib/index.js';
 import { prng } from './common.js';
 import { idleOnce, type IdleCost } from './serving.js';
 import { fuzzCounts, renderReliability } from './soak-report.js';
+import { hostileMix, withinBounds, type HostileResult } from './soak-hostile.js';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures');
@@ -49,6 +50,8 @@ export interface SoakOptions {
   idleSettleMs: number;
   /** The server's handshakeTimeout (stalled clients are closed after it). */
   handshakeTimeout: number;
+  /** Peers of each hostile kind at once (soak-hostile.ts). */
+  hostile: number;
   seed: number;
 }
 
@@ -62,6 +65,7 @@ export const FULL: SoakOptions = {
   idle: 300,
   idleSettleMs: 15_000,
   handshakeTimeout: 5000,
+  hostile: 100,
   seed: 0x50a4,
 };
 /** The quick run `npm test` makes. */
@@ -74,6 +78,7 @@ export const QUICK: SoakOptions = {
   idle: 50,
   idleSettleMs: 300,
   handshakeTimeout: 3000,
+  hostile: 10,
   seed: 0x50a4,
 };
 
@@ -117,6 +122,7 @@ export interface SoakReport {
     ms: number;
   };
   idle: Record<'ktls' | 'node:tls', IdleCost>;
+  hostile: HostileResult[];
 }
 
 v8.setFlagsFromString('--expose-gc');
@@ -355,7 +361,23 @@ export async function runSoak(o: SoakOptions, log: (line: string) => void = () =
   log(
     `  per idle connection: ktls ${(idle.ktls.rssKiB + idle.ktls.arrayBuffersKiB).toFixed(0)} KiB (RSS + ArrayBuffers), node:tls ${(idle['node:tls'].rssKiB + idle['node:tls'].arrayBuffersKiB).toFixed(0)} KiB`,
   );
-  return { kernel: process.env.KTLS_KERNEL_LABEL ?? `native ${os.release()}`, node: process.version, options: o, concurrency: conc, sequential: seq, idle };
+  log(`hostile: ${o.hostile} peers of each kind at once`);
+  const hostile = await hostileMix(o.hostile, o.handshakeTimeout, FIXTURES);
+  for (const h of hostile) {
+    const over = withinBounds(h);
+    log(
+      `  ${h.kind}: ${h.dealtWith}/${h.connections} dealt with, peak ${h.peakKiBPerConnection.toFixed(0)} KiB/conn, ${h.leftKiB.toFixed(0)} KiB, ${h.fdsLeft} fds and ${h.serverOpen} server connections left, loop delay max ${h.maxDelayMs.toFixed(0)} ms (${h.ms} ms)${over.length ? ` OVER BOUNDS: ${over.join(', ')}` : ''}`,
+    );
+  }
+  return {
+    kernel: process.env.KTLS_KERNEL_LABEL ?? `native ${os.release()}`,
+    node: process.version,
+    options: o,
+    concurrency: conc,
+    sequential: seq,
+    idle,
+    hostile,
+  };
 }
 
 interface Args {
@@ -407,7 +429,11 @@ async function main(): Promise<void> {
     fs.rmSync(out, { force: true });
   }
   const c = report.concurrency;
-  const failed = c.broken.length > 0 || c.fdsAfter > c.fdsBefore || c.closedByServer < c.misbehaving.stall + c.misbehaving.garbage + c.misbehaving.reset;
+  const failed =
+    c.broken.length > 0 ||
+    c.fdsAfter > c.fdsBefore ||
+    c.closedByServer < c.misbehaving.stall + c.misbehaving.garbage + c.misbehaving.reset ||
+    report.hostile.some((h) => withinBounds(h).length > 0);
   if (!args.quick) {
     const fuzz = fuzzCounts();
     fs.writeFileSync(path.join(ROOT, 'docs', 'reliability.md'), renderReliability(report, fuzz, Date.now() - started));

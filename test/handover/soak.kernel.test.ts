@@ -4,9 +4,10 @@
 // `npm run soak` is the full run behind docs/reliability.md.
 import t from 'tap';
 import { QUICK, runSoak } from '../../bench/soak.js';
+import { HOSTILE_BOUNDS, HOSTILE_KINDS, withinBounds } from '../../bench/soak-hostile.js';
 import { requireKtls } from '../helpers/kernel.js';
 
-t.test('quick soak: no byte lost under load with misbehaving clients, every connection closed, fds flat', async (t) => {
+t.test('quick soak: no byte lost under load with misbehaving clients, every connection closed, fds flat; hostile peers within bounds', async (t) => {
   await requireKtls(t);
   const r = await runSoak(QUICK, (line) => t.comment(line));
   const c = r.concurrency;
@@ -29,4 +30,10 @@ t.test('quick soak: no byte lost under load with misbehaving clients, every conn
     `ArrayBuffers grew by less than 2 MiB (${(last.arrayBuffersKiB - first.arrayBuffersKiB).toFixed(0)} KiB)`,
   );
   t.equal(r.idle.ktls.kernel, r.idle.ktls.connections + 1, 'the idle ktls connections are kernel sockets');
+  t.same(
+    r.hostile.map((h) => h.kind),
+    HOSTILE_KINDS,
+    'every hostile kind ran',
+  );
+  for (const h of r.hostile) t.same(withinBounds(h), [], `hostile ${h.kind}: within bounds (${JSON.stringify(HOSTILE_BOUNDS)})`);
 });
