@@ -103,14 +103,15 @@ export abstract class KtlsSocketBase extends Duplex {
 
   #tls: TlsInfo | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #usage: KeyUsage | undefined;
+  #usage: KeyUsage | null | undefined;
   #binding: Binding;
   #handle: NativeHandle;
   #tcpCorked = false;
   #uncorkPending = false;
 
-  constructor(options: DuplexOptions, conn: Pick<RecordPaths, 'binding' | 'handle' | 'remote' | 'local' | 'fallbackReason'>) {
+  constructor(options: DuplexOptions, conn: Pick<RecordPaths, 'binding' | 'handle' | 'remote' | 'local' | 'fallbackReason' | 'keyUsageLimits'>) {
     super(options);
+    if (conn.keyUsageLimits === false) this.#usage = null;
     this.fallbackReason = conn.fallbackReason;
     this.#binding = conn.binding;
     this.#handle = conn.handle;
@@ -324,7 +325,7 @@ export abstract class KtlsSocketBase extends Duplex {
   /** Restarts the idle timer; called on every read and every accepted write. */
   protected activity(): void {
     this.#timer?.refresh();
-    (this.#usage ??= new KeyUsage(this as unknown as UsageHost)).tick();
+    if (this.#usage !== null) (this.#usage ??= new KeyUsage(this as unknown as UsageHost)).tick();
   }
 
   /** As `net.Socket#setKeepAlive`: `SO_KEEPALIVE`, and `TCP_KEEPIDLE` from `initialDelay` ms when given. */

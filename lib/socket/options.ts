@@ -29,6 +29,13 @@ export interface KtlsSocketOptions {
    * destroyed with `ERR_KTLS_PEER_LIMIT`. Defaults: OpenSSL's caps (32, 32, 5) per second.
    */
   peerLimits?: PeerLimits;
+  /**
+   * Enforce RFC 8446 §5.5 key usage limits (default true): rekey before a key
+   * has protected its cipher's limit of records, or warn and close where that is
+   * impossible. false is for tools and tests that install synthetic sequence
+   * numbers: a real connection's sequence number counts the records its key protected.
+   */
+  keyUsageLimits?: boolean;
 }
 
 /** Sequence numbers of the next record in each direction (`null` where no keys are installed). */

@@ -43,6 +43,8 @@ export interface RecordPaths {
   spliceCopies?: string | false;
   /** Why a direction's records are not the kernel's (no tls module, a cipher it lacks, a known kernel defect...). */
   fallbackReason?: string;
+  /** false: key usage limits are not enforced (`options.keyUsageLimits`). */
+  keyUsageLimits?: boolean;
   /** Set when node:tls carries the records (a suite neither kTLS nor the userspace layer has): its protocol name. */
   nodeTls?: { protocol: string };
 }

@@ -141,6 +141,8 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
     throw invalidArgType(`Expected options.fallback to be 'error' or 'userspace' but received ${String(fallback)}`);
   if (options.maxRecordSize !== undefined) checkRecordSize(options.maxRecordSize, 'options.maxRecordSize');
   checkPeerLimits(options.peerLimits);
+  if (options.keyUsageLimits !== undefined && typeof options.keyUsageLimits !== 'boolean')
+    throw invalidArgType(`Expected a boolean for options.keyUsageLimits but received ${typeof options.keyUsageLimits}`);
   if (options.noDelay !== undefined && typeof options.noDelay !== 'boolean')
     throw invalidArgType(`Expected a boolean for options.noDelay but received ${typeof options.noDelay}`);
   const hto = options.handshakeTimeout;
@@ -356,6 +358,7 @@ async function takeOver(
     ...(handover.role ? { role: handover.role } : {}),
     ...(options.trafficSecrets ? { trafficSecrets: { tx: options.trafficSecrets.tx, rx: rxSecret } } : {}),
     ...(fallbackReason !== undefined ? { fallbackReason } : {}),
+    ...(options.keyUsageLimits === false ? { keyUsageLimits: false } : {}),
     remote,
     local,
   };
