@@ -60,15 +60,23 @@ export interface HostileResult {
  */
 export const HOSTILE_BOUNDS = { peakKiBPerConnection: 2048, leftKiB: 4096, fdsLeft: 0, serverOpen: 0, maxDelayMs: 5000 } as const;
 
+/**
+ * Under AddressSanitizer (`npm run test:asan`: libasan preloaded) every
+ * allocation carries redzones and every call runs slower: the memory and delay
+ * bounds double there (the quick soak measured up to 1651 KiB/connection and
+ * 3.8 s in its KeyUpdate flood under ASan on UML 7.2).
+ */
+const ASAN = /libasan/.test(process.env.LD_PRELOAD ?? '') ? 2 : 1;
+
 /** Whether `r` is within {@link HOSTILE_BOUNDS}, and if not, why. */
 export function withinBounds(r: HostileResult): string[] {
   const out: string[] = [];
   if (r.dealtWith !== r.connections) out.push(`${r.connections - r.dealtWith} peers not dealt with`);
-  if (r.peakKiBPerConnection > HOSTILE_BOUNDS.peakKiBPerConnection) out.push(`peak ${r.peakKiBPerConnection.toFixed(0)} KiB/connection`);
-  if (r.leftKiB > HOSTILE_BOUNDS.leftKiB) out.push(`${r.leftKiB.toFixed(0)} KiB left after close`);
+  if (r.peakKiBPerConnection > HOSTILE_BOUNDS.peakKiBPerConnection * ASAN) out.push(`peak ${r.peakKiBPerConnection.toFixed(0)} KiB/connection`);
+  if (r.leftKiB > HOSTILE_BOUNDS.leftKiB * ASAN) out.push(`${r.leftKiB.toFixed(0)} KiB left after close`);
   if (r.fdsLeft > HOSTILE_BOUNDS.fdsLeft) out.push(`${r.fdsLeft} fds left open`);
   if (r.serverOpen > HOSTILE_BOUNDS.serverOpen) out.push(`${r.serverOpen} server connections still open`);
-  if (r.maxDelayMs > HOSTILE_BOUNDS.maxDelayMs) out.push(`event loop stalled ${r.maxDelayMs.toFixed(0)} ms`);
+  if (r.maxDelayMs > HOSTILE_BOUNDS.maxDelayMs * ASAN) out.push(`event loop stalled ${r.maxDelayMs.toFixed(0)} ms`);
   return out;
 }
 
