@@ -82,13 +82,18 @@ export async function secretsAfterSwitch(t: Test, version: 'TLSv1.2' | 'TLSv1.3'
   await collect(lines);
   t.equal(lines.finalized, lines.tracked, `the ${lines.tracked} key-log lines node:tls emitted are garbage once parsed`);
 
-  const file = path.join(os.tmpdir(), `ktls-heap-${process.pid}-${Date.now()}.heapsnapshot`);
-  v8.writeHeapSnapshot(file);
-  const heap = fs.readFileSync(file, 'latin1');
-  fs.rmSync(file, { force: true });
-  for (const n of needles) {
-    const hex = n.bytes.toString('hex');
-    t.notOk(heap.includes(hex) || heap.includes(hex.toUpperCase()), `${n.name}: not in the V8 heap as text`);
+  // Under AddressSanitizer (libasan preloaded into an uninstrumented node) V8 dies writing a heap
+  // snapshot (SIGSEGV, UML 7.2): that run checks the pool and the key-log lines; the plain runs all three.
+  if (/libasan/.test(process.env.LD_PRELOAD ?? '')) t.comment('heap snapshot not taken under AddressSanitizer');
+  else {
+    const file = path.join(os.tmpdir(), `ktls-heap-${process.pid}-${Date.now()}.heapsnapshot`);
+    v8.writeHeapSnapshot(file);
+    const heap = fs.readFileSync(file, 'latin1');
+    fs.rmSync(file, { force: true });
+    for (const n of needles) {
+      const hex = n.bytes.toString('hex');
+      t.notOk(heap.includes(hex) || heap.includes(hex.toUpperCase()), `${n.name}: not in the V8 heap as text`);
+    }
   }
   sock.destroy();
   client.destroy();
