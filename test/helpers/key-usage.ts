@@ -8,6 +8,7 @@ import { RecordOpener } from '../../lib/record/layer.js';
 import { hashOf, hashSize, tls13Keys } from '../../lib/record/derive.js';
 import { CLOSE_MARGIN, KEY_USAGE_LIMITS, REKEY_MARGIN } from '../../lib/socket/key-usage.js';
 import { loopbackPair, sessionKeys } from './pair.js';
+import { openAll } from '../../lib/verify/util.js';
 
 const CIPHER = 'aes-128-gcm';
 export const LIMIT = KEY_USAGE_LIMITS[CIPHER] ?? 0;
@@ -90,9 +91,7 @@ export async function closesBeforeLimit(t: Test, version: 'TLSv1.2' | 'TLSv1.3',
     const records = (): Array<{ type: number; data: Buffer }> => {
       const opener = new RecordOpener(version, CIPHER, keys.ab);
       opener.push(Buffer.concat(wire));
-      const out = [];
-      for (let r = opener.next(); r !== null; r = opener.next()) out.push(r);
-      return out;
+      return openAll(opener);
     };
     return { a, s, records };
   };

@@ -7,6 +7,7 @@ import { constants } from '../../lib/native/constants.js';
 import { RecordOpener, RecordSealer } from '../../lib/record/layer.js';
 import { errorOf, loopbackPair, sessionKeys } from './pair.js';
 import { rekeyablePair } from './keyupdate.js';
+import { openAll } from '../../lib/verify/util.js';
 
 const CIPHER: CipherName = 'aes-128-gcm';
 
@@ -22,9 +23,7 @@ async function sealingPeer(version: TlsVersion, options: ktls.UpgradeOptions) {
   const received = (): Array<{ type: number; data: Buffer }> => {
     const opener = new RecordOpener(version, CIPHER, keys.ba);
     opener.push(Buffer.concat(wire));
-    const out = [];
-    for (let r = opener.next(); r !== null; r = opener.next()) out.push(r);
-    return out;
+    return openAll(opener);
   };
   return { c, sock, sealer, received };
 }
