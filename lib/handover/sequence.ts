@@ -54,7 +54,8 @@ export class RecordTrack {
   #keep: boolean;
   #clock: KeyUpdateClock;
   #handshake: Buffer = Buffer.alloc(0);
-  #error: KtlsError | null = null;
+  // 'abandoned' rather than an Error made in advance: an Error's stack would keep the whole hand-over reachable for the connection's life.
+  #error: KtlsError | 'abandoned' | null = null;
   #consumed: (() => number) | null = null;
 
   /** `keep`: hold received plaintext for replay (the direction node:tls reads). */
@@ -100,7 +101,7 @@ export class RecordTrack {
     this.#keys = null;
     this.#pending = [];
     this.replay.length = 0;
-    this.#error = new KtlsError('ERR_KTLS_HANDOVER', 'record tracking was abandoned');
+    this.#error ??= 'abandoned';
   }
 
   /** Keeps replay bounded while node:tls is still in use: `consumed()` is the plaintext the user has read through it. */
@@ -117,6 +118,7 @@ export class RecordTrack {
 
   /** Keys and next sequence number in force now; throws if the records could not be followed. */
   current(): { key: Buffer; iv: Buffer; seq: bigint; secret?: Buffer } {
+    if (this.#error === 'abandoned') throw new KtlsError('ERR_KTLS_HANDOVER', 'record tracking was abandoned');
     if (this.#error) throw this.#error;
     const k = this.#keys;
     if (!k) throw new KtlsError('ERR_KTLS_HANDOVER', 'the application keys are not known');

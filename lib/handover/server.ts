@@ -47,6 +47,8 @@ interface ServerConnection {
   reported: boolean;
   /** Stops counting it (once): its handshake failed, or its KtlsSocket closed. */
   release: () => void;
+  /** Stops watching the raw socket's 'close' (the KtlsSocket reports it from the switch on). */
+  unwatch: () => void;
 }
 
 /** What `'drop'` carries, as `net.Server`'s. */
@@ -118,6 +120,8 @@ export class KtlsServer extends EventEmitter {
       const { tap, raw, keylog } = c;
       handOver(t, { tap, raw, keylog, isServer: true, deadline: deadlineOf(tap.since, opts?.handshakeTimeout ?? tlsOptions.handshakeTimeout) }, opts).then(
         (sock) => {
+          // Nothing that lives as long as the connection may keep the hand-over (tap, node:tls socket) reachable.
+          c.unwatch();
           if (sock.closed) c.release();
           else sock.once('close', c.release);
           this.emit('secureConnection', sock);
@@ -148,21 +152,16 @@ export class KtlsServer extends EventEmitter {
         return;
       }
       this.#open++;
-      let counted = true;
-      const release = (): void => {
-        if (!counted) return;
-        counted = false;
-        this.#open--;
-        this.#closeIfDrained();
-      };
+      const release = this.#releaser();
       raw.setNoDelay(opts?.noDelay ?? true);
       const tap = new WireTap(raw, opts?.coalesce ?? true);
-      const c: ServerConnection = { tap, raw, keylog: [], reported: false, release };
-      this.#conns.set(tap, c);
       // Closed before anything reported it (the hand-over, once started, releases it itself).
-      raw.once('close', () => {
+      const onRawClose = (): void => {
         if (!c.reported) release();
-      });
+      };
+      const c: ServerConnection = { tap, raw, keylog: [], reported: false, release, unwatch: () => raw.off('close', onRawClose) };
+      this.#conns.set(tap, c);
+      raw.once('close', onRawClose);
       this.emit('connection', raw);
       tap.once('close', () => {
         if (c.reported) return;
@@ -222,6 +221,17 @@ export class KtlsServer extends EventEmitter {
     if (typeof callback !== 'function') throw invalidArgType(`Expected callback to be a function but received ${typeof callback}`);
     process.nextTick(callback, null, this.#open);
     return this;
+  }
+
+  /** Stops counting one connection, once; made here so that it keeps nothing else of the connection reachable. */
+  #releaser(): () => void {
+    let counted = true;
+    return () => {
+      if (!counted) return;
+      counted = false;
+      this.#open--;
+      this.#closeIfDrained();
+    };
   }
 
   #drop(raw: net.Socket): void {

@@ -19,7 +19,8 @@ import { upgradeWith } from '../socket/upgrade.js';
 import { bridgeToNodeTls } from './node-tls-carried.js';
 import { answerKeyUpdate, carriable, deriveSecrets, secretsOf, startTracking, wipeKeys } from './sequence.js';
 import { relayTickets } from './tickets.js';
-import { settled, tlsInfo, type WireTap } from './wire-tap.js';
+import { localCertificate, tlsInfo } from './tls-info.js';
+import { settled, type WireTap } from './wire-tap.js';
 
 /** ktls-specific options of `connect()`, `createServer()` and `upgradeTLSSocket()`. */
 export interface KtlsHandoverOptions extends KtlsSocketOptions {
@@ -95,12 +96,6 @@ export function deadlineOf(since: number, timeout: number | undefined): number {
 }
 
 let warnedNodeTls = false;
-
-/** Our own certificate's DER (for getCertificate()/getX509Certificate() after the switch), or undefined. */
-function localCertificate(t: tls.TLSSocket): Buffer | undefined {
-  const cert = t.getCertificate();
-  return cert && 'raw' in cert && Buffer.isBuffer(cert.raw) ? cert.raw : undefined;
-}
 
 /** A suite neither kTLS nor the userspace record layer has: node:tls keeps the records (or, with fallback 'error', the switch fails). */
 function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOptions): KtlsSocket {

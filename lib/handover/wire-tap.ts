@@ -14,7 +14,6 @@ import { KtlsError, handshakeTimeout } from '../native/errors.js';
 import { RecordTrack, type KeyUpdateClock, type Tracks } from './sequence.js';
 import { tlsTransport } from '../native/net-handle.js';
 import type { KeyingExporter } from '../record/exporter.js';
-import type { TlsInfo } from '../socket/base.js';
 
 const HEADER = 5;
 /** How long a closing connection may take to flush node:tls's last words (an alert) before it is destroyed. */
@@ -246,24 +245,4 @@ export async function settled(t: tls.TLSSocket, tap: WireTap, deadline: number):
     quiet = busy() ? 0 : quiet + 1;
     if (quiet === 0 && Date.now() > deadline) throw handshakeTimeout();
   }
-}
-
-/** Snapshot of what node:tls exposes about the session. @internal */
-export function tlsInfo(s: tls.TLSSocket, isServer: boolean): TlsInfo {
-  return {
-    alpnProtocol: s.alpnProtocol ?? false,
-    servername: (s as tls.TLSSocket & { servername?: string | false | null }).servername,
-    authorized: s.authorized,
-    finished: s.getFinished(),
-    peerFinished: s.getPeerFinished(),
-    ephemeralKeyInfo: s.getEphemeralKeyInfo(),
-    sharedSigalgs: s.getSharedSigalgs(),
-    authorizationError: s.authorizationError ?? null,
-    peerCertificate: s.getPeerCertificate(true),
-    // A server has no use for its session blob after the switch; a connection would carry it for life.
-    session: isServer ? undefined : s.getSession(),
-    sessionReused: s.isSessionReused(),
-    protocol: s.getProtocol(),
-    cipher: s.getCipher(),
-  };
 }

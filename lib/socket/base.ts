@@ -120,10 +120,12 @@ export abstract class KtlsSocketBase extends Duplex {
     this.remoteFamily = conn.remote.family;
     this.localAddress = conn.local.address;
     this.localPort = conn.local.port;
-    this.once('close', () => {
-      clearTimeout(this.#timer);
-      this.#tls?.exporter?.wipe();
-    });
+  }
+
+  /** Called once from `_destroy`: stops the idle timer and zeroes the exporter secret (a method, not a per-socket 'close' listener). */
+  protected releaseBase(): void {
+    clearTimeout(this.#timer);
+    this.#tls?.exporter?.wipe();
   }
 
   /** The underlying fd (owned by this socket; -1 once closed). */
@@ -229,22 +231,23 @@ export abstract class KtlsSocketBase extends Duplex {
 
   /** Our Finished message's verify_data, as `tls.TLSSocket#getFinished()` (undefined after a bare `upgrade()`). */
   getFinished(): Buffer | undefined {
-    return this.#tls?.finished;
+    return this.#tls?.finished && Buffer.from(this.#tls.finished);
   }
 
   /** The peer's Finished message's verify_data, as `tls.TLSSocket#getPeerFinished()`. */
   getPeerFinished(): Buffer | undefined {
-    return this.#tls?.peerFinished;
+    return this.#tls?.peerFinished && Buffer.from(this.#tls.peerFinished);
   }
 
   /** The key exchange's ephemeral key, as `tls.TLSSocket#getEphemeralKeyInfo()` returned it at the switch. */
   getEphemeralKeyInfo(): tls.EphemeralKeyInfo | object | null {
-    return this.#tls?.ephemeralKeyInfo ?? null;
+    const e = this.#tls?.ephemeralKeyInfo;
+    return e ? { ...e } : null;
   }
 
   /** Signature algorithms both sides support, as `tls.TLSSocket#getSharedSigalgs()` returned it at the switch. */
   getSharedSigalgs(): string[] {
-    return this.#tls?.sharedSigalgs ?? [];
+    return [...(this.#tls?.sharedSigalgs ?? [])];
   }
 
   /**
@@ -293,7 +296,7 @@ export abstract class KtlsSocketBase extends Duplex {
 
   /** The negotiated cipher suite, as `tls.TLSSocket#getCipher()`. */
   getCipher(): tls.CipherNameAndProtocol | undefined {
-    return this.#tls?.cipher;
+    return this.#tls && { ...this.#tls.cipher };
   }
 
   /**

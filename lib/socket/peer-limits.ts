@@ -40,21 +40,24 @@ export function checkPeerLimits(v: unknown, name = 'options.peerLimits'): void {
 
 /** Counts one peer's control records in fixed windows. @internal */
 export class PeerBudget {
-  readonly #limits: Required<PeerLimits>;
-  readonly #counts: Record<PeerEvent, number> = { keyUpdates: 0, emptyRecords: 0, warningAlerts: 0 };
+  // Plain fields and the shared defaults: every idle connection carries one of these.
+  readonly #limits: Readonly<Required<PeerLimits>>;
+  #keyUpdates = 0;
+  #emptyRecords = 0;
+  #warningAlerts = 0;
   #windowStart = 0;
 
-  constructor(limits: PeerLimits = {}) {
-    this.#limits = { ...DEFAULT_PEER_LIMITS, ...limits };
+  constructor(limits?: PeerLimits) {
+    this.#limits = limits ? { ...DEFAULT_PEER_LIMITS, ...limits } : DEFAULT_PEER_LIMITS;
   }
 
   /** Counts one `event`; returns a reason when the peer is over its limit. */
   spend(event: PeerEvent, now = Date.now()): string | null {
     if (now - this.#windowStart >= this.#limits.windowMs) {
       this.#windowStart = now;
-      this.#counts.keyUpdates = this.#counts.emptyRecords = this.#counts.warningAlerts = 0;
+      this.#keyUpdates = this.#emptyRecords = this.#warningAlerts = 0;
     }
-    const n = ++this.#counts[event];
+    const n = event === 'keyUpdates' ? ++this.#keyUpdates : event === 'emptyRecords' ? ++this.#emptyRecords : ++this.#warningAlerts;
     const max = this.#limits[event];
     return n > max ? `the peer sent more than ${max} ${NAMES[event]} in ${this.#limits.windowMs} ms` : null;
   }

@@ -18,12 +18,16 @@ import { SendFileOp, type FileSource } from './ops/send-file.js';
 import { SpliceFromOp } from './ops/splice-from.js';
 import { checkLength, type KtlsSocketOptions, type SendFileOptions, type SequenceNumbers, type SpliceOptions } from './options.js';
 import type { RecordPaths } from './paths.js';
+import { SocketHost, type SocketInner } from './host.js';
 import { TxFlush } from './tx-flush.js';
 import { ReadPath } from './read-path.js';
 import { SpliceOut, spliceTarget, startSplice, takeBuffered } from './splice-to.js';
 import { WriteQueue } from './write-queue.js';
 
 const E = os.constants.errno;
+
+/** The private parts every KtlsSocket's {@link SocketHost} reaches (one object, made in the class's static block). */
+let inner: SocketInner<KtlsSocket>;
 
 /**
  * A TLS connection whose record protection runs in the kernel. Obtain one from
@@ -58,56 +62,25 @@ export class KtlsSocket extends KtlsTlsMembers {
     paths.trafficSecrets = undefined; // copied: the caller wipes its own
     this.version = (paths.nodeTls?.protocol as KtlsSocket['version'] | undefined) ?? paths.version;
     this.cipher = paths.nodeTls ? null : paths.cipher;
-    const self = this;
-    this.#queue = new WriteQueue({
-      binding: paths.binding,
-      handle: paths.handle,
-      tx: paths.tx,
-      get destroyed() {
-        return self.destroyed;
-      },
-      get maxRecordSize() {
-        return self.#maxRecordSize;
-      },
-      destroy: (err) => void this.destroy(err),
-      activity: () => this.activity(),
-      txRekeying: () => this.#flush.rekeying(),
-      passDone: () => {
-        this.writesFlushed();
-        this.#setPoll();
-      },
-    });
-    this.#in = new ReadPath(
-      {
-        paths,
-        queue: this.#queue,
-        get schedule() {
-          return self.#schedule;
-        },
-        get destroyed() {
-          return self.destroyed;
-        },
-        get writableEnded() {
-          return self.writableEnded;
-        },
-        push: (chunk) => this.push(chunk),
-        unshift: (chunk) => this.unshift(chunk),
-        destroy: (err) => void this.destroy(err),
-        emit: (event, ...args) => this.emit(event, ...args),
-        activity: () => this.activity(),
-        setPoll: () => this.#setPoll(),
-        startOp: (op) => this.#startOp(op),
-      },
-      options,
-    );
-    this.#flush = new TxFlush({
-      paths,
-      get destroyed() {
-        return self.destroyed;
-      },
-      queue: this.#queue,
-      takeSocketError: () => this.#in.takeSocketError(),
-    });
+    const host = new SocketHost<KtlsSocket>(this, inner);
+    this.#queue = new WriteQueue(host);
+    this.#in = new ReadPath(host, options);
+    this.#flush = new TxFlush(host);
+  }
+
+  static {
+    inner = {
+      paths: (s) => s.#p,
+      queue: (s) => s.#queue,
+      schedule: (s) => s.#schedule,
+      maxRecordSize: (s) => s.#maxRecordSize,
+      activity: (s) => s.activity(),
+      setPoll: (s) => s.#setPoll(),
+      startOp: (s, op) => s.#startOp(op),
+      writesFlushed: (s) => s.writesFlushed(),
+      txRekeying: (s) => s.#flush.rekeying(),
+      takeSocketError: (s) => s.#in.takeSocketError(),
+    };
   }
 
   protected get queuedWrites(): number {
@@ -393,6 +366,7 @@ export class KtlsSocket extends KtlsTlsMembers {
       // The kernel no longer answers (e.g. after EBADMSG); there is nothing to keep.
     }
     this.#schedule?.wipe();
+    this.releaseBase();
     const rc = this.#p.handle.close();
     for (const side of [this.#p.tx, this.#p.rx]) if (typeof side === 'object' && side !== null) side.wipe();
     cb(err ?? (rc < 0 ? new KtlsSystemError(rc, 'close') : null));

@@ -52,6 +52,44 @@ const noop = (): void => undefined;
 
 const noTxKeys = (): KtlsError => new KtlsError('ERR_KTLS_NO_TX_KEYS', 'this socket was upgraded without tx keys and cannot send');
 
+/** What the queue's ops see of it (prototype members: nothing per socket but the object). */
+class QueueContext implements TxContext {
+  readonly sealer: RecordSealer | null;
+  readonly #queue: WriteQueue;
+  readonly #host: TxHost;
+
+  constructor(queue: WriteQueue, host: TxHost) {
+    this.#queue = queue;
+    this.#host = host;
+    const tx = host.tx;
+    this.sealer = typeof tx === 'object' ? tx : null;
+  }
+
+  get binding(): Binding {
+    return this.#host.binding;
+  }
+
+  get handle(): NativeHandle {
+    return this.#host.handle;
+  }
+
+  get maxRecordSize(): number | undefined {
+    return this.#host.maxRecordSize;
+  }
+
+  accepted(n: number): void {
+    this.#queue.kernelPlainSent += n;
+  }
+
+  txRekeying(): void {
+    this.#host.txRekeying();
+  }
+
+  wake(): void {
+    if (!this.#host.destroyed) this.#queue.run();
+  }
+}
+
 /** The socket's write queue. */
 export class WriteQueue {
   /** Application bytes accepted for sending. */
@@ -67,22 +105,7 @@ export class WriteQueue {
 
   constructor(host: TxHost) {
     this.#host = host;
-    const tx = host.tx;
-    this.#ctx = {
-      binding: host.binding,
-      handle: host.handle,
-      sealer: typeof tx === 'object' ? tx : null,
-      get maxRecordSize() {
-        return host.maxRecordSize;
-      },
-      accepted: (n) => {
-        this.kernelPlainSent += n;
-      },
-      txRekeying: () => host.txRekeying(),
-      wake: () => {
-        if (!host.destroyed) this.run();
-      },
-    };
+    this.#ctx = new QueueContext(this, host);
   }
 
   get length(): number {

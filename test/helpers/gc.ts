@@ -3,8 +3,11 @@
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { setImmediate as turn, setTimeout as sleep } from 'node:timers/promises';
-import type * as ktls from '../../lib/index.js';
+import type * as net from 'node:net';
+import * as tls from 'node:tls';
+import * as ktls from '../../lib/index.js';
 import { readBytes, upgradedPair } from './pair.js';
+import { CERTS, listening, portOf } from './tls.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -60,4 +63,44 @@ export async function socketCycles(n: number, options: ktls.UpgradeOptions): Pro
   collected.tracked -= warm;
   collected.finalized -= Math.min(warm, collected.finalized);
   return { collected, growth };
+}
+
+/**
+ * `n` connections to a ktls server, switched and left open (echoing): the
+ * node:tls sockets of their handshakes and their net.Sockets are tracked. The
+ * KtlsSockets are returned live, so what they keep reachable is not collected.
+ */
+export async function liveServerConnections(
+  n: number,
+  options: ktls.KtlsHandoverOptions,
+): Promise<{ collected: Collected; live: ktls.KtlsSocket[]; close: () => void }> {
+  const collected = new Collected();
+  const live: ktls.KtlsSocket[] = [];
+  const server = ktls.createServer({ key: CERTS.key, cert: CERTS.cert, ktls: options }, (s) => {
+    live.push(s);
+    s.on('error', () => undefined);
+    s.pipe(s);
+  });
+  server.on('connection', (raw: net.Socket) => collected.track(raw));
+  server.tlsServer.on('secureConnection', (t: tls.TLSSocket) => collected.track(t));
+  server.listen(0, '127.0.0.1');
+  await listening(server);
+  const clients: tls.TLSSocket[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = tls.connect({ port: portOf(server), host: '127.0.0.1', ca: CERTS.ca, servername: 'localhost' });
+    c.on('error', () => undefined);
+    clients.push(c);
+    await new Promise((resolve) => c.once('secureConnect', resolve));
+    c.write('x');
+    await new Promise((resolve) => c.once('data', resolve));
+  }
+  await collect(collected);
+  return {
+    collected,
+    live,
+    close: () => {
+      for (const c of clients) c.destroy();
+      server.close();
+    },
+  };
 }

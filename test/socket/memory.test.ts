@@ -5,7 +5,7 @@ import t from 'tap';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import * as ktls from '../../lib/index.js';
-import { Collected, arrayBuffers, collect, socketCycles } from '../helpers/gc.js';
+import { Collected, arrayBuffers, collect, liveServerConnections, socketCycles } from '../helpers/gc.js';
 import { loopbackPair, readBytes, sessionKeys } from '../helpers/pair.js';
 import { CERTS, listening, portOf } from '../helpers/tls.js';
 
@@ -65,4 +65,12 @@ t.test('a live KtlsSocket keeps nothing of its upgrade: the net.Socket and the b
   live[0].write('ok');
   t.equal((await back).toString(), 'ok', 'the KtlsSockets still work');
   for (const k of live) k.destroy();
+});
+
+t.test('a live server connection keeps nothing of its handshake: node:tls sockets and net.Sockets are collected (userspace records)', async (t) => {
+  const { collected, live, close } = await liveServerConnections(20, { kernel: false });
+  t.equal(collected.tracked, 40, '20 node:tls sockets and 20 net.Sockets tracked');
+  t.equal(collected.finalized, collected.tracked, `all of them collected while the 20 KtlsSockets live (${collected.finalized})`);
+  t.ok(live.length === 20 && live.every((s) => !s.destroyed), 'the 20 KtlsSockets are open');
+  close();
 });
