@@ -11,6 +11,8 @@ import type { Contender, Ctx } from './sampling.js';
 /** Syscalls per request, by class, and the reason when they could not be counted. */
 export interface SyscallCounts {
   perRequest: Record<string, number>;
+  /** The calls in the 'other' class, per request, most first. */
+  other?: Array<[string, number]>;
   total: number;
   requests: number;
   unavailable?: string;
@@ -56,14 +58,16 @@ export async function countSyscalls(pid: number, during: () => Promise<number>):
   }
   if (calls.size === 0 || requests === 0) return { perRequest: {}, total: 0, requests, unavailable: `no syscalls counted (${stderr.trim().slice(0, 200)})` };
   const perRequest: Record<string, number> = {};
+  const other: Array<[string, number]> = [];
   let total = 0;
   for (const [name, n] of calls) {
     if (name === 'futex' || name === 'total') continue; // thread hand-offs, not the I/O path
     total += n;
     const cls = Object.keys(CLASSES).find((c) => CLASSES[c].includes(name)) ?? 'other';
     perRequest[cls] = (perRequest[cls] ?? 0) + n / requests;
+    if (cls === 'other') other.push([name, n / requests]);
   }
-  return { perRequest, total: total / requests, requests };
+  return { perRequest, other: other.sort((a, b) => b[1] - a[1]), total: total / requests, requests };
 }
 
 /** A note with the server's syscalls per request of each contender (strace -c -f on the server worker for a short run). */
@@ -81,7 +85,11 @@ export async function syscallNote<K>(ctx: Ctx, contenders: Array<Contender<K>>, 
       .sort((a, b) => b[1] - a[1])
       .map(([k, v]) => `${k} ${v.toFixed(2)}`)
       .join(', ');
-    parts.push(`${c.label}: **${counts.total.toFixed(2)}** (${by}; ${counts.requests} ${unit}s)`);
+    const other = (counts.other ?? [])
+      .slice(0, 4)
+      .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+      .join(', ');
+    parts.push(`${c.label}: **${counts.total.toFixed(2)}** (${by}; ${counts.requests} ${unit}s${other ? `; most of other: ${other}` : ''})`);
     progress(`syscalls per ${unit}: ${c.label}: ${counts.total.toFixed(2)}`);
   }
   return `Server syscalls per ${unit} (strace -c -f on the server process, futex left out): ${parts.join('; ')}.`;
