@@ -35,6 +35,8 @@ export interface KtlsServerOptions extends tls.TlsOptions {
 }
 
 /** A server connection until its hand-over: the tap under node:tls, and what is known of it. */
+const ignoreError = (): void => undefined;
+
 interface ServerConnection {
   tap: WireTap;
   raw: net.Socket;
@@ -122,6 +124,9 @@ export class KtlsServer extends EventEmitter {
         (sock) => {
           // Nothing that lives as long as the connection may keep the hand-over (tap, node:tls socket) reachable.
           c.unwatch();
+          // As node:tls's server sockets: an error after the handshake never crashes the process
+          // for want of a listener (node:tls keeps its own no-op onSocketTLSError on each).
+          sock.on('error', ignoreError);
           if (sock.closed) c.release();
           else sock.once('close', c.release);
           this.emit('secureConnection', sock);

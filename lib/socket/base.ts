@@ -300,8 +300,8 @@ export abstract class KtlsSocketBase extends Duplex {
   }
 
   /**
-   * As `net.Socket#setTimeout`: emits `'timeout'` (once, without destroying)
-   * after `msecs` with no data read or written; `0` disables it. The timer does
+   * As `net.Socket#setTimeout`: emits `'timeout'` (without destroying) after
+   * `msecs` with no data read or written, again after each later activity; `0` disables it. The timer does
    * not keep the process alive.
    */
   setTimeout(msecs: number, callback?: () => void): this {
@@ -316,10 +316,8 @@ export abstract class KtlsSocketBase extends Duplex {
     }
     if (callback) this.once('timeout', callback);
     if (!this.destroyed) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        this.emit('timeout');
-      }, msecs);
+      // Kept after it fires, as net's: the next read or write re-arms it (refresh()).
+      this.#timer = setTimeout(() => this.emit('timeout'), msecs);
       this.#timer.unref();
     }
     return this;

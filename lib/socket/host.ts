@@ -82,7 +82,10 @@ export class SocketHost<S extends Duplex> implements ReadHost, TxHost, FlushHost
   }
 
   push(chunk: Buffer | null): boolean {
-    return this.#s.push(chunk);
+    const more = this.#s.push(chunk);
+    // As node:net does at EOF: read(0) lets 'end' fire on a stream nobody is reading.
+    if (chunk === null) this.#s.read(0);
+    return more;
   }
 
   unshift(chunk: Buffer): void {

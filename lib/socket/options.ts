@@ -11,8 +11,12 @@ export interface KtlsSocketOptions {
   allowHalfOpen?: boolean;
   /**
    * Accept a TCP FIN without a preceding close_notify as a normal end of stream.
-   * Default false: such an EOF destroys the socket with `ERR_KTLS_TRUNCATED`,
-   * because an attacker can cut a connection short.
+   * Default true, as node:tls does (Node's own TLS 1.3 server ends without one).
+   * `false`: such an EOF destroys the socket with `ERR_KTLS_TRUNCATED`, for
+   * protocols whose messages do not say where they end, where an attacker
+   * cutting the connection short must not pass for its end.
+   * `socket.closeNotifyReceived` says which ending a stream had. A FIN in the
+   * middle of a record is an error either way.
    */
   allowTruncation?: boolean;
   /**

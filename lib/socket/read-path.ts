@@ -62,6 +62,11 @@ export class ReadPath {
   #host: ReadHost;
   #allowTruncation: boolean;
   #closeNotifyReceived = false;
+
+  /** The peer's close_notify has arrived. */
+  get closeNotifyReceived(): boolean {
+    return this.#closeNotifyReceived;
+  }
   #fatalSent = false;
   #shortRead = false;
   /** The last read found the socket empty: only the poll can say there is more. */
@@ -82,7 +87,7 @@ export class ReadPath {
 
   constructor(host: ReadHost, options: { allowTruncation?: boolean; peerLimits?: PeerLimits } = {}) {
     this.#host = host;
-    this.#allowTruncation = options.allowTruncation ?? false;
+    this.#allowTruncation = options.allowTruncation ?? true;
     this.#budget = new PeerBudget(options.peerLimits);
     this.#handshake = new HandshakeReader(host.paths.version, host.paths.role);
     this.#shortMeansDrained = host.paths.rx !== 'kernel' || host.paths.plainTcp === true;

@@ -26,6 +26,8 @@ import { WriteQueue } from './write-queue.js';
 
 const E = os.constants.errno;
 
+const peerGone = (err: Error): boolean => ['EPIPE', 'ECONNRESET'].includes(String((err as NodeJS.ErrnoException).code));
+
 /** The private parts every KtlsSocket's {@link SocketHost} reaches (one object, made in the class's static block). */
 let inner: SocketInner<KtlsSocket>;
 
@@ -66,6 +68,17 @@ export class KtlsSocket extends KtlsTlsMembers {
     this.#queue = new WriteQueue(host);
     this.#in = new ReadPath(host, options);
     this.#flush = new TxFlush(host);
+  }
+
+  /** The peer's close_notify has arrived (false after a bare FIN, which `allowTruncation`, the default, accepts as the end). */
+  get closeNotifyReceived(): boolean {
+    return this.#in.closeNotifyReceived;
+  }
+
+  /** Streams emit `'close'` without arguments; net and tls sockets pass `hadError`, as this does. */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'close' && args.length === 0) return super.emit('close', this.errored !== null);
+    return super.emit(event, ...args);
   }
 
   static {
@@ -345,14 +358,22 @@ export class KtlsSocket extends KtlsTlsMembers {
     }
     // close_notify goes out as its own record after all queued data, then FIN.
     this.#queue.enqueue([Buffer.from([1, ALERT.close_notify])], k.RECORD_ALERT, (err) => {
-      if (err) return cb(err);
+      // A peer that has gone cannot take our close_notify; as on node:tls (and net's shutdown), that is
+      // no error. Reading on finds its FIN or reset, so the socket closes even if nobody reads it.
+      if (err) return peerGone(err) ? this.#goneAfterEnd(cb) : cb(err);
       this.#flush.whenFlushed((flushErr) => {
-        if (flushErr) return cb(flushErr);
+        if (flushErr) return peerGone(flushErr) ? this.#goneAfterEnd(cb) : cb(flushErr);
         if (this.destroyed) return cb(null);
         const rc = this.#p.handle.shutdown(k.SHUT_WR);
         cb(rc < 0 && rc !== -E.ENOTCONN ? new KtlsSystemError(rc, 'shutdown') : null);
       });
     });
+  }
+
+  /** Our close_notify met a peer that has gone: the end is done, and reading on finds its FIN or reset. */
+  #goneAfterEnd(cb: (err?: Error | null) => void): void {
+    cb(null);
+    process.nextTick(() => void (!this.destroyed && !this.readableEnded && this.read(0)));
   }
 
   /** @internal */

@@ -249,10 +249,11 @@ export function zeroCopySuite(t: Test, options: ktls.UpgradeOptions, expectKerne
     fs.closeSync(w);
     t.equal((await piped).toString(), 'before;after');
     if (a.kernelDirections.tx) t.same(handshakes, [Buffer.from([4, 0, 0, 0])], 'the handshake record became an event');
-    const ended = new Promise((resolve) => b.once('end', resolve));
+    // close_notify with nothing left to read ends the stream at once, as on net (it may already have).
+    const ended = b.readableEnded ? Promise.resolve() : new Promise((resolve) => b.once('end', resolve));
     b.resume();
     await ended;
-    t.pass('close_notify ended the readable side');
+    t.ok(b.readableEnded, 'close_notify ended the readable side');
   });
 
   t.test('a second spliceTo while one runs is ERR_KTLS_BUSY; the first goes on', async (t) => {

@@ -108,18 +108,19 @@ t.test('a corrupted record: earlier data delivered, then a typed bad_record_mac 
   }
 });
 
-t.test('EOF without close_notify is a truncation error unless allowed', async (t) => {
+t.test('EOF without close_notify ends the stream as on node:tls, and is a truncation error with allowTruncation false', async (t) => {
   await requireKtls(t);
   const k = constants();
-  const strict = await rawAndKernel();
+  const strict = await rawAndKernel(V, C, { allowTruncation: false });
   const err = errorOf(strict.sock);
   strict.sock.resume();
   strict.raw.end(Buffer.concat(strict.sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('x'))));
   t.equal((await err).code, 'ERR_KTLS_TRUNCATED');
 
-  const lax = await rawAndKernel(V, C, { allowTruncation: true });
+  const lax = await rawAndKernel(V, C);
   lax.raw.end(Buffer.concat(lax.sealer.seal(k.RECORD_APPLICATION_DATA, Buffer.from('x'))));
-  t.equal((await readAll(lax.sock)).toString(), 'x', 'allowTruncation: a plain FIN ends the stream');
+  t.equal((await readAll(lax.sock)).toString(), 'x', 'by default a plain FIN ends the stream');
+  t.equal(lax.sock.closeNotifyReceived, false, 'closeNotifyReceived is false');
 });
 
 t.test('a forged record already buffered at upgrade, then half a header: rejected at once with bad_record_mac sent, not at handshakeTimeout', async (t) => {

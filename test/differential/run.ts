@@ -1,0 +1,80 @@
+// Plays one scenario on one stack in one role (the other role is always
+// node:tls) and returns what both sides observed.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { record, type SideRecord } from './record.js';
+import { nodeTls, type AppSocket, type Stack, type StackOptions } from './stack.js';
+
+/** What a scenario's side can do besides use its socket. */
+export interface SideContext {
+  /** Adds an application-level observation to this side's record. */
+  note(text: string): void;
+  sleep(ms: number): Promise<void>;
+}
+
+/** A scenario: written once, run on node:tls and on ktls, with the stack under test as server and as client. */
+export interface Scenario {
+  name: string;
+  /** Options for both ends (server and client alike). */
+  options?: StackOptions;
+  serverOptions?: StackOptions;
+  clientOptions?: StackOptions;
+  server(s: AppSocket, ctx: SideContext): unknown;
+  client(s: AppSocket, ctx: SideContext): unknown;
+  /** Longest wait for both sockets to close before the state is taken (default 1500 ms). */
+  settleMs?: number;
+}
+
+/** Both sides' records and the server's connection count once settled. */
+export interface Recording {
+  server: SideRecord;
+  client: SideRecord;
+  connections: number;
+}
+
+export type Role = 'server' | 'client';
+
+/** Runs `sc` with `stack` in `role`, node:tls in the other. */
+export async function play(sc: Scenario, role: Role, stack: Stack): Promise<Recording> {
+  const serverStack = role === 'server' ? stack : nodeTls;
+  const clientStack = role === 'client' ? stack : nodeTls;
+  const sockets: AppSocket[] = [];
+  let serverSide: ReturnType<typeof record> | undefined;
+  let gotServer!: () => void;
+  const serverReady = new Promise<void>((resolve) => (gotServer = resolve));
+  const ctx = (side: () => ReturnType<typeof record> | undefined): SideContext => ({
+    note: (text) => side()?.note(text),
+    sleep: (ms) => sleep(ms),
+  });
+  const server = await serverStack.listen({ ...sc.options, ...sc.serverOptions }, (s) => {
+    sockets.push(s);
+    serverSide = record(s);
+    gotServer();
+    void Promise.resolve(
+      sc.server(
+        s,
+        ctx(() => serverSide),
+      ),
+    ).catch((err: Error) => serverSide?.note(`server threw ${err.name}`));
+  });
+  try {
+    const c = await clientStack.connect(server.port, { ...sc.options, ...sc.clientOptions });
+    sockets.push(c);
+    const clientSide = record(c);
+    void Promise.resolve(
+      sc.client(
+        c,
+        ctx(() => clientSide),
+      ),
+    ).catch((err: Error) => clientSide.note(`client threw ${err.name}`));
+    await Promise.race([serverReady, sleep(2000)]);
+    await Promise.race([Promise.all([clientSide.closed, serverSide?.closed]), sleep(sc.settleMs ?? 1500)]);
+    await sleep(50);
+    clientSide.snapshot();
+    serverSide?.snapshot();
+    const connections = await new Promise<number>((resolve) => server.getConnections((_err, n) => resolve(n)));
+    return { server: serverSide?.rec ?? { events: ['no connection'], received: { bytes: 0, sha256: '' } }, client: clientSide.rec, connections };
+  } finally {
+    for (const s of sockets) s.destroy();
+    server.close();
+  }
+}
