@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 import type * as tls from 'node:tls';
+import { unpooled } from '../record/unpooled.js';
 import type { TlsInfo } from '../socket/base.js';
 
 /** Distinct values kept per table: past it a value is kept per connection (a peer cannot grow the tables). */
@@ -27,9 +28,8 @@ function intern<T extends object>(table: string, key: string, value: T): Readonl
 export function localCertificate(t: tls.TLSSocket): Buffer | undefined {
   const cert = t.getCertificate();
   if (!cert || !('raw' in cert) || !Buffer.isBuffer(cert.raw)) return undefined;
-  // A Buffer cannot be frozen: the table holds an unpooled copy that the getters only ever copy out of.
-  const der = cert.raw;
-  return intern('certificate', der.toString('base64'), { der: Buffer.from(Uint8Array.prototype.slice.call(der)) }).der;
+  // A Buffer cannot be frozen: the table holds an unpooled copy (no pool slab pinned for the process's life).
+  return intern('certificate', cert.raw.toString('base64'), { der: unpooled(cert.raw) }).der;
 }
 
 /** Snapshot of what node:tls exposes about the session. @internal */
@@ -58,8 +58,6 @@ export function tlsInfo(s: tls.TLSSocket, isServer: boolean): TlsInfo {
 }
 
 function finishedPair(a: Buffer | undefined, b: Buffer | undefined): Pick<TlsInfo, 'finished' | 'peerFinished'> {
-  const both = Buffer.allocUnsafeSlow((a?.length ?? 0) + (b?.length ?? 0));
-  a?.copy(both, 0);
-  b?.copy(both, a?.length ?? 0);
+  const both = unpooled(a ?? Buffer.alloc(0), b ?? Buffer.alloc(0));
   return { finished: a && both.subarray(0, a.length), peerFinished: b && both.subarray(a?.length ?? 0) };
 }

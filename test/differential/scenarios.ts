@@ -315,5 +315,42 @@ const options: Scenario[] = [
   },
 ];
 
+/** What node:tls knew at the handshake, asked for after it. */
+const session: Scenario[] = [
+  {
+    name: 'session getters return a fresh copy on each call; changing one changes nothing',
+    server: (s, ctx) => {
+      onError(s);
+      readAll(s);
+      const t = s as AppSocket & {
+        getCipher(): { name: string } | undefined;
+        getSharedSigalgs(): string[];
+        getFinished(): Buffer | undefined;
+        getPeerFinished(): Buffer | undefined;
+        getEphemeralKeyInfo(): object | null;
+      };
+      const cipher = t.getCipher()!;
+      const name = cipher.name;
+      cipher.name = 'changed';
+      ctx.note(`getCipher fresh ${String(t.getCipher() !== cipher)} unchanged ${String(t.getCipher()!.name === name)}`);
+      const algs = t.getSharedSigalgs();
+      algs.push('changed');
+      ctx.note(`getSharedSigalgs fresh ${String(t.getSharedSigalgs() !== algs)} unchanged ${String(!t.getSharedSigalgs().includes('changed'))}`);
+      for (const [what, get] of [
+        ['getFinished', () => t.getFinished()],
+        ['getPeerFinished', () => t.getPeerFinished()],
+      ] as const) {
+        const f = get()!;
+        const first = f[0];
+        f[0] ^= 0xff;
+        ctx.note(`${what} fresh ${String(get() !== f)} unchanged ${String(get()![0] === first)}`);
+      }
+      ctx.note(`getEphemeralKeyInfo fresh ${String(t.getEphemeralKeyInfo() !== t.getEphemeralKeyInfo())}`);
+      s.end('ok');
+    },
+    client: (s) => (onError(s), readAll(s), s.on('end', () => s.end())),
+  },
+];
+
 /** Every scenario, in order. */
-export const SCENARIOS: Scenario[] = [...ending, ...halfOpen, ...reading, ...writing, ...options];
+export const SCENARIOS: Scenario[] = [...ending, ...halfOpen, ...reading, ...writing, ...options, ...session];
