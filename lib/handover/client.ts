@@ -12,7 +12,7 @@ import type { KtlsSocket } from '../socket/socket.js';
 import { checkConnectOptions, normalizeConnectArgs, type KtlsConnectOptions, type SecureConnectListener } from './connect-args.js';
 import { abortError, KtlsConnectRequest } from './connect-request.js';
 import { fastOpenConnect } from './fast-open.js';
-import { deadlineOf, handOver, untilSecure } from './switch.js';
+import { deadlineOf, handOver, withHalfOpen, untilSecure } from './switch.js';
 import { WireTap } from './wire-tap.js';
 
 export type { KtlsConnectOptions, SecureConnectListener } from './connect-args.js';
@@ -48,7 +48,9 @@ class IdleTimer {
 
 /** The connection, the handshake and the switch; `stop` aborting destroys whatever exists and rejects with its reason. */
 async function establish(options: KtlsConnectOptions & { port?: number }, stop: AbortSignal, idle: IdleTimer): Promise<KtlsSocket> {
-  const { ktls: opts, fastOpen, signal: _signal, timeout: _timeout, ...tlsOptions } = options;
+  const { ktls, fastOpen, signal: _signal, timeout: _timeout, ...tlsOptions } = options;
+  // node:tls's own allowHalfOpen (a net option) holds for the KtlsSocket too, unless ktls.allowHalfOpen says otherwise.
+  const opts = withHalfOpen(ktls, tlsOptions.allowHalfOpen);
   const live: { raw?: net.Socket; tls?: tls.TLSSocket } = {};
   const stopped = new Promise<never>((_resolve, reject) => {
     const onStop = (): void => {

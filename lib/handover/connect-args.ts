@@ -21,6 +21,8 @@ export interface KtlsConnectOptions extends Omit<tls.ConnectionOptions, 'port' |
   localAddress?: string;
   /** The local port to connect from, as `net.connect()`. */
   localPort?: number;
+  /** As `tls.connect()`: keep the writable side open after the peer ends (default false); `ktls.allowHalfOpen` wins if set. */
+  allowHalfOpen?: boolean;
   /** As `net.connect()`: try every address the name resolves to (default `net.getDefaultAutoSelectFamily()`); `false`: the first only. */
   autoSelectFamily?: boolean;
   /** As `net.connect()`: milliseconds before the next address is tried (default `net.getDefaultAutoSelectFamilyAttemptTimeout()`). */

@@ -12,7 +12,7 @@ import { KtlsError, invalidArgType, invalidArgValue } from '../native/errors.js'
 import { tlsTransport } from '../native/net-handle.js';
 import type { KtlsSocket } from '../socket/socket.js';
 import { enableFastOpen, listenRequest, listenReusePort } from './listen.js';
-import { deadlineOf, handOver, type KtlsHandoverOptions } from './switch.js';
+import { deadlineOf, handOver, withHalfOpen, type KtlsHandoverOptions } from './switch.js';
 import { WireTap } from './wire-tap.js';
 
 /** `tls.createServer` options plus `ktls`. */
@@ -102,7 +102,9 @@ export class KtlsServer extends EventEmitter {
   /** See {@link createServer}. */
   constructor(options: KtlsServerOptions = {}, listener?: (socket: KtlsSocket) => void) {
     super();
-    const { ktls: opts, fastOpen, reusePort, ...tlsOptions } = options;
+    const { ktls, fastOpen, reusePort, ...tlsOptions } = options;
+    // node:tls's own allowHalfOpen (a net option) holds for the KtlsSocket too, unless ktls.allowHalfOpen says otherwise.
+    const opts = withHalfOpen(ktls, tlsOptions.allowHalfOpen);
     if (reusePort !== undefined && typeof reusePort !== 'boolean')
       throw invalidArgType(`Expected a boolean for options.reusePort but received ${typeof reusePort}`);
     this.#reusePort = reusePort ?? false;

@@ -90,6 +90,11 @@ export interface HandoverState {
   deadline: number;
 }
 
+/** `options` with node:tls's top-level `allowHalfOpen` where `options.allowHalfOpen` is not set. @internal */
+export function withHalfOpen(options: KtlsHandoverOptions | undefined, allowHalfOpen: boolean | undefined): KtlsHandoverOptions | undefined {
+  return allowHalfOpen === undefined || options?.allowHalfOpen !== undefined ? options : { ...options, allowHalfOpen };
+}
+
 /** The hand-over deadline: `handshakeTimeout` (node:tls's default 120 s) from when the connection began. */
 export function deadlineOf(since: number, timeout: number | undefined): number {
   return since + (timeout !== undefined && timeout > 0 ? timeout : 120_000);

@@ -131,6 +131,13 @@ export function invalidArgValue(message: string): RangeError & { code: string } 
   return Object.assign(new RangeError(message), { code: 'ERR_INVALID_ARG_VALUE' });
 }
 
+/** A `RangeError` with code `ERR_OUT_OF_RANGE` worded as Node's own: `The value of "name" is out of range. It must be …`. */
+export function outOfRange(name: string, range: string, received: unknown): RangeError & { code: string } {
+  return Object.assign(new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${String(received)}`), {
+    code: 'ERR_OUT_OF_RANGE',
+  });
+}
+
 /** Throws a {@link KtlsSystemError} when a native result is a negative errno. */
 export function check(rc: number, syscall: string, context?: string): number {
   if (rc < 0) throw new KtlsSystemError(rc, syscall, context);

@@ -38,7 +38,7 @@ export function hkdfExpand(hash: SuiteHash, prk: Buffer, info: Buffer, length: n
 
 /** HKDF-Expand-Label(secret, label, context, length) with the "tls13 " prefix. */
 export function hkdfExpandLabel(hash: SuiteHash, secret: Buffer, label: string, context: Buffer, length: number): Buffer {
-  const full = Buffer.from(`tls13 ${label}`, 'ascii');
+  const full = Buffer.from(`tls13 ${label}`, 'utf8');
   const info = Buffer.concat([Buffer.from([length >> 8, length & 0xff, full.length]), full, Buffer.from([context.length]), context]);
   return hkdfExpand(hash, secret, info, length);
 }
@@ -59,7 +59,7 @@ export function nextTrafficSecret(hash: SuiteHash, secret: Buffer): Buffer {
 
 /** TLS 1.2 PRF: P_hash(secret, label + seed). */
 export function prf12(hash: SuiteHash, secret: Buffer, label: string, seed: Buffer, length: number): Buffer {
-  const labelSeed = Buffer.concat([Buffer.from(label, 'ascii'), seed]);
+  const labelSeed = Buffer.concat([Buffer.from(label, 'utf8'), seed]);
   const out: Buffer[] = [];
   let a = labelSeed;
   for (let got = 0; got < length;) {

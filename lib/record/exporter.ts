@@ -19,6 +19,13 @@ export interface KeyingExporter {
 
 // RFC 5705 §4: TLS 1.2's own PRF labels, which OpenSSL refuses as exporter labels.
 const RESERVED_TLS12 = ['client finished', 'server finished', 'master secret', 'extended master secret', 'key expansion'];
+/** RFC 8446 §7.1: HkdfLabel's label is at most 255 bytes, "tls13 " included. */
+const MAX_TLS13_LABEL = 255 - 'tls13 '.length;
+
+/** OpenSSL's refusal of a label, with the code node:tls gives it. */
+function illegalLabel(why: string): Error & { code: string } {
+  return Object.assign(new Error(`illegal exporter label: ${why}`), { code: 'ERR_SSL_TLS_ILLEGAL_EXPORTER_LABEL' });
+}
 
 /** Checks `exportKeyingMaterial` arguments as node:tls does, with messages naming the argument. @internal */
 export function checkExportArgs(length: unknown, label: unknown, context: unknown): asserts length is number {
@@ -52,6 +59,8 @@ class SecretExporter implements KeyingExporter {
     if (this.#version === 'TLSv1.3') {
       if (length > 255 * hashSize(this.#hash))
         throw invalidArgValue(`Expected at most ${255 * hashSize(this.#hash)} bytes for length (HKDF's limit) but received ${length}`);
+      const bytes = Buffer.byteLength(label, 'utf8');
+      if (bytes > MAX_TLS13_LABEL) throw illegalLabel(`${bytes} bytes of UTF-8, more than TLS 1.3's ${MAX_TLS13_LABEL}`);
       // TLS-Exporter(label, context, length) = HKDF-Expand-Label(Derive-Secret(exporter_secret, label, ""), "exporter", Hash(context), length)
       const empty = createHash(this.#hash).digest();
       const derived = hkdfExpandLabel(this.#hash, this.#secret, label, empty, hashSize(this.#hash));
@@ -67,8 +76,7 @@ class SecretExporter implements KeyingExporter {
       derived.fill(0);
       return out;
     }
-    if (RESERVED_TLS12.some((r) => label.startsWith(r)))
-      throw new KtlsError('ERR_KTLS_EXPORTER_LABEL', `'${label}' is a label TLS 1.2 uses itself (RFC 5705 §4); OpenSSL refuses it as an exporter label`);
+    if (RESERVED_TLS12.some((r) => label.startsWith(r))) throw illegalLabel(`'${label}' is a label TLS 1.2 uses itself (RFC 5705 §4)`);
     // PRF(master_secret, label, client_random + server_random [+ uint16 length + context])
     const seed = context === undefined ? this.#randoms : Buffer.concat([this.#randoms, Buffer.from([context.length >> 8, context.length & 0xff]), context]);
     return prf12(this.#hash, this.#secret, label, seed, length);

@@ -256,7 +256,8 @@ export abstract class KtlsSocketBase extends Duplex {
    * exporter secret node:tls logged during the handshake, kept in private
    * unpooled memory and zeroed at close.
    * @throws `ERR_KTLS_NO_EXPORTER` after a bare `upgrade()` (traffic keys carry no
-   *   exporter secret); `ERR_KTLS_EXPORTER_LABEL` for TLS 1.2's own labels;
+   *   exporter secret); `ERR_SSL_TLS_ILLEGAL_EXPORTER_LABEL` (as node:tls) for TLS 1.2's own
+   *   labels and TLS 1.3 labels over 249 bytes of UTF-8;
    *   `ERR_INVALID_ARG_TYPE`/`ERR_INVALID_ARG_VALUE` for bad arguments.
    */
   exportKeyingMaterial(length: number, label: string, context?: Buffer): Buffer {

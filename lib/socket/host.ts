@@ -81,6 +81,10 @@ export class SocketHost<S extends Duplex> implements ReadHost, TxHost, FlushHost
     return this.#s.writableEnded;
   }
 
+  get readableLength(): number {
+    return this.#s.readableLength;
+  }
+
   push(chunk: Buffer | null): boolean {
     const more = this.#s.push(chunk);
     // As node:net does at EOF: read(0) lets 'end' fire on a stream nobody is reading.

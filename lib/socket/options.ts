@@ -2,7 +2,7 @@
  * What a KtlsSocket and its operations accept, and how those options are checked.
  * @packageDocumentation
  */
-import { invalidArgValue } from '../native/errors.js';
+import { invalidArgType, outOfRange } from '../native/errors.js';
 import type { PeerLimits } from './peer-limits.js';
 
 /** Options of a {@link KtlsSocket}. */
@@ -64,9 +64,15 @@ export interface SpliceOptions {
   length?: number;
 }
 
-/** Validates an optional byte count or offset. @internal */
-export function checkLength(name: string, v: number | undefined): void {
+/** Validates an optional byte count or offset as Node validates its own (`ERR_INVALID_ARG_TYPE`, `ERR_OUT_OF_RANGE`). @internal */
+export function checkLength(name: string, v: unknown): void {
   if (v === undefined) return;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
-    throw invalidArgValue(`Expected a non-negative integer for ${name} but received ${String(v)}`);
+  if (typeof v !== 'number') throw invalidArgType(`The "${name}" argument must be of type number. Received type ${typeof v}`);
+  if (!Number.isSafeInteger(v) || v < 0) throw outOfRange(name, `an integer >= 0 && <= ${Number.MAX_SAFE_INTEGER}`, v);
+}
+
+/** Validates a file descriptor as Node does (an int32 >= 0), before any native call sees it. @internal */
+export function checkFd(name: string, v: unknown): asserts v is number {
+  if (typeof v !== 'number') throw invalidArgType(`The "${name}" argument must be of type number. Received type ${typeof v}`);
+  if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw outOfRange(name, 'an integer >= 0 && <= 2147483647', v);
 }

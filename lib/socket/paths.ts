@@ -4,8 +4,10 @@
  * `upgrade()` and the hand-over build it.
  * @packageDocumentation
  */
+import * as os from 'node:os';
 import type { Binding, NativeHandle } from '../native/binding.js';
 import { cipherSpec, type CipherName, type TlsVersion } from '../native/constants.js';
+import { KtlsError, KtlsSystemError } from '../native/errors.js';
 import type { OpenedRecord, RecordOpener, RecordSealer } from '../record/layer.js';
 
 /** A record opened before the switch; a KeyUpdate among them whose new RX keys `upgrade()` already installed is marked. */
@@ -53,4 +55,17 @@ export interface RecordPaths {
 export function recordOverhead(version: TlsVersion, cipher: CipherName): number {
   const spec = cipherSpec(cipher);
   return 5 + spec.tagSize + (version === 'TLSv1.3' ? 1 : spec.saltSize > 0 ? spec.ivSize : 0);
+}
+
+/** Sets the largest plaintext per record the TX path sends: the kernel's `TLS_TX_MAX_PAYLOAD_LEN` (6.8+), nothing to do for the userspace layer. */
+export function applyRecordSize(p: RecordPaths, fd: number, size: number): void {
+  if (p.tx === 'plain') throw new KtlsError('ERR_KTLS_UNSUPPORTED', "node:tls carries this connection's records and has no record size limit setting");
+  if (p.tx !== 'kernel') return;
+  const rc = p.binding.setRecordSize(fd, size);
+  const syscall = 'setsockopt(TLS_TX_MAX_PAYLOAD_LEN)';
+  if (rc === -os.constants.errno.ENOPROTOOPT) {
+    const why = 'this kernel has no TLS_TX_MAX_PAYLOAD_LEN (record size limit); it always sends records of up to 16384 bytes';
+    throw Object.assign(new KtlsError('ERR_KTLS_UNSUPPORTED', why), { errno: rc, syscall });
+  }
+  if (rc < 0) throw new KtlsSystemError(rc, syscall);
 }

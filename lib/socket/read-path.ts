@@ -15,7 +15,6 @@ import type { WriteOp } from './ops/op.js';
 import { KeyUpdateOp, installKernelKeys, rekeyUserspace } from './ops/key-update.js';
 import { PeerBudget, type PeerEvent, type PeerLimits } from './peer-limits.js';
 import type { RecordPaths } from './paths.js';
-import type { RxHost } from './splice-to.js';
 import type { WriteQueue } from './write-queue.js';
 
 const E = os.constants.errno;
@@ -37,6 +36,8 @@ export interface ReadHost {
   readonly schedule: KeySchedule | null;
   readonly destroyed: boolean;
   readonly writableEnded: boolean;
+  /** Bytes the stream holds that the application has not read. */
+  readonly readableLength: number;
   /** `Readable#push`. */
   push(chunk: Buffer | null): boolean;
   /** `Readable#unshift`. */
@@ -63,11 +64,18 @@ export class ReadPath {
   #allowTruncation: boolean;
   #closeNotifyReceived = false;
 
+  /** The socket this reads for. */
+  get host(): ReadHost {
+    return this.#host;
+  }
+
   /** The peer's close_notify has arrived. */
   get closeNotifyReceived(): boolean {
     return this.#closeNotifyReceived;
   }
   #fatalSent = false;
+  /** The error that ended reading, held while the stream still holds bytes that arrived before it. */
+  #held: Error | null = null;
   #shortRead = false;
   /** The last read found the socket empty: only the poll can say there is more. */
   #drained = false;
@@ -178,7 +186,7 @@ export class ReadPath {
         if (desc === ALERT.user_canceled) return this.#spend('warningAlerts');
         // TLS 1.2 warnings carry no data; TLS 1.3 treats every other alert as fatal.
         if (level === 1 && host.paths.version === 'TLSv1.2') return this.#spend('warningAlerts');
-        host.destroy(new KtlsAlertError(desc, false));
+        this.#fail(new KtlsAlertError(desc, false));
         return false;
       }
       case k.RECORD_HANDSHAKE:
@@ -225,7 +233,7 @@ export class ReadPath {
         else if (p.rx !== null) rekeyUserspace(p.rx, keys);
       } catch (err) {
         // Reading on would stall (EKEYEXPIRED) or fail every record: end the connection, naming why.
-        host.destroy(err as Error);
+        this.#fail(err as Error);
         return false;
       }
     }
@@ -256,7 +264,7 @@ export class ReadPath {
       this.#endReadable();
       return;
     }
-    this.#host.destroy(
+    this.#fail(
       new KtlsError('ERR_KTLS_TRUNCATED', partial ? 'connection closed in the middle of a TLS record' : 'connection closed without close_notify (truncated)'),
     );
   }
@@ -286,7 +294,7 @@ export class ReadPath {
       const alert = p.version === 'TLSv1.3' ? ALERT.decode_error : ALERT.protocol_version;
       this.fatal(alert, new KtlsAlertError(alert, true, `a record with a wrong version (EINVAL): fatal alert ${alertName(alert)}`));
     } else {
-      this.#host.destroy(new KtlsSystemError(errno, 'read'));
+      this.#fail(new KtlsSystemError(errno, 'read'));
     }
   }
 
@@ -322,8 +330,28 @@ export class ReadPath {
         }
       }
     }
-    host.destroy(err);
+    this.#fail(err);
     return false;
+  }
+
+  /**
+   * Reading failed with `err`. Bytes that arrived before the failure are the
+   * application's: while the stream still holds some, the error waits behind
+   * them as EOF does (the stream is ended, and its `'end'` becomes this
+   * error: {@link takeHeld}). Nothing is read or polled for meanwhile.
+   */
+  #fail(err: Error): void {
+    const host = this.#host;
+    if (host.destroyed || host.readableLength === 0) return host.destroy(err);
+    this.#held = err;
+    this.#endReadable();
+  }
+
+  /** The error held behind buffered bytes, once (the stream's `'end'` stands for it). */
+  takeHeld(): Error | null {
+    const err = this.#held;
+    this.#held = null;
+    return err;
   }
 
   /**
@@ -349,43 +377,5 @@ export class ReadPath {
     if (rx === null) return { type: k.RECORD_APPLICATION_DATA, data };
     rx.push(data);
     return 'pushed';
-  }
-
-  /** The socket as spliceTo() sees it: this read path's own handling of what splice(2) cannot move. */
-  spliceHost(): RxHost {
-    const self = this;
-    const host = this.#host;
-    const p = host.paths;
-    return {
-      binding: p.binding,
-      kernelRx: p.rx === 'kernel',
-      get spliceCopies() {
-        return typeof p.spliceCopies === 'string';
-      },
-      get fd() {
-        return p.handle.fd;
-      },
-      get destroyed() {
-        return host.destroyed;
-      },
-      get readEnded() {
-        return self.readEnded;
-      },
-      nextRecord: () => {
-        const early = p.early.shift();
-        if (early) return early;
-        return p.rx === 'kernel' || p.rx === null ? null : this.openNext(p.rx);
-      },
-      recvOnce: (max) => this.recvChunk(max),
-      deliver: (type, data, followed) => void this.deliver(type, data, followed),
-      unshift: (data) => host.unshift(data),
-      readError: (errno) => this.readError(errno),
-      eof: () => this.eof(),
-      countRead: (n) => {
-        this.bytesRead += n;
-        host.activity();
-      },
-      updatePoll: () => host.setPoll(),
-    };
   }
 }

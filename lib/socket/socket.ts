@@ -16,12 +16,12 @@ import { KeyUpdateOp } from './ops/key-update.js';
 import type { WriteOp } from './ops/op.js';
 import { SendFileOp, type FileSource } from './ops/send-file.js';
 import { SpliceFromOp } from './ops/splice-from.js';
-import { checkLength, type KtlsSocketOptions, type SendFileOptions, type SequenceNumbers, type SpliceOptions } from './options.js';
-import type { RecordPaths } from './paths.js';
+import { checkFd, checkLength, type KtlsSocketOptions, type SendFileOptions, type SequenceNumbers, type SpliceOptions } from './options.js';
+import { applyRecordSize, type RecordPaths } from './paths.js';
 import { SocketHost, type SocketInner } from './host.js';
 import { TxFlush } from './tx-flush.js';
 import { ReadPath } from './read-path.js';
-import { SpliceOut, spliceTarget, startSplice, takeBuffered } from './splice-to.js';
+import { SpliceOut, rxHostOf, spliceTarget, startSplice, takeBuffered } from './splice-to.js';
 import { WriteQueue } from './write-queue.js';
 
 const E = os.constants.errno;
@@ -68,6 +68,9 @@ export class KtlsSocket extends KtlsTlsMembers {
     this.#queue = new WriteQueue(host);
     this.#in = new ReadPath(host, options);
     this.#flush = new TxFlush(host);
+    // As net.Socket does: read ahead (up to highWaterMark) from the start, so a socket the
+    // application is not reading still sees the peer's close_notify and FIN, and closes.
+    process.nextTick(() => void (!this.destroyed && !this.readableEnded && this.readableLength === 0 && this.read(0)));
   }
 
   /** The peer's close_notify has arrived (false after a bare FIN, which `allowTruncation`, the default, accepts as the end). */
@@ -75,10 +78,11 @@ export class KtlsSocket extends KtlsTlsMembers {
     return this.#in.closeNotifyReceived;
   }
 
-  /** Streams emit `'close'` without arguments; net and tls sockets pass `hadError`, as this does. */
+  /** Streams emit `'close'` without arguments; net and tls sockets pass `hadError`, as this does. A read error held behind buffered bytes comes where `'end'` would. */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     if (event === 'close' && args.length === 0) return super.emit('close', this.errored !== null);
-    return super.emit(event, ...args);
+    const held = event === 'end' ? this.#in.takeHeld() : null;
+    return held ? (this.destroy(held), false) : super.emit(event, ...args);
   }
 
   static {
@@ -202,20 +206,7 @@ export class KtlsSocket extends KtlsTlsMembers {
   /** Sets {@link KtlsSocket.maxRecordSize}; returns this. */
   setMaxRecordSize(size: number): this {
     checkRecordSize(size, 'maxRecordSize');
-    if (this.#p.tx === 'plain') throw new KtlsError('ERR_KTLS_UNSUPPORTED', "node:tls carries this connection's records and has no record size limit setting");
-    if (this.#p.tx === 'kernel') {
-      const rc = this.#p.binding.setRecordSize(this.fd, size);
-      if (rc === -E.ENOPROTOOPT) {
-        throw Object.assign(
-          new KtlsError('ERR_KTLS_UNSUPPORTED', 'this kernel has no TLS_TX_MAX_PAYLOAD_LEN (record size limit); it always sends records of up to 16384 bytes'),
-          {
-            errno: rc,
-            syscall: 'setsockopt(TLS_TX_MAX_PAYLOAD_LEN)',
-          },
-        );
-      }
-      if (rc < 0) throw new KtlsSystemError(rc, 'setsockopt(TLS_TX_MAX_PAYLOAD_LEN)');
-    }
+    applyRecordSize(this.#p, this.fd, size);
     this.#maxRecordSize = size;
     return this;
   }
@@ -282,7 +273,8 @@ export class KtlsSocket extends KtlsTlsMembers {
    * rejects before any byte is sent and leaves the connection usable.
    */
   sendFile(file: FileSource, options: SendFileOptions = {}): Promise<number> {
-    if (typeof file !== 'string' && typeof file !== 'number' && (typeof file !== 'object' || file === null || typeof file.fd !== 'number'))
+    if (typeof file === 'number') checkFd('file', file);
+    else if (typeof file !== 'string' && (typeof file !== 'object' || file === null || typeof file.fd !== 'number'))
       throw invalidArgType(`Expected a path, an fd or a FileHandle for file but received ${typeof file}`);
     checkLength('options.offset', options.offset);
     checkLength('options.length', options.length);
@@ -296,7 +288,7 @@ export class KtlsSocket extends KtlsTlsMembers {
    * mode is polled before each read (the wait leaves it `O_NONBLOCK`, as libuv's poll does).
    */
   spliceFrom(fd: number, options: SpliceOptions = {}): Promise<number> {
-    if (!Number.isInteger(fd) || fd < 0) throw invalidArgType(`Expected a file descriptor for fd but received ${String(fd)}`);
+    checkFd('fd', fd);
     checkLength('options.length', options.length);
     return this.#startOp(new SpliceFromOp(fd, options.length));
   }
@@ -311,9 +303,12 @@ export class KtlsSocket extends KtlsTlsMembers {
    * `fd`; a blocking socket or device is refused (`ERR_KTLS_BLOCKING_FD`): full, it would block.
    */
   spliceTo(fd: number, options: SpliceOptions = {}): Promise<number> {
-    if (!Number.isInteger(fd) || fd < 0) throw invalidArgType(`Expected a file descriptor for fd but received ${String(fd)}`);
+    checkFd('fd', fd);
     checkLength('options.length', options.length);
     if (this.#reader) throw new KtlsError('ERR_KTLS_BUSY', 'a spliceTo() is already running on this socket');
+    // Decoded text cannot be turned back into the bytes it came from: refused before anything is taken.
+    if (this.readableEncoding !== null)
+      throw new KtlsError('ERR_KTLS_ENCODING', `spliceTo() moves bytes; the socket has setEncoding('${this.readableEncoding}')`);
     let remaining = options.length ?? Number.POSITIVE_INFINITY;
     return new Promise((resolve, reject) => {
       if (this.destroyed) return reject(new KtlsError('ERR_STREAM_DESTROYED', 'the socket is destroyed'));
@@ -331,7 +326,7 @@ export class KtlsSocket extends KtlsTlsMembers {
       const held = takeBuffered(this, remaining);
       remaining -= held.reduce((n, b) => n + b.length, 0);
       try {
-        this.#reader = new SpliceOut(this.#in.spliceHost(), fd, remaining, held, kind === 1, done);
+        this.#reader = new SpliceOut(rxHostOf(this.#in), fd, remaining, held, kind === 1, done);
       } catch (err) {
         return reject(err instanceof Error ? err : new Error(String(err)));
       }

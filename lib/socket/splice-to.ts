@@ -15,6 +15,7 @@ import type { OpenedRecord } from '../record/layer.js';
 import type { EarlyRecord, RecordPaths } from './paths.js';
 import { describeDefect, kernelDefect } from '../native/defects.js';
 import { FdWatcher } from './fd-watcher.js';
+import type { ReadPath } from './read-path.js';
 import { STEP, consume } from './ops/op.js';
 
 const E = os.constants.errno;
@@ -43,6 +44,43 @@ export interface RxHost {
   countRead(n: number): void;
   /** Re-evaluates what the socket polls for (reads {@link SpliceOut.waitSocket}). */
   updatePoll(): void;
+}
+
+/** The socket as spliceTo() sees it: its read path's own handling of what splice(2) cannot move. */
+export function rxHostOf(read: ReadPath): RxHost {
+  const host = read.host;
+  const p = host.paths;
+  return {
+    binding: p.binding,
+    kernelRx: p.rx === 'kernel',
+    get spliceCopies() {
+      return typeof p.spliceCopies === 'string';
+    },
+    get fd() {
+      return p.handle.fd;
+    },
+    get destroyed() {
+      return host.destroyed;
+    },
+    get readEnded() {
+      return read.readEnded;
+    },
+    nextRecord: () => {
+      const early = p.early.shift();
+      if (early) return early;
+      return p.rx === 'kernel' || p.rx === null ? null : read.openNext(p.rx);
+    },
+    recvOnce: (max) => read.recvChunk(max),
+    deliver: (type, data, followed) => void read.deliver(type, data, followed),
+    unshift: (data) => host.unshift(data),
+    readError: (errno) => read.readError(errno),
+    eof: () => read.eof(),
+    countRead: (n) => {
+      read.bytesRead += n;
+      host.activity();
+    },
+    updatePoll: () => host.setPoll(),
+  };
 }
 
 /** One running spliceTo(). */

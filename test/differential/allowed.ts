@@ -19,23 +19,7 @@ const SYNC_WRITES =
   'So bytes written just before destroy() or a write-after-end error still go out on ktls, where node:tls discards them, ' +
   "and write() returns false only once the kernel's send buffer is full. Backpressure and ordering are the same.";
 
-/** The socket that never reads. */
-const NOT_READING =
-  "OPEN: a ktls socket reads only when the application reads (net.Socket reads ahead up to highWaterMark from the start), so one that never reads does not see the peer's close_notify and FIN: no 'end', no 'close', and the server still counts it. Reading ahead breaks tests that rely on lazy reading and was left for the next change.";
-
 export const ALLOWED: Allowed[] = [
-  ...(
-    [
-      ['the server ends without reading; the client reads and ends on end', 'server'],
-      ['the server ends without reading and has no error listener', 'server'],
-      ['the client writes, then ends without reading', 'client'],
-      ['setEncoding utf8 across a split multi-byte character', 'server'],
-      ['pause, then resume later', 'server'],
-      ['async iteration until the end', 'server'],
-      ['read() on readable', 'server'],
-      ['setNoDelay, setKeepAlive, ref and unref return the socket', 'server'],
-    ] as Array<[string, Role]>
-  ).map(([scenario, role]): Allowed => ({ scenario, roles: [role], reason: NOT_READING })),
   {
     scenario: 'the server resets the connection',
     roles: ['server'],

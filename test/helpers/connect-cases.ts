@@ -36,6 +36,11 @@ export async function silentServer(): Promise<{ server: net.Server; port: number
   return { server, port: portOf(server), accepted: () => accepted, closed: () => closed };
 }
 
+/** Closes `server` and waits until its last connection has closed (so the next test's fd count starts clean). */
+export function closeServer(server: { close(cb: () => void): unknown }): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
 /** Polls `ok` every 10 ms for up to `ms`. */
 export async function until(ok: () => boolean, ms = 5000): Promise<boolean> {
   for (const end = Date.now() + ms; !ok() && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
@@ -79,7 +84,7 @@ export function connectOptionCases(t: Test, fastOpen: boolean, expectKernel?: bo
     t.equal((await readAll(sock)).toString(), 'hello');
     t.same(peers, ['127.0.0.1']);
     parity(t, 'tls.connect', sock);
-    server.close();
+    await closeServer(server);
   });
 
   t.test(`${path}: family 6 reaches ::1, and lookup is asked for that family`, async (t) => {
@@ -102,7 +107,7 @@ export function connectOptionCases(t: Test, fastOpen: boolean, expectKernel?: bo
     t.equal(literal.remoteAddress, '::1', 'an IPv6 literal host');
     t.equal((await readAll(literal)).toString(), 'hello');
     parity(t, 'tls.connect', sock);
-    server.close();
+    await closeServer(server);
   });
 
   t.test(`${path}: localAddress is the address the server sees`, async (t) => {
@@ -113,7 +118,7 @@ export function connectOptionCases(t: Test, fastOpen: boolean, expectKernel?: bo
     t.equal((await readAll(sock)).toString(), 'hello');
     t.same(peers, ['127.0.0.3']);
     parity(t, 'tls.connect', sock);
-    server.close();
+    await closeServer(server);
   });
 
   t.test(`${path}: a numeric string port, in options and positionally`, async (t) => {
@@ -126,7 +131,7 @@ export function connectOptionCases(t: Test, fastOpen: boolean, expectKernel?: bo
     await check(t, b);
     t.equal((await readAll(b)).toString(), 'hello');
     parity(t, 'tls.connect', a);
-    server.close();
+    await closeServer(server);
   });
 
   t.test(`${path}: a signal aborted before connect() fails it with ABORT_ERR and opens nothing`, async (t) => {
@@ -146,7 +151,7 @@ export function connectOptionCases(t: Test, fastOpen: boolean, expectKernel?: bo
     t.equal(looked, 0, 'no lookup');
     t.equal(peers.length, 0, 'no connection');
     t.equal(fdCount(), before, 'no fd');
-    server.close();
+    await closeServer(server);
   });
 
   t.test(`${path}: a signal aborted during the lookup, or during the handshake, fails with ABORT_ERR and closes the connection`, async (t) => {
@@ -202,6 +207,6 @@ export function connectOptionCases(t: Test, fastOpen: boolean, expectKernel?: bo
     t.ok(timedOut, "'timeout' on the KtlsSocket once idle, as on tls.connect()'s socket");
     t.equal(sock.destroyed, false, "'timeout' does not destroy");
     sock.destroy();
-    server.close();
+    await closeServer(server);
   });
 }

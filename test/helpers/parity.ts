@@ -20,12 +20,23 @@ type Peer = Pick<tls.TLSSocket, 'exportKeyingMaterial' | 'getFinished' | 'getPee
 const exportOf = (p: Peer, length: number, label: string, context?: Buffer): Buffer =>
   (p.exportKeyingMaterial.bind(p) as (l: number, lab: string, c?: Buffer) => Buffer)(length, label, context);
 
+/** What `fn` returned (as hex) or the code it threw. */
+function outcome(fn: () => Buffer): string {
+  try {
+    return fn().toString('hex');
+  } catch (err) {
+    return String((err as NodeJS.ErrnoException).code);
+  }
+}
+
 /** Exporter outputs and Finished messages of a KtlsSocket equal its node:tls peer's. */
 export function sameSession(t: Test, k: ktls.KtlsSocket, peer: Peer, what: string): void {
   for (const [length, label, context] of [
     [32, 'EXPERIMENTAL-ktls', undefined],
     [100, 'EXPERIMENTAL-ktls', Buffer.from('some context')],
     [16, 'EXPERIMENTAL-other', Buffer.alloc(0)],
+    [24, 'EXPERIMENTAL-é€', undefined], // the label is UTF-8, as OpenSSL takes node:tls's string
+    [16, 'x'.repeat(249), undefined], // TLS 1.3's longest label
   ] as const) {
     t.equal(
       k.exportKeyingMaterial(length, label, context).toString('hex'),
@@ -33,6 +44,11 @@ export function sameSession(t: Test, k: ktls.KtlsSocket, peer: Peer, what: strin
       `${what}: exportKeyingMaterial(${length}, '${label}', ${context === undefined ? 'no context' : `${context.length} B context`}) equals the peer's`,
     );
   }
+  // TLS 1.3's HkdfLabel holds 249 bytes of label: one more (in UTF-8: 'é' is two) is refused as node:tls refuses it.
+  const long = 'é'.repeat(125);
+  const theirs = outcome(() => exportOf(peer, 16, long));
+  const ours = outcome(() => k.exportKeyingMaterial(16, long));
+  t.equal(ours, theirs, `${what}: a 250-byte label: ${theirs} as on node:tls`);
   t.same(k.getFinished(), peer.getPeerFinished(), `${what}: getFinished() is the peer's getPeerFinished()`);
   t.same(k.getPeerFinished(), peer.getFinished(), `${what}: getPeerFinished() is the peer's getFinished()`);
 }
@@ -65,7 +81,7 @@ export async function bothRoles(t: Test, variant: (typeof VARIANTS)[number], exp
   t.match(client.getEphemeralKeyInfo(), { type: 'ECDH' }, 'getEphemeralKeyInfo() as node:tls reported it');
   t.throws(() => client.renegotiate(), { code: 'ERR_KTLS_NO_RENEGOTIATION' });
   if (version === 'TLSv1.2') {
-    t.throws(() => client.exportKeyingMaterial(16, 'key expansion'), { code: 'ERR_KTLS_EXPORTER_LABEL' }, "TLS 1.2's own label is refused");
+    t.throws(() => client.exportKeyingMaterial(16, 'key expansion'), { code: 'ERR_SSL_TLS_ILLEGAL_EXPORTER_LABEL' }, "TLS 1.2's own label is refused");
     t.throws(() => exportOf(nodeServerSide as Peer, 16, 'key expansion'), 'node:tls refuses it too');
   }
   // The same options against the same server over node:tls alone: the same shared signature algorithms.

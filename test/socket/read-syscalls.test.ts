@@ -44,6 +44,7 @@ function scripted(script: number[], rx: { kernelTls: boolean } = { kernelTls: fa
     schedule: null,
     destroyed: false,
     writableEnded: false,
+    readableLength: 0,
     push: (chunk) => (chunk && pushed.push(chunk), true),
     unshift: () => undefined,
     destroy: (err) => {
