@@ -102,12 +102,18 @@ class Handle : public Napi::ObjectWrap<Handle> {
       self->Napi::ObjectWrap<Handle>::Unref();
     }
     int js_events = ((events & UV_READABLE) ? kReadable : 0) | ((events & UV_WRITABLE) ? kWritable : 0);
-    try {
-      self->on_poll_.MakeCallback(receiver, {Napi::Number::New(env, status), Napi::Number::New(env, js_events)});
-    } catch (const Napi::Error& e) {
-      // A throwing JS callback must reach 'uncaughtException', never abort the process.
-      napi_fatal_exception(env, e.Value());
-    }
+    napi_value argv[2] = {Napi::Number::New(env, status), Napi::Number::New(env, js_events)};
+    napi_value result = nullptr;
+    // The C call, not node-addon-api's: when the env can no longer run JS (a Worker being terminated)
+    // its failure must be ignored, and node-addon-api would build an Error there, which aborts the process.
+    napi_status st = napi_make_callback(env, nullptr, receiver, self->on_poll_.Value(), 2, argv, &result);
+    if (st == napi_ok) return;
+    napi_value exception = nullptr;
+    bool pending = false;
+    // A throwing JS callback must reach 'uncaughtException', never abort the process. No pending
+    // exception: the env is shutting down, and there is nothing left to tell.
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending && napi_get_and_clear_last_exception(env, &exception) == napi_ok)
+      napi_fatal_exception(env, exception);
   }
 
   // recv(buf, offset, length) -> bytes | -errno; out[0] = TLS record type (0 when

@@ -152,7 +152,15 @@ export function evaluate(records) {
   for (const p of records) (releases[envOf(p.kernel)] ??= new Set()).add(p.kernel ?? 'host');
   const rows = members().map((r) => {
     known.add(r.member);
-    const proofs = records.filter((p) => p.member === r.member);
+    const proofs = records.filter((p) => p.member === r.member && !p.differs);
+    // The differential suite saw this member behave otherwise than on node:tls (an accepted difference): not ✓.
+    const diffRecords = records.filter((p) => p.member === r.member && p.differs);
+    const differs = [...new Map(diffRecords.map((p) => [p.differs.scenario, p.differs])).values()].sort((a, b) => a.scenario.localeCompare(b.scenario));
+    const diffByEnv = {};
+    for (const e of envs) {
+      const d = [...new Set(diffRecords.filter((p) => envOf(p.kernel) === e).map((p) => p.differs.scenario))].sort();
+      if (d.length) diffByEnv[e] = d;
+    }
     const files = [...new Set(proofs.map((p) => p.file))].sort();
     const paths = [...new Set(proofs.map((p) => p.path))].sort();
     const byEnv = {};
@@ -163,7 +171,7 @@ export function evaluate(records) {
     const reason = REASONS[r.member];
     const notes = GENERATION_NOTES[r.member] ?? {};
     if (proofs.length && reason) problems.push(`${r.member}: a passing test proves it, but REASONS still says "${reason}"`);
-    if (!proofs.length && !reason) problems.push(`${r.member}: no passing test records it and REASONS gives no reason`);
+    if (!proofs.length && !differs.length && !reason) problems.push(`${r.member}: no passing test records it and REASONS gives no reason`);
     if (kernels.some((k) => byEnv[k]))
       for (const k of kernels) {
         const note = notes[generationOf(k)];
@@ -171,7 +179,7 @@ export function evaluate(records) {
           problems.push(`${r.member}: proven under other kernels but not under ${k}, and GENERATION_NOTES says nothing for ${generationOf(k)}`);
         if (byEnv[k] && note) problems.push(`${r.member}: proven under ${k}, but GENERATION_NOTES still says "${note}"`);
       }
-    return { ...r, ok: proofs.length > 0, files, paths, reason, byEnv, notes };
+    return { ...r, ok: proofs.length > 0 && differs.length === 0, files, paths, reason, byEnv, notes, differs, diffByEnv };
   });
   for (const m of new Set(records.map((p) => p.member)))
     if (!known.has(m)) problems.push(`${m}: recorded by a test but not a node:tls member this table knows`);
@@ -180,12 +188,17 @@ export function evaluate(records) {
 
 /** The machine-readable twin of the table: per member and environment, the files that proved it. */
 export function evidence({ rows, releases }) {
-  return { releases, members: Object.fromEntries(rows.map((r) => [r.member, r.byEnv])) };
+  return {
+    releases,
+    members: Object.fromEntries(rows.map((r) => [r.member, r.byEnv])),
+    differs: Object.fromEntries(rows.filter((r) => r.differs.length).map((r) => [r.member, r.diffByEnv])),
+  };
 }
 
 /** The markdown of docs/node-tls-parity.md. */
 export function render({ rows, releases }) {
   const ok = rows.filter((r) => r.ok).length;
+  const differ = rows.filter((r) => r.differs.length).length;
   const envs = Object.keys(releases).sort(byVersion);
   const ran = envs.map((e) => (e === 'host' ? 'a host without kTLS' : `UML ${releases[e].join(', ')}`));
   const out = [
@@ -197,11 +210,12 @@ export function render({ rows, releases }) {
     'A ✓ means a test that passed in the runs behind this file recorded the member (`parity()` in test/helpers/parity-log.ts); the files are listed.',
     'A ✗ gives the reason ktls does not provide it. One column per place the tests ran: each kTLS kernel (before 6.14 without TLS 1.3 rekey, from 6.14 with it), and a host without kTLS (userspace records).',
     'There, ✓ is proven, – is not exercised there (a kernel-only test, say), and ✗ has a note on what differs on that kernel generation.',
+    'A ≠ means the differential suite (test/differential/: the same scenario played on node:tls and on ktls, compared event by event) saw the member behave otherwise, as its allow-list accepts: the scenarios and the reason are given, and the member is not ✓ even where other tests prove it.',
     '"Records" is how the sockets of those tests carried TLS records: the kernel, the userspace record layer, or node:tls itself (suites kTLS cannot carry).',
     '',
     `Runs behind this table: ${ran.join('; ') || 'none'}.`,
     '',
-    `**${ok} of ${rows.length} members ✓, ${rows.length - ok} ✗.**`,
+    `**${ok} of ${rows.length} members ✓, ${differ} ≠, ${rows.length - ok - differ} ✗.**`,
     '',
     'The ktls counterparts: `TLSSocket` → `KtlsSocket`; `tls.Server` → `KtlsServer` (and `KtlsHttpsServer` for `https.createServer`); `tls.connect()` → `ktls.connect()`.',
     '`ktls.connect()` takes `tls.connect()`’s arguments but returns a `KtlsConnectRequest` (awaitable, emits `secureConnect` with the socket and `error`), not the socket: a KtlsSocket exists only once its keys are in the kernel.',
@@ -220,9 +234,20 @@ export function render({ rows, releases }) {
       );
     }
     const name = r.kind === 'event' ? `\`'${r.name}'\`` : r.kind === 'method' ? `\`${r.name}()\`` : `\`${r.name}\``;
-    const evidenceText = r.ok ? r.files.map((f) => `[${path.basename(f)}](../${f})`).join(', ') : r.reason;
-    const paths = r.ok ? r.paths.map((p) => PATH_NAMES[p] ?? p).join(', ') : '';
+    const files = r.files.map((f) => `[${path.basename(f)}](../${f})`).join(', ');
+    const differsText = [...new Set(r.differs.map((d) => d.reason))]
+      .map(
+        (reason) =>
+          `differs from node:tls in ${r.differs
+            .filter((d) => d.reason === reason)
+            .map((d) => `“${d.scenario}”`)
+            .join(', ')}: ${reason}`,
+      )
+      .join(' ');
+    const evidenceText = r.differs.length ? `${differsText}${files ? ` Otherwise proven by ${files}.` : ''}` : r.ok ? files : r.reason;
+    const paths = r.files.length ? r.paths.map((p) => PATH_NAMES[p] ?? p).join(', ') : '';
     const cells = envs.map((e) => {
+      if (r.diffByEnv[e]) return '≠';
       if (r.byEnv[e]) return '✓';
       const note = e === 'host' ? undefined : r.notes[generationOf(e)];
       if (note) {
@@ -230,9 +255,9 @@ export function render({ rows, releases }) {
         if (!notes.includes(text)) notes.push(text);
         return `✗ [${notes.indexOf(text) + 1}]`;
       }
-      return r.ok ? '–' : '';
+      return r.ok || r.differs.length ? '–' : '';
     });
-    out.push(`| ${name} | ${r.kind} | ${r.ok ? '✓' : '✗'} | ${cells.join(' | ')} | ${paths} | ${evidenceText} |`);
+    out.push(`| ${name} | ${r.kind} | ${r.ok ? '✓' : r.differs.length ? '≠' : '✗'} | ${cells.join(' | ')} | ${paths} | ${evidenceText} |`);
   }
   if (notes.length) out.push('', '## Notes', '', ...notes.map((n, i) => `${i + 1}. ${n}`));
   return out.join('\n') + '\n';
@@ -324,6 +349,9 @@ async function main(argv) {
         const a = JSON.stringify(committed.members[r.member]?.[env] ?? []);
         const b = JSON.stringify(fresh.members[r.member]?.[env] ?? []);
         if (a !== b) differ.push(`${r.member} (${titleOf(env)}): committed ${a}, this run ${b}`);
+        const da = JSON.stringify(committed.differs?.[r.member]?.[env] ?? []);
+        const db = JSON.stringify(fresh.differs[r.member]?.[env] ?? []);
+        if (da !== db) differ.push(`${r.member} (${titleOf(env)}) differs from node:tls in: committed ${da}, this run ${db}`);
       }
     }
     if (differ.length) {

@@ -355,6 +355,20 @@ export class ReadPath {
   }
 
   /**
+   * Reads and drops what the kernel still holds for us (at most four reads), so that closing
+   * sends a FIN: unread bytes make close(2) send an RST, and the peer would see ECONNRESET (a TLS
+   * 1.3 client that never read the server's tickets, say). node:tls has read such bytes into
+   * OpenSSL by then, so its close is a FIN.
+   */
+  discardUnread(): void {
+    const handle = this.#host.paths.handle;
+    if (handle.fd < 0) return;
+    scratch ??= Buffer.allocUnsafeSlow(SCRATCH);
+    for (let i = 0; i < 4 && handle.recv(scratch, 0, SCRATCH) > 0; i++);
+    scratch.fill(0);
+  }
+
+  /**
    * One recvmsg, its bytes copied out of the scratch: under kernel RX a record's plaintext with its
    * type; in userspace the raw bytes go to the opener (`'pushed'`); without RX
    * keys raw bytes as application data. 0 at EOF, -errno on failure.

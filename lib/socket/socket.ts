@@ -23,10 +23,9 @@ import { TxFlush } from './tx-flush.js';
 import { ReadPath } from './read-path.js';
 import { SpliceOut, rxHostOf, spliceTarget, startSplice, takeBuffered } from './splice-to.js';
 import { WriteQueue } from './write-queue.js';
+import { peerGone, writeAfterFin } from './net-compat.js';
 
 const E = os.constants.errno;
-
-const peerGone = (err: Error): boolean => ['EPIPE', 'ECONNRESET'].includes(String((err as NodeJS.ErrnoException).code));
 
 /** The private parts every KtlsSocket's {@link SocketHost} reaches (one object, made in the class's static block). */
 let inner: SocketInner<KtlsSocket>;
@@ -56,7 +55,7 @@ export class KtlsSocket extends KtlsTlsMembers {
 
   /** @internal Use `ktls.upgrade()`. */
   constructor(paths: RecordPaths, options: KtlsSocketOptions = {}) {
-    const duplexOptions: DuplexOptions = { allowHalfOpen: options.allowHalfOpen ?? false, emitClose: true, autoDestroy: true };
+    const duplexOptions: DuplexOptions = { allowHalfOpen: options.allowHalfOpen ?? false, emitClose: false, autoDestroy: true };
     if (options.highWaterMark !== undefined) duplexOptions.highWaterMark = options.highWaterMark;
     super(duplexOptions, paths);
     this.#p = paths;
@@ -82,7 +81,9 @@ export class KtlsSocket extends KtlsTlsMembers {
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     if (event === 'close' && args.length === 0) return super.emit('close', this.errored !== null);
     const held = event === 'end' ? this.#in.takeHeld() : null;
-    return held ? (this.destroy(held), false) : super.emit(event, ...args);
+    if (held) return (this.destroy(held), false);
+    if (event === 'end' && !this.allowHalfOpen) this.write = writeAfterFin as this['write'];
+    return super.emit(event, ...args);
   }
 
   static {
@@ -343,8 +344,10 @@ export class KtlsSocket extends KtlsTlsMembers {
   }
 
   /** @internal */
-  override _final(cb: (err?: Error | null) => void): void {
+  override _final(callback: (err?: Error | null) => void): void {
     const k = constants();
+    // As net.Socket's shutdown request: it completes ('finish') on a later turn of the loop, not inside end().
+    const cb = (err?: Error | null): void => void setImmediate(callback, err);
     if (this.#p.tx === null || this.#p.tx === 'plain') {
       // Without tx keys there is no close_notify to send, only the FIN (node:tls, beyond a plain fd, sends its own).
       const rc = this.#p.handle.shutdown(k.SHUT_WR);
@@ -383,8 +386,13 @@ export class KtlsSocket extends KtlsTlsMembers {
     }
     this.#schedule?.wipe();
     this.releaseBase();
+    this.#in.discardUnread();
     const rc = this.#p.handle.close();
     for (const side of [this.#p.tx, this.#p.rx]) if (typeof side === 'object' && side !== null) side.wipe();
-    cb(err ?? (rc < 0 ? new KtlsSystemError(rc, 'close') : null));
+    const failure = err ?? (rc < 0 ? new KtlsSystemError(rc, 'close') : null);
+    cb(failure);
+    // As net.Socket: 'close' from the next turn of the loop (its handle's close callback), after 'error'
+    // and after the callbacks of writes made once destroyed.
+    setImmediate(() => this.emit('close', failure !== null));
   }
 }

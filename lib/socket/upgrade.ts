@@ -159,7 +159,8 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
       );
   }
   try {
-    checkTcp(b, uv.fd);
+    // A hand-over delivers what node:tls had received even from a peer that has reset since (as node:tls does).
+    checkTcp(b, uv.fd, handover.role === undefined);
     // Let anything node:net still has queued reach the kernel before records start.
     if (socket.writableLength > 0) await new Promise<void>((resolve) => socket.write(Buffer.alloc(0), () => resolve()));
     // A suite this kernel installs but is known to carry wrongly stays in userspace.

@@ -32,14 +32,14 @@ export function validateSocket(socket: unknown): { socket: net.Socket; handle: N
   return { socket, handle };
 }
 
-/** Checks that `fd` is a connected TCP socket. @internal */
-export function checkTcp(b: Binding, fd: number): void {
+/** Checks that `fd` is a TCP socket, and (`connected`) that its peer is still there. @internal */
+export function checkTcp(b: Binding, fd: number, connected = true): void {
   const k = b.constants;
   const type = b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_TYPE);
   if (type < 0) throw new KtlsSystemError(type, 'getsockopt(SO_TYPE)');
   const proto = b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_PROTOCOL);
   if (proto < 0) throw new KtlsSystemError(proto, 'getsockopt(SO_PROTOCOL)');
   if (type !== k.SOCK_STREAM || proto !== k.IPPROTO_TCP) throw new KtlsError('ERR_KTLS_NOT_TCP', 'kernel TLS needs a TCP socket');
-  const peer = b.peerConnected(fd);
+  const peer = connected ? b.peerConnected(fd) : 0;
   if (peer < 0) throw new KtlsSystemError(peer, 'getpeername', 'the socket is not connected');
 }

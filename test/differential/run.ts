@@ -1,8 +1,9 @@
 // Plays one scenario on one stack in one role (the other role is always
 // node:tls) and returns what both sides observed.
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ParityMember, ParitySocket } from '../helpers/parity-log.js';
 import { record, type SideRecord } from './record.js';
-import { nodeTls, type AppSocket, type Stack, type StackOptions } from './stack.js';
+import { nodeTls, type AppServer, type AppSocket, type Stack, type StackOptions } from './stack.js';
 
 /** What a scenario's side can do besides use its socket. */
 export interface SideContext {
@@ -33,8 +34,23 @@ export interface Recording {
 
 export type Role = 'server' | 'client';
 
-/** Runs `sc` with `stack` in `role`, node:tls in the other. */
-export async function play(sc: Scenario, role: Role, stack: Stack): Promise<Recording> {
+const count = (server: AppServer): Promise<number> => new Promise((resolve) => server.getConnections((_err, n) => resolve(n)));
+
+/** What the run of the stack under test exercised: node:tls members, and its socket's record path. */
+export interface Seen {
+  used: Set<ParityMember>;
+  socket?: ParitySocket;
+}
+
+/** Runs `sc` with `stack` in `role`, node:tls in the other; `seen` (if given) collects what `stack`'s side exercised. */
+export async function play(sc: Scenario, role: Role, stack: Stack, seen?: Seen): Promise<Recording> {
+  seen?.used.add(role === 'server' ? 'tls.createServer' : 'tls.connect');
+  if (role === 'server') for (const m of ['Server#getConnections', 'Server#close', 'Server@secureConnection'] as const) seen?.used.add(m);
+  const mine = (side: ReturnType<typeof record> | undefined, s: AppSocket | undefined): void => {
+    if (!seen || !side || !s) return;
+    for (const m of side.used) seen.used.add(m);
+    seen.socket = s as unknown as ParitySocket;
+  };
   const serverStack = role === 'server' ? stack : nodeTls;
   const clientStack = role === 'client' ? stack : nodeTls;
   const sockets: AppSocket[] = [];
@@ -45,8 +61,10 @@ export async function play(sc: Scenario, role: Role, stack: Stack): Promise<Reco
     note: (text) => side()?.note(text),
     sleep: (ms) => sleep(ms),
   });
+  let serverSocket: AppSocket | undefined;
   const server = await serverStack.listen({ ...sc.options, ...sc.serverOptions }, (s) => {
     sockets.push(s);
+    serverSocket = s;
     serverSide = record(s);
     gotServer();
     void Promise.resolve(
@@ -57,7 +75,17 @@ export async function play(sc: Scenario, role: Role, stack: Stack): Promise<Reco
     ).catch((err: Error) => serverSide?.note(`server threw ${err.name}`));
   });
   try {
-    const c = await clientStack.connect(server.port, { ...sc.options, ...sc.clientOptions });
+    let c: AppSocket;
+    try {
+      c = await clientStack.connect(server.port, { ...sc.options, ...sc.clientOptions });
+    } catch (err) {
+      // The handshake failed (the server may have gone first): that is the client's whole record.
+      await Promise.race([serverSide?.closed, sleep(sc.settleMs ?? 1500)]);
+      serverSide?.snapshot();
+      if (role === 'server') mine(serverSide, serverSocket);
+      const failed: SideRecord = { events: [`connect failed ${String((err as NodeJS.ErrnoException).code)}`], received: { bytes: 0, sha256: '' } };
+      return { server: serverSide?.rec ?? { events: ['no connection'], received: { bytes: 0, sha256: '' } }, client: failed, connections: await count(server) };
+    }
     sockets.push(c);
     const clientSide = record(c);
     void Promise.resolve(
@@ -71,7 +99,9 @@ export async function play(sc: Scenario, role: Role, stack: Stack): Promise<Reco
     await sleep(50);
     clientSide.snapshot();
     serverSide?.snapshot();
-    const connections = await new Promise<number>((resolve) => server.getConnections((_err, n) => resolve(n)));
+    if (role === 'client') mine(clientSide, c);
+    else mine(serverSide, serverSocket);
+    const connections = await count(server);
     return { server: serverSide?.rec ?? { events: ['no connection'], received: { bytes: 0, sha256: '' } }, client: clientSide.rec, connections };
   } finally {
     for (const s of sockets) s.destroy();

@@ -1,12 +1,14 @@
 // The differential scenarios: ordinary things applications do with a TLS
 // socket, each run on node:tls and on ktls in both roles. Each side's code is
 // what an application would write; nothing here knows which stack it is on.
+import { closing } from './closing.js';
+import { flow } from './flow.js';
+import { halfOpenMore } from './half-open.js';
+import { big, onError, readAll } from './kit.js';
 import type { Scenario } from './run.js';
 import type { AppSocket } from './stack.js';
-
-const big = (n: number): Buffer => Buffer.alloc(n, 0x61);
-const onError = (s: AppSocket): void => void s.on('error', () => undefined);
-const readAll = (s: AppSocket): void => void s.resume();
+import { state } from './state.js';
+import { tls12 } from './tls12.js';
 
 /** Ending a connection, every way an application does it. */
 const ending: Scenario[] = [
@@ -352,5 +354,7 @@ const session: Scenario[] = [
   },
 ];
 
-/** Every scenario, in order. */
-export const SCENARIOS: Scenario[] = [...ending, ...halfOpen, ...reading, ...writing, ...options, ...session];
+const tls13: Scenario[] = [...ending, ...closing, ...halfOpen, ...halfOpenMore, ...reading, ...writing, ...flow, ...options, ...state, ...session];
+
+/** Every scenario, in order: TLS 1.3 (node:tls's default), then the TLS 1.2 repeats. */
+export const SCENARIOS: Scenario[] = [...tls13, ...tls12(tls13)];

@@ -31,16 +31,37 @@ function pathOf(s: ParitySocket | undefined): ParityPath | 'n/a' {
   return s.cipher === null ? 'node:tls' : 'userspace';
 }
 
+/** Where a test ran its compiled file from, as the table names it (`test/x/y.test.ts`). */
+const testFileName = (): string =>
+  path
+    .relative(process.cwd(), process.argv[1] ?? '')
+    .replace(/^dist\//, '')
+    .replace(/\.js$/, '.ts');
+
+/**
+ * Records that in `t` (if it ends passing) the differential suite saw `members` behave otherwise
+ * than on node:tls, as its allow-list accepts with `reason`: the table does not mark them ✓.
+ */
+export function parityDiffers(t: Test, members: readonly ParityMember[], scenario: string, reason: string, socket?: ParitySocket): void {
+  const file = process.env.KTLS_PARITY_LOG;
+  if (!file) return;
+  const how = pathOf(socket);
+  const testFile = testFileName();
+  t.teardown(() => {
+    if (!t.passing()) return;
+    const ran = process.env.KTLS_KERNEL_LABEL ? { kernel: os.release() } : {};
+    const lines = members.map((member) => JSON.stringify({ member, path: how, file: testFile, differs: { scenario, reason }, ...ran }) + '\n');
+    fs.appendFileSync(file, lines.join(''));
+  });
+}
+
 /** Records that `t`, if it ends passing, proves `members` on ktls (with `socket`'s record path). */
 export function parity(t: Test, members: ParityMember | readonly ParityMember[], socket?: ParitySocket): void {
   const file = process.env.KTLS_PARITY_LOG;
   if (!file) return;
   const list = typeof members === 'string' ? [members] : members;
   const how = pathOf(socket);
-  const testFile = path
-    .relative(process.cwd(), process.argv[1] ?? '')
-    .replace(/^dist\//, '')
-    .replace(/\.js$/, '.ts');
+  const testFile = testFileName();
   t.teardown(() => {
     if (!t.passing()) return;
     // Where it ran: under a kTLS kernel (the runner labels those runs) and which release, or on a host without one.

@@ -88,6 +88,35 @@ t.test('terminating a Worker with sockets open closes their fds', async (t) => {
   t.equal(openFds(), before, 'every fd of the worker was closed by the cleanup hook');
 });
 
+t.test('terminating a Worker while its sockets are busy does not abort the process', async (t) => {
+  // Poll callbacks that fire while the Worker's env is going away can no longer run JS: ignored, not fatal.
+  const code = `
+    const { parentPort } = require('node:worker_threads');
+    const ktls = require(${JSON.stringify(indexPath)});
+    const { loopbackPair } = require(${JSON.stringify(path.resolve(__dirname, '..', '..', 'lib', 'native', 'probe.js'))});
+    const { randomBytes } = require('node:crypto');
+    (async () => {
+      for (let i = 0; i < 8; i++) {
+        const [c, s] = await loopbackPair();
+        const d = { key: randomBytes(16), iv: randomBytes(12), seq: 0n };
+        const a = await ktls.upgrade(c, { version: 'TLSv1.3', cipher: 'aes-128-gcm', tx: d, rx: { ...d, key: Buffer.from(d.key), iv: Buffer.from(d.iv) } }, { fallback: 'userspace' });
+        a.on('error', () => {});
+        s.on('error', () => {});
+        s.on('data', (chunk) => s.write(chunk));
+        a.resume();
+        setInterval(() => a.write(Buffer.alloc(16384)), 1);
+      }
+      parentPort.postMessage('busy');
+    })();`;
+  for (let round = 0; round < 5; round++) {
+    const w = new Worker(code, { eval: true });
+    await new Promise((resolve) => w.once('message', resolve));
+    await new Promise((r) => setTimeout(r, 20 + round * 10));
+    await w.terminate();
+  }
+  t.pass('five busy Workers terminated, and this process is still here');
+});
+
 t.test('a process exits on its own with unref()ed sockets, and process.exit() with open ones', async (t) => {
   // The third: ref() undoes unref(), so the process stays until an unref()ed timer exits it.
   const refAgain = "a.unref(); b.unref(); a.ref(); setTimeout(() => { console.log('kept alive'); process.exit(0); }, 300).unref();";
