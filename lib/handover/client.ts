@@ -12,6 +12,7 @@ import type { KtlsSocket } from '../socket/socket.js';
 import { checkConnectOptions, normalizeConnectArgs, type KtlsConnectOptions, type SecureConnectListener } from './connect-args.js';
 import { abortError, KtlsConnectRequest } from './connect-request.js';
 import { fastOpenConnect } from './fast-open.js';
+import { applyOnread } from '../socket/net-compat.js';
 import { deadlineOf, handOver, withHalfOpen, untilSecure } from './switch.js';
 import { WireTap } from './wire-tap.js';
 
@@ -33,7 +34,7 @@ class IdleTimer {
 
   /** From now on, `raw`'s inactivity counts (node:net restarts its timer on every read and write). */
   watch(raw: net.Socket): void {
-    if (!(this.#ms > 0)) return;
+    if (!(this.#ms > 0) || !(raw instanceof net.Socket)) return;
     clearTimeout(this.#timer);
     this.#raw = raw;
     raw.setTimeout(this.#ms, this.#fire);
@@ -48,7 +49,8 @@ class IdleTimer {
 
 /** The connection, the handshake and the switch; `stop` aborting destroys whatever exists and rejects with its reason. */
 async function establish(options: KtlsConnectOptions & { port?: number }, stop: AbortSignal, idle: IdleTimer): Promise<KtlsSocket> {
-  const { ktls, fastOpen, signal: _signal, timeout: _timeout, ...tlsOptions } = options;
+  // onread is the application's, for the socket it gets: node:tls would apply it to the TCP socket under the handshake.
+  const { ktls, fastOpen, signal: _signal, timeout: _timeout, onread: _onread, ...tlsOptions } = options;
   // node:tls's own allowHalfOpen (a net option) holds for the KtlsSocket too, unless ktls.allowHalfOpen says otherwise.
   const opts = withHalfOpen(ktls, tlsOptions.allowHalfOpen);
   const live: { raw?: net.Socket; tls?: tls.TLSSocket } = {};
@@ -81,7 +83,8 @@ async function establish(options: KtlsConnectOptions & { port?: number }, stop: 
     live.raw = raw;
     idle.watch(raw);
   }
-  raw.setNoDelay(opts?.noDelay ?? true);
+  // Any Duplex may carry TLS (node:tls takes one); only a TCP socket's records can move to the kernel.
+  if (raw instanceof net.Socket) raw.setNoDelay(opts?.noDelay ?? true);
   const tap = new WireTap(raw, opts?.coalesce ?? true);
   const keylog: Buffer[] = [];
   const t = tls.connect({ ...tlsOptions, socket: tap });
@@ -135,6 +138,7 @@ async function run(options: KtlsConnectOptions & { port?: number }): Promise<Ktl
   else signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const sock = await establish(options, ctl.signal, idle);
+    if (options.onread) applyOnread(sock, options.onread);
     if (timeout > 0) sock.setTimeout(timeout);
     if (signal) addAbortSignal(signal, sock);
     return sock;
@@ -147,8 +151,10 @@ async function run(options: KtlsConnectOptions & { port?: number }): Promise<Ktl
 /**
  * Connects like `tls.connect()` and hands the connection to the kernel once
  * the handshake is done. Takes `tls.connect()`'s forms: `connect(options[, cb])`,
- * `connect(port[, host][, options][, cb])` (a path instead of a port is
- * `ERR_KTLS_NOT_TCP`: kernel TLS needs TCP).
+ * `connect(port[, host][, options][, cb])`. A Unix-domain `path`, a `socket`
+ * that is not TCP (any Duplex, as node:tls takes) and `onread` work as on
+ * node:tls; the records of a connection that is not over TCP stay on node:tls
+ * (`kernel === false`, warning `KTLS_NODE_TLS`).
  *
  * Returns a {@link KtlsConnectRequest}: `await` it for the {@link KtlsSocket},
  * or listen for `'secureConnect'` (the callback is one such listener, called

@@ -5,7 +5,8 @@
  */
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
-import { KtlsError, invalidArgType, invalidArgValue } from '../native/errors.js';
+import { invalidArgType, invalidArgValue } from '../native/errors.js';
+import type { OnRead } from '../socket/net-compat.js';
 import type { KtlsSocket } from '../socket/socket.js';
 import type { KtlsHandoverOptions } from './switch.js';
 
@@ -23,6 +24,8 @@ export interface KtlsConnectOptions extends Omit<tls.ConnectionOptions, 'port' |
   localPort?: number;
   /** As `tls.connect()`: keep the writable side open after the peer ends (default false); `ktls.allowHalfOpen` wins if set. */
   allowHalfOpen?: boolean;
+  /** As `net.connect()`: incoming data goes into this buffer and to `callback`, not to `'data'` events. */
+  onread?: OnRead;
   /** As `net.connect()`: try every address the name resolves to (default `net.getDefaultAutoSelectFamily()`); `false`: the first only. */
   autoSelectFamily?: boolean;
   /** As `net.connect()`: milliseconds before the next address is tried (default `net.getDefaultAutoSelectFamilyAttemptTimeout()`). */
@@ -92,8 +95,6 @@ export function validatePort(port: unknown): number {
 /** Checks what node:net would refuse, before anything is opened; returns the options with `port` a number. */
 export function checkConnectOptions(options: KtlsConnectOptions): KtlsConnectOptions & { port?: number } {
   const { family, lookup, localAddress, timeout, signal } = options;
-  if (options.path !== undefined && options.socket === undefined)
-    throw new KtlsError('ERR_KTLS_NOT_TCP', 'kernel TLS needs a TCP socket: connect() takes a host and port, not a path');
   if (family !== undefined && family !== 0 && family !== 4 && family !== 6)
     throw invalidArgValue(`The property 'options.family' must be one of: 0, 4, 6. Received ${String(family)}`);
   if (lookup !== undefined && typeof lookup !== 'function') throw invalidArgType(`Expected a function for options.lookup but received ${typeof lookup}`);

@@ -15,6 +15,7 @@ import { handleFd } from '../native/net-handle.js';
 import type { RecordPaths } from '../socket/paths.js';
 import type { KtlsSocketOptions } from '../socket/options.js';
 import { KtlsSocket } from '../socket/socket.js';
+import { isTcpFd } from '../socket/validate.js';
 
 /**
  * A KtlsSocket over `t`, which keeps the connection (`raw`, under its wire
@@ -57,7 +58,8 @@ export function bridgeToNodeTls(t: tls.TLSSocket, raw: net.Socket, info: TlsInfo
     early: [],
     remote: { address: raw.remoteAddress, port: raw.remotePort, family: raw.remoteFamily },
     local: { address: raw.localAddress, port: raw.localPort },
-    tcpFd: handleFd(raw),
+    // No TCP under a Unix-domain socket or a stream: the TCP options are then no-ops, as net.Socket's are over a pipe.
+    tcpFd: isTcpFd(b, handleFd(raw)) ? handleFd(raw) : -1,
     nodeTls: { protocol },
   };
   const sock = new KtlsSocket(paths, options);

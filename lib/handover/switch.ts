@@ -16,6 +16,7 @@ import type { KtlsSocketOptions } from '../socket/options.js';
 import type { KtlsSocket } from '../socket/socket.js';
 import { checkExportArgs } from '../record/exporter.js';
 import { upgradeWith } from '../socket/upgrade.js';
+import { isTcpFd } from '../socket/validate.js';
 import { bridgeToNodeTls } from './node-tls-carried.js';
 import { answerKeyUpdate, carriable, deriveSecrets, secretsOf, startTracking, wipeKeys } from './sequence.js';
 import { relayTickets } from './tickets.js';
@@ -100,12 +101,19 @@ export function deadlineOf(since: number, timeout: number | undefined): number {
   return since + (timeout !== undefined && timeout > 0 ? timeout : 120_000);
 }
 
-let warnedNodeTls = false;
+/** Warned once per reason (a suite, a transport). */
+const warnedNodeTls = new Set<boolean>();
 
-/** A suite neither kTLS nor the userspace record layer has: node:tls keeps the records (or, with fallback 'error', the switch fails). */
-function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOptions): KtlsSocket {
+/**
+ * A suite neither kTLS nor the userspace record layer has, or a transport that is not TCP (a
+ * Unix-domain socket, a stream): node:tls keeps the records (or, with fallback 'error', the switch fails).
+ */
+function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOptions, notTcp: boolean): KtlsSocket {
   const suite = `${String(t.getProtocol())} ${t.getCipher().standardName}`;
-  if (opts.fallback === 'error') throw new KtlsError('ERR_KTLS_UNSUPPORTED', `kernel TLS cannot carry ${suite}`);
+  if (opts.fallback === 'error')
+    throw notTcp
+      ? new KtlsError('ERR_KTLS_NOT_TCP', 'kernel TLS needs a TCP socket')
+      : new KtlsError('ERR_KTLS_UNSUPPORTED', `kernel TLS cannot carry ${suite}`);
   st.tap.fed.abandon();
   st.tap.sent.abandon();
   const info = tlsInfo(t, st.isServer);
@@ -123,9 +131,10 @@ function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOp
   };
   const sock = bridgeToNodeTls(t, st.raw, info, opts);
   for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
-  if (!warnedNodeTls) {
-    warnedNodeTls = true;
-    process.emitWarning(`a connection negotiated ${suite}, which kernel TLS cannot carry; node:tls keeps protecting its records`, { code: 'KTLS_NODE_TLS' });
+  const why = notTcp ? 'a connection over a transport that is not TCP' : `a connection negotiated ${suite}, which kernel TLS cannot carry`;
+  if (!warnedNodeTls.has(notTcp)) {
+    warnedNodeTls.add(notTcp);
+    process.emitWarning(`${why}; node:tls keeps protecting its records`, { code: 'KTLS_NODE_TLS' });
   }
   return sock;
 }
@@ -150,7 +159,9 @@ export function untilSecure(t: tls.TLSSocket, event: 'secure' | 'secureConnect',
 export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOptions = {}): Promise<KtlsSocket> {
   const { tap, raw } = st;
   tap.markSecure();
-  if (!carriable(t)) return keepOnNodeTls(t, st, opts);
+  if (!carriable(t)) return keepOnNodeTls(t, st, opts, false);
+  const b = loadBinding().binding;
+  if (b && !isTcpFd(b, handleFd(raw))) return keepOnNodeTls(t, st, opts, true);
   // 'secure' fires inside OpenSSL's handshake callback: stop feeding it now,
   // then wait until it has written everything it owes (tickets, user writes).
   tap.hold();

@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import type * as net from 'node:net';
+import type * as tls from 'node:tls';
 import { createServer, type KtlsServer, type KtlsServerOptions } from '../handover/server.js';
 import { invalidArgType, invalidArgValue } from '../native/errors.js';
 import { KtlsSocket } from '../socket/socket.js';
@@ -76,7 +77,7 @@ function tlsOptions(options: KtlsHttpsServerOptions): KtlsServerOptions {
 /** `http.Server` events, forwarded to a {@link KtlsHttpsServer} only once it has a listener (their presence changes http's behaviour). */
 const HTTP_EVENTS = new Set(['request', 'checkContinue', 'checkExpectation', 'clientError', 'connect', 'upgrade', 'dropRequest', 'timeout']);
 /** {@link KtlsServer} events forwarded the same way. */
-const TLS_EVENTS = new Set(['tlsClientError', 'secureConnection', 'newSession', 'resumeSession', 'OCSPRequest', 'keylog']);
+const TLS_EVENTS = new Set(['connection', 'tlsClientError', 'secureConnection', 'newSession', 'resumeSession', 'OCSPRequest', 'keylog']);
 
 /**
  * An HTTPS server whose connections run on kTLS: a {@link KtlsServer} does the
@@ -242,6 +243,26 @@ export class KtlsHttpsServer extends EventEmitter {
   /** Destroys connections that have no request in flight (`http.Server#closeIdleConnections`). */
   closeIdleConnections(): void {
     this.http.closeIdleConnections();
+  }
+
+  /** As `https.Server#addContext`: a secure context for clients that ask for `hostname` (SNI, wildcards allowed). */
+  addContext(hostname: string, context: tls.SecureContextOptions | tls.SecureContext): void {
+    this.tls.addContext(hostname, context);
+  }
+
+  /** As `https.Server#setSecureContext`: replaces the default context for new handshakes. */
+  setSecureContext(options: tls.SecureContextOptions): void {
+    this.tls.setSecureContext(options);
+  }
+
+  /** As `https.Server#getTicketKeys`: the 48-byte session ticket key. */
+  getTicketKeys(): Buffer {
+    return this.tls.getTicketKeys();
+  }
+
+  /** As `https.Server#setTicketKeys`: shares session tickets with other servers that set the same key. */
+  setTicketKeys(keys: Buffer): void {
+    this.tls.setTicketKeys(keys);
   }
 
   /** Sets the socket inactivity timeout of new connections, as `http.Server#setTimeout`. */

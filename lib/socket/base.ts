@@ -333,7 +333,7 @@ export abstract class KtlsSocketBase extends Duplex {
   /** As `net.Socket#setKeepAlive`: `SO_KEEPALIVE`, and `TCP_KEEPIDLE` from `initialDelay` ms when given. */
   setKeepAlive(enable = false, initialDelay = 0): this {
     const b = this.#binding;
-    if (this.fd < 0) return this;
+    if (this.fd < 0 || this.tcpFd < 0) return this; // closed, or no TCP under us (a no-op, as net's over a pipe)
     const k = b.constants;
     let rc = b.setsockoptInt(this.tcpFd, k.SOL_SOCKET, k.SO_KEEPALIVE, enable ? 1 : 0);
     if (rc < 0) throw new KtlsSystemError(rc, 'setsockopt(SO_KEEPALIVE)');
@@ -353,6 +353,7 @@ export abstract class KtlsSocketBase extends Duplex {
 
   /** Enables or disables Nagle's algorithm (TCP_NODELAY), like `net.Socket#setNoDelay`. */
   setNoDelay(noDelay = true): this {
+    if (this.tcpFd < 0 && this.fd >= 0) return this; // no TCP under us
     const k = constants();
     const rc = this.#binding.setsockoptInt(this.tcpFd, k.SOL_TCP, k.TCP_NODELAY, noDelay ? 1 : 0);
     if (rc < 0 && !this.destroyed) throw new KtlsSystemError(rc, 'setsockopt(TCP_NODELAY)');
@@ -385,7 +386,7 @@ export abstract class KtlsSocketBase extends Duplex {
 
   #setTcpCork(on: boolean): void {
     this.#uncorkPending = false;
-    if (this.destroyed || this.fd < 0) return;
+    if (this.destroyed || this.fd < 0 || this.tcpFd < 0) return;
     const k = constants();
     const rc = this.#binding.setsockoptInt(this.tcpFd, k.SOL_TCP, k.TCP_CORK, on ? 1 : 0);
     if (rc < 0) return void this.destroy(new KtlsSystemError(rc, 'setsockopt(TCP_CORK)'));

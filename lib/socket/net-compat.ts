@@ -19,3 +19,32 @@ export function writeAfterFin(this: Duplex, chunk: unknown, encoding?: unknown, 
   if (typeof done === 'function') process.nextTick(done, err);
   return false;
 }
+
+/** What `connect({ onread })` takes, as net.Socket's option. */
+export interface OnRead {
+  /** Where incoming data is copied: one buffer reused, or a function that returns the buffer for each piece. */
+  buffer: Uint8Array | (() => Uint8Array);
+  /** Called for each piece with the bytes written to `buf`; returning false pauses the socket. */
+  callback(bytesWritten: number, buf: Uint8Array): boolean;
+}
+
+/**
+ * @internal As net.Socket's `onread` option: incoming data is copied into the caller's buffer and
+ * handed to `callback` instead of `'data'` events (a chunk larger than the buffer, in pieces);
+ * `callback` returning false pauses the socket. The socket flows from the start, as net's handle reads.
+ */
+export function applyOnread(socket: Duplex, onread: OnRead): void {
+  const emit = socket.emit.bind(socket);
+  socket.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+    if (event !== 'data') return emit(event, ...args);
+    const chunk = args[0] as Buffer;
+    for (let at = 0; at < chunk.length;) {
+      const buf = typeof onread.buffer === 'function' ? onread.buffer() : onread.buffer;
+      const n = chunk.copy(buf, 0, at, at + Math.min(buf.length, chunk.length - at));
+      at += n;
+      if (onread.callback(n, buf) === false) socket.pause();
+    }
+    return true;
+  }) as typeof socket.emit;
+  socket.resume();
+}

@@ -32,6 +32,13 @@ export function validateSocket(socket: unknown): { socket: net.Socket; handle: N
   return { socket, handle };
 }
 
+/** Whether `fd` is a TCP socket (what kTLS can carry); false for a Unix-domain socket, a pipe, or no fd. @internal */
+export function isTcpFd(b: Binding, fd: number): boolean {
+  if (fd < 0) return false;
+  const k = b.constants;
+  return b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_TYPE) === k.SOCK_STREAM && b.getsockoptInt(fd, k.SOL_SOCKET, k.SO_PROTOCOL) === k.IPPROTO_TCP;
+}
+
 /** Checks that `fd` is a TCP socket, and (`connected`) that its peer is still there. @internal */
 export function checkTcp(b: Binding, fd: number, connected = true): void {
   const k = b.constants;
