@@ -268,16 +268,20 @@ export function parityCheck(log, committed) {
   return main(['--log', log, '--check', committed]);
 }
 
-/** The compiled test files that record parity: those importing parity-log, or a helper that does. */
+/** Whether the compiled module `file` imports parity-log, itself or through its relative imports. */
+function recordsParity(file, seen = new Set()) {
+  if (seen.has(file) || !fs.existsSync(file)) return false;
+  seen.add(file);
+  const js = fs.readFileSync(file, 'utf8');
+  if (js.includes('parity-log')) return true;
+  for (const m of js.matchAll(/(?:from|import|require\()\s*['"](\.{1,2}\/[^'"]+\.js)['"]/g))
+    if (recordsParity(path.resolve(path.dirname(file), m[1]), seen)) return true;
+  return false;
+}
+
+/** The compiled test files that record parity: those importing parity-log, directly or through their own modules (a helper, the differential suite). */
 function parityTests(which) {
-  const helpers = fs
-    .readdirSync(path.join(root, 'dist', 'test', 'helpers'))
-    .filter((f) => f.endsWith('.js') && fs.readFileSync(path.join(root, 'dist', 'test', 'helpers', f), 'utf8').includes('parity-log'))
-    .map((f) => `helpers/${f}`);
-  return testFiles(root, which).filter((f) => {
-    const js = fs.readFileSync(path.join(root, f), 'utf8');
-    return js.includes('parity-log') || helpers.some((h) => js.includes(h));
-  });
+  return testFiles(root, which).filter((f) => recordsParity(path.join(root, f)));
 }
 
 /** Runs the parity-recording tests on this host and under every kTLS kernel of the harness (natively where this kernel has kTLS), into `log`. */

@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 import { Duplex } from 'node:stream';
+import { invalidArgValue } from '../native/errors.js';
 
 /** An error that says the peer has gone (our close_notify or a write met its FIN or reset). @internal */
 export const peerGone = (err: Error): boolean => ['EPIPE', 'ECONNRESET'].includes(String((err as NodeJS.ErrnoException).code));
@@ -40,6 +41,11 @@ export function applyOnread(socket: Duplex, onread: OnRead): void {
     const chunk = args[0] as Buffer;
     for (let at = 0; at < chunk.length;) {
       const buf = typeof onread.buffer === 'function' ? onread.buffer() : onread.buffer;
+      // An empty buffer cannot take anything: the rest of the chunk would never be placed.
+      if (buf.length === 0) {
+        socket.destroy(invalidArgValue('Expected a non-empty buffer for onread.buffer'));
+        return false;
+      }
       const n = chunk.copy(buf, 0, at, at + Math.min(buf.length, chunk.length - at));
       at += n;
       if (onread.callback(n, buf) === false) socket.pause();

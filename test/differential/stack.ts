@@ -70,7 +70,7 @@ export const nodeTls: Stack = {
 };
 
 /** Sockets the ktls stack handed to scenarios, and how many of them the kernel carried. */
-export const ktlsCounts = { sockets: 0, kernel: 0 };
+export const ktlsCounts = { sockets: 0, kernel: 0, offKernel: [] as string[] };
 
 /**
  * ktls with what a user gets by default where `kernel` (kernel records; a
@@ -82,6 +82,7 @@ export function ktlsStack(kernel: boolean): Stack {
   const count = (s: ktls.KtlsSocket): void => {
     ktlsCounts.sockets++;
     if (s.kernel) ktlsCounts.kernel++;
+    else ktlsCounts.offKernel.push(s.fallbackReason ?? 'none given');
   };
   return {
     name: 'ktls',

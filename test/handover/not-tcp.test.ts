@@ -118,3 +118,13 @@ t.test('onread: data goes to the callback in the given buffer, never to data eve
   t.equal(ours.bytes, payload.length, 'every byte reached the callback');
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
+
+t.test('onread with an empty buffer destroys the socket with ERR_INVALID_ARG_VALUE instead of spinning', async (t) => {
+  const server = tls.createServer(serverOptions, (s) => (s.on('error', () => undefined), s.end('some data')));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as net.AddressInfo).port;
+  const s = await ktls.connect({ port, host: '127.0.0.1', ...TLS, onread: { buffer: Buffer.alloc(0), callback: () => true } });
+  const err = await new Promise<NodeJS.ErrnoException>((resolve) => s.once('error', resolve));
+  t.equal(err.code, 'ERR_INVALID_ARG_VALUE');
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
