@@ -61,7 +61,8 @@ export function record(s: AppSocket): {
   let frozen = false;
   const push = (e: string): void => {
     if (frozen) return;
-    if (e === 'data' && rec.events[rec.events.length - 1] === 'data') return;
+    // How many 'data' events a run of bytes takes depends on how they were read, not on the stack.
+    if (e.startsWith('data') && rec.events[rec.events.length - 1] === e) return;
     rec.events.push(e);
   };
   const emit = s.emit.bind(s);

@@ -138,8 +138,11 @@ t.test(
     t.equal((await get(port, '/fresh.txt', { ...range, 'If-Range': etag })).status, 206, 'the ETag: 206');
     t.equal((await get(port, '/fresh.txt', { ...range, 'If-Range': `W/${etag}` })).status, 200, 'the weak ETag: 200');
     t.equal((await get(port, '/fresh.txt', { ...range, 'If-Range': '"other"' })).status, 200, 'another ETag: 200');
-    // Modified just now: its Last-Modified is a weak validator.
+    // Modified within the current second: its Last-Modified is a weak validator. The mtime is set a few
+    // seconds ahead so that the clock crossing a second between the requests cannot make it strong.
     fs.writeFileSync(file, '0123456789');
+    const soon = new Date(Date.now() + 5_000);
+    fs.utimesSync(file, soon, soon);
     const now = await get(port, '/fresh.txt');
     t.equal(
       (await get(port, '/fresh.txt', { ...range, 'If-Range': String(now.headers['last-modified']) })).status,
