@@ -185,7 +185,7 @@ const clientOptions = (port: number): tls.ConnectionOptions => ({ port, host: '1
 async function goodClient(port: number, rand: () => number, o: SoakOptions, viaKtls: boolean): Promise<{ ok: boolean; bytes: number; detail: string }> {
   const payload = randomBytes(1 + Math.floor(rand() * o.bytesMax));
   const sock: tls.TLSSocket | ktls.KtlsSocket = viaKtls
-    ? await ktls.connect({ ...clientOptions(port), ktls: { fallback: 'error' } })
+    ? await ktls.connectAsync({ ...clientOptions(port), ktls: { fallback: 'error' } })
     : tls.connect(clientOptions(port));
   if (!viaKtls) await new Promise<void>((resolve, reject) => (sock as tls.TLSSocket).once('secureConnect', resolve).once('error', reject));
   const back = drain(sock, payload.length);

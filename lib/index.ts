@@ -20,7 +20,7 @@ export { Secrets, type TlsSecrets, type DirectionSecrets } from './record/secret
 export { RecordSealer, RecordOpener, type OpenedRecord, type DirectionKeys } from './record/layer.js';
 export { KtlsError, KtlsUnavailableError, KtlsSystemError, KtlsAlertError, type AlertErrorCode } from './native/errors.js';
 export { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from './native/constants.js';
-export { connect, KtlsConnectRequest, type KtlsConnectOptions, type KtlsConnectRequestEvents, type SecureConnectListener } from './handover/client.js';
+export { connect, connectAsync, type KtlsConnectOptions, type SecureConnectListener } from './handover/client.js';
 export { createServer, KtlsServer, type KtlsDropData, type KtlsServerOptions } from './handover/server.js';
 export { ticketKeys, rotateTicketKeys, type TicketKeyOptions, type TicketKeys, type TicketKeyRotation } from './handover/ticket-keys.js';
 export { createTLSSocket, upgradeTLSSocket } from './handover/tls-socket.js';

@@ -256,7 +256,7 @@ const hash = (b) => crypto.createHash('sha256').update(b).digest('hex');
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const out = [];
   for (const v of ['TLSv1.3', 'TLSv1.2']) {
-    const sock = await ktls.connect({ port: server.address().port, host: '127.0.0.1', servername: 'localhost', ca: read('ca.pem'), minVersion: v, maxVersion: v });
+    const sock = await ktls.connectAsync({ port: server.address().port, host: '127.0.0.1', servername: 'localhost', ca: read('ca.pem'), minVersion: v, maxVersion: v });
     const payload = crypto.randomBytes(1 << 18);
     const chunks = [];
     let n = 0;

@@ -53,11 +53,8 @@ export const REASONS = {
   'TLSSocket#setKeyCert': 'Throws `ERR_KTLS_AFTER_HANDSHAKE`: certificates are exchanged in the handshake, which ended before the KtlsSocket exists.',
   'TLSSocket#enableTrace': 'Throws `ERR_KTLS_UNSUPPORTED`: OpenSSL traces the records it handles, and after the switch the kernel handles them.',
   'TLSSocket#connect':
-    'A KtlsSocket is created connected, after the handshake and the switch; `ktls.connect()` makes the connection (it takes `tls.connect()`’s arguments).',
-  'TLSSocket@connect':
-    'Emitted while connecting, before the KtlsSocket exists; `ktls.connect()` resolves, and emits `secureConnect`, once it is connected, the handshake is done and the keys are in the kernel.',
-  'TLSSocket@lookup': 'Emitted while connecting, before the KtlsSocket exists (`ktls.connect()` takes `lookup` and tries every answer).',
-  'TLSSocket@ready': 'Emitted while connecting, before the KtlsSocket exists.',
+    'A KtlsSocket is connected by `ktls.connect()`, which returns it (it takes `tls.connect()`’s arguments); there is no second connect on the same socket.',
+  'TLSSocket@lookup': 'Not emitted: `ktls.connect()` takes `lookup` and tries every answer, but does not report the answers on the socket.',
   'TLSSocket@keylog':
     'Key log lines are written during the handshake, before the KtlsSocket exists; a server has `KtlsServer` `keylog` events. OpenSSL logs no lines for later KeyUpdates either.',
   'TLSSocket@OCSPResponse': 'Emitted during the handshake, before the KtlsSocket exists (a server answers `OCSPRequest` through `KtlsServer`).',
@@ -218,7 +215,7 @@ export function render({ rows, releases }) {
     `**${ok} of ${rows.length} members ✓, ${differ} ≠, ${rows.length - ok - differ} ✗.**`,
     '',
     'The ktls counterparts: `TLSSocket` → `KtlsSocket`; `tls.Server` → `KtlsServer` (and `KtlsHttpsServer` for `https.createServer`); `tls.connect()` → `ktls.connect()`.',
-    '`ktls.connect()` takes `tls.connect()`’s arguments but returns a `KtlsConnectRequest` (awaitable, emits `secureConnect` with the socket and `error`), not the socket: a KtlsSocket exists only once its keys are in the kernel.',
+    '`ktls.connect()` takes `tls.connect()`’s arguments and returns the socket at once, as `tls.connect()` does; `secureConnect` comes once the records have moved to the kernel. `ktls.connectAsync()` is its promise form.',
   ];
   let group;
   const notes = [];

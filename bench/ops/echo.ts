@@ -72,7 +72,7 @@ let clients: Duplexish[] = [];
 
 async function openClient(kind: EchoKind, port: number, keys?: WireKeys): Promise<Duplexish> {
   if (kind === 'ktls')
-    return ktls.connect({
+    return ktls.connectAsync({
       port,
       host: '127.0.0.1',
       ca: CERTS.ca,

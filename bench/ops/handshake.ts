@@ -68,7 +68,7 @@ async function hsOnce(a: {
   };
   const t0 = nowNs();
   if (a.kind === 'ktls') {
-    const s = await ktls.connect({
+    const s = await ktls.connectAsync({
       ...base,
       ...(a.fastOpen ? { fastOpen: true } : {}),
       ktls: { allowTruncation: true, coalesce: a.coalesce, ...(a.prime && a.version === 'TLSv1.3' ? { waitForTicket: 2000 } : {}) },

@@ -7,53 +7,43 @@ import { once } from 'node:events';
 import * as net from 'node:net';
 import { addAbortSignal } from 'node:stream';
 import * as tls from 'node:tls';
-import { KtlsError } from '../native/errors.js';
+import { KtlsError, invalidArgType } from '../native/errors.js';
 import type { KtlsSocket } from '../socket/socket.js';
 import { checkConnectOptions, normalizeConnectArgs, type KtlsConnectOptions, type SecureConnectListener } from './connect-args.js';
-import { abortError, KtlsConnectRequest } from './connect-request.js';
 import { fastOpenConnect } from './fast-open.js';
 import { applyOnread } from '../socket/net-compat.js';
-import { deadlineOf, handOver, withHalfOpen, untilSecure } from './switch.js';
+import { PendingStart } from '../socket/pending.js';
+import { KtlsSocket as Socket } from '../socket/socket.js';
+import { deadlineOf, handOver, withHalfOpen, untilSecure, type KtlsHandoverOptions } from './switch.js';
 import { WireTap } from './wire-tap.js';
 
 export type { KtlsConnectOptions, SecureConnectListener } from './connect-args.js';
-export { KtlsConnectRequest, type KtlsConnectRequestEvents } from './connect-request.js';
 
-/** `timeout` before the socket exists: a plain timer until there is a connection, then the connection's own idle timer. */
-class IdleTimer {
-  #timer: NodeJS.Timeout | undefined;
-  #raw: net.Socket | undefined;
-  readonly #ms: number;
-  readonly #fire: () => void;
+/** What exists of a connection being made, for an abort to destroy. */
+interface Live {
+  raw?: net.Socket;
+  tls?: tls.TLSSocket;
+  refed: boolean;
+}
 
-  constructor(ms: number, fire: () => void) {
-    this.#ms = ms;
-    this.#fire = fire;
-    if (ms > 0) this.#timer = setTimeout(fire, ms);
-  }
-
-  /** From now on, `raw`'s inactivity counts (node:net restarts its timer on every read and write). */
-  watch(raw: net.Socket): void {
-    if (!(this.#ms > 0) || !(raw instanceof net.Socket)) return;
-    clearTimeout(this.#timer);
-    this.#raw = raw;
-    raw.setTimeout(this.#ms, this.#fire);
-  }
-
-  stop(): void {
-    clearTimeout(this.#timer);
-    this.#raw?.setTimeout(0, this.#fire);
-    this.#raw = undefined;
-  }
+/** The TCP connection is made: the socket learns its addresses (and emits 'connect' where net.Socket would). */
+function connected(into: KtlsSocket, raw: net.Socket, live: Live, emit: boolean): void {
+  live.raw = raw;
+  if (!live.refed && raw instanceof net.Socket) raw.unref();
+  const remote = { address: raw.remoteAddress, port: raw.remotePort, family: raw.remoteFamily };
+  into.tcpConnected(remote, { address: raw.localAddress, port: raw.localPort }, emit);
 }
 
 /** The connection, the handshake and the switch; `stop` aborting destroys whatever exists and rejects with its reason. */
-async function establish(options: KtlsConnectOptions & { port?: number }, stop: AbortSignal, idle: IdleTimer): Promise<KtlsSocket> {
-  // onread is the application's, for the socket it gets: node:tls would apply it to the TCP socket under the handshake.
-  const { ktls, fastOpen, signal: _signal, timeout: _timeout, onread: _onread, ...tlsOptions } = options;
-  // node:tls's own allowHalfOpen (a net option) holds for the KtlsSocket too, unless ktls.allowHalfOpen says otherwise.
-  const opts = withHalfOpen(ktls, tlsOptions.allowHalfOpen);
-  const live: { raw?: net.Socket; tls?: tls.TLSSocket } = {};
+async function establish(
+  options: KtlsConnectOptions & { port?: number },
+  opts: KtlsHandoverOptions | undefined,
+  stop: AbortSignal,
+  live: Live,
+  into: KtlsSocket,
+): Promise<KtlsSocket> {
+  // onread, timeout and signal are the socket's (connect() applied them); node:tls would put onread on the TCP socket under the handshake.
+  const { ktls: _ktls, fastOpen, signal: _signal, timeout: _timeout, onread: _onread, ...tlsOptions } = options;
   const stopped = new Promise<never>((_resolve, reject) => {
     const onStop = (): void => {
       live.tls?.destroy();
@@ -72,16 +62,18 @@ async function establish(options: KtlsConnectOptions & { port?: number }, stop: 
     const { host = 'localhost', port = 0, family, hints, lookup, localAddress, localPort, autoSelectFamily, autoSelectFamilyAttemptTimeout } = tlsOptions;
     const target = { host, port, family, hints, lookup, localAddress, localPort, autoSelectFamily, autoSelectFamilyAttemptTimeout };
     raw = await race(fastOpenConnect(target, stop));
+    if (raw) connected(into, raw, live, true);
   }
   if (!raw) {
     // Half-open: a peer's early FIN must not make node:net end or destroy the socket we are about to take.
     const r = net.connect({ ...(tlsOptions as net.NetConnectOpts), allowHalfOpen: true });
     live.raw = raw = r;
-    idle.watch(r);
+    if (!live.refed) r.unref();
     await race(once(r, 'connect'));
-  } else {
-    live.raw = raw;
-    idle.watch(raw);
+    connected(into, r, live, true);
+  } else if (!live.raw) {
+    // The caller's own socket: connected already, as node:tls assumes of one (no 'connect' then).
+    connected(into, raw, live, false);
   }
   // Any Duplex may carry TLS (node:tls takes one); only a TCP socket's records can move to the kernel.
   if (raw instanceof net.Socket) raw.setNoDelay(opts?.noDelay ?? true);
@@ -110,9 +102,8 @@ async function establish(options: KtlsConnectOptions & { port?: number }, stop: 
     raw.destroy();
     throw err;
   }
-  idle.stop(); // the switch has its own deadline; raw is about to be taken over
   const r = raw;
-  const pending = handOver(t, { tap, raw, keylog, isServer: false, sessions: early, deadline, relayTickets: true }, opts);
+  const pending = handOver(t, { tap, raw, keylog, isServer: false, sessions: early, deadline, relayTickets: true, into }, opts);
   try {
     return await race(pending);
   } catch (err) {
@@ -126,49 +117,100 @@ async function establish(options: KtlsConnectOptions & { port?: number }, stop: 
   }
 }
 
-/** `timeout` and `signal` around {@link establish}; once the socket exists they become its own. */
-async function run(options: KtlsConnectOptions & { port?: number }): Promise<KtlsSocket> {
-  const { signal, timeout = 0 } = options;
-  const ctl = new AbortController();
-  const onAbort = (): void => ctl.abort(abortError(signal?.reason));
-  const idle = new IdleTimer(timeout, () =>
-    ctl.abort(new KtlsError('ERR_SOCKET_CONNECTION_TIMEOUT', `no activity for ${timeout} ms before the TLS handshake finished`)),
-  );
-  if (signal?.aborted) onAbort();
-  else signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    const sock = await establish(options, ctl.signal, idle);
-    if (options.onread) applyOnread(sock, options.onread);
-    if (timeout > 0) sock.setTimeout(timeout);
-    if (signal) addAbortSignal(signal, sock);
-    return sock;
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-    idle.stop();
-  }
+/** Node's `AbortError` (`code: 'ABORT_ERR'`), with the signal's reason as `cause`. */
+function abortError(reason: unknown): KtlsError {
+  const err = new KtlsError('ABORT_ERR', 'The operation was aborted', { cause: reason });
+  err.name = 'AbortError';
+  return err;
 }
 
 /**
  * Connects like `tls.connect()` and hands the connection to the kernel once
  * the handshake is done. Takes `tls.connect()`'s forms: `connect(options[, cb])`,
- * `connect(port[, host][, options][, cb])`. A Unix-domain `path`, a `socket`
- * that is not TCP (any Duplex, as node:tls takes) and `onread` work as on
- * node:tls; the records of a connection that is not over TCP stay on node:tls
- * (`kernel === false`, warning `KTLS_NODE_TLS`).
+ * `connect(port[, host][, options][, cb])`, `connect(path[, options][, cb])`.
  *
- * Returns a {@link KtlsConnectRequest}: `await` it for the {@link KtlsSocket},
- * or listen for `'secureConnect'` (the callback is one such listener, called
- * with the socket as argument and `this`) and `'error'`. Argument errors
- * (`ERR_SOCKET_BAD_PORT`, `ERR_INVALID_ARG_TYPE`, ...) are thrown, as by `tls.connect()`.
+ * Returns the {@link KtlsSocket} at once, as `tls.connect()` returns its
+ * socket: `'connect'` when TCP is connected, `'secureConnect'` once the
+ * handshake is done and the records have moved to the kernel (the callback is
+ * one such listener), `'error'` and `'close'` if the connection, the handshake
+ * or the switch fails. Writes, `end()`, `setEncoding()`, `setTimeout()`,
+ * `setNoDelay()`, `setKeepAlive()`, `ref()`/`unref()` and listeners made
+ * before then take effect; `destroy()` stops the attempt. For a promise, see
+ * {@link connectAsync}.
+ *
+ * A Unix-domain `path`, a `socket` that is not TCP (any Duplex, as node:tls
+ * takes) and `onread` work as on node:tls; the records of a connection that is
+ * not over TCP stay on node:tls (`kernel === false`, warning `KTLS_NODE_TLS`).
+ * Argument errors (`ERR_SOCKET_BAD_PORT`, `ERR_INVALID_ARG_TYPE`, ...) are
+ * thrown, as by `tls.connect()`.
  */
-export function connect(options: KtlsConnectOptions, listener?: SecureConnectListener): KtlsConnectRequest;
-export function connect(port: number | string, host?: string, options?: KtlsConnectOptions, listener?: SecureConnectListener): KtlsConnectRequest;
-export function connect(port: number | string, options?: KtlsConnectOptions, listener?: SecureConnectListener): KtlsConnectRequest;
-export function connect(port: number | string, host: string, listener: SecureConnectListener): KtlsConnectRequest;
-export function connect(port: number | string, listener: SecureConnectListener): KtlsConnectRequest;
-export function connect(...args: unknown[]): KtlsConnectRequest {
+export function connect(options: KtlsConnectOptions, listener?: SecureConnectListener): KtlsSocket;
+export function connect(port: number | string, host?: string, options?: KtlsConnectOptions, listener?: SecureConnectListener): KtlsSocket;
+export function connect(port: number | string, options?: KtlsConnectOptions, listener?: SecureConnectListener): KtlsSocket;
+export function connect(port: number | string, host: string, listener: SecureConnectListener): KtlsSocket;
+export function connect(port: number | string, listener: SecureConnectListener): KtlsSocket;
+export function connect(...args: unknown[]): KtlsSocket {
   const [given, listener] = normalizeConnectArgs(args);
-  const request = new KtlsConnectRequest(run(checkConnectOptions(given)));
-  if (listener) request.once('secureConnect', (socket) => listener.call(socket, socket));
-  return request;
+  const options = checkConnectOptions(given);
+  const { signal, timeout = 0, onread } = options;
+  // node:tls's own allowHalfOpen (a net option) holds for the KtlsSocket too, unless ktls.allowHalfOpen says otherwise.
+  const opts = withHalfOpen(options.ktls, options.allowHalfOpen);
+  const ctl = new AbortController();
+  const live: Live = { refed: true };
+  const start = new PendingStart({
+    abort: (err) => ctl.abort(err ?? new KtlsError('ERR_STREAM_DESTROYED', 'the socket was destroyed before it connected')),
+    ref: (on) => {
+      live.refed = on;
+      if (!(live.raw instanceof net.Socket)) return;
+      if (on) live.raw.ref();
+      else live.raw.unref();
+    },
+  });
+  const sock = new Socket(start, opts ?? {});
+  if (listener) sock.once('secureConnect', () => listener.call(sock, sock));
+  if (onread) applyOnread(sock, onread);
+  if (timeout > 0) sock.setTimeout(timeout);
+  if (signal?.aborted) {
+    // Nothing is looked up or opened for a signal aborted already.
+    process.nextTick(() => sock.destroy(abortError(signal.reason)));
+    return sock;
+  }
+  if (signal) addAbortSignal(signal, sock);
+  establish(options, opts, ctl.signal, live, sock).then(
+    () => {
+      if (sock.destroyed) return;
+      try {
+        sock.emit('secureConnect');
+      } catch (err) {
+        // A throwing listener is an uncaught exception, as with tls.connect(), not a rejection.
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+    },
+    (err: unknown) => {
+      if (!sock.destroyed) sock.destroy(err instanceof Error ? err : new KtlsError('ERR_KTLS_CONNECT', String(err)));
+    },
+  );
+  return sock;
+}
+
+/**
+ * {@link connect} as a promise: resolves with the {@link KtlsSocket} at its
+ * `'secureConnect'`, rejects with the error that destroyed it before then.
+ */
+export function connectAsync(options: KtlsConnectOptions): Promise<KtlsSocket>;
+export function connectAsync(port: number | string, host?: string, options?: KtlsConnectOptions): Promise<KtlsSocket>;
+export function connectAsync(port: number | string, options?: KtlsConnectOptions): Promise<KtlsSocket>;
+export function connectAsync(...args: unknown[]): Promise<KtlsSocket> {
+  if (typeof args[args.length - 1] === 'function') throw invalidArgType('connectAsync() takes no callback: await it, or use connect()');
+  return new Promise((resolve, reject) => {
+    const sock = (connect as (...a: unknown[]) => KtlsSocket)(...args);
+    const onError = (err: Error): void => reject(err);
+    sock.once('error', onError);
+    sock.once('secureConnect', () => {
+      sock.off('error', onError);
+      resolve(sock);
+    });
+  });
 }

@@ -22,7 +22,7 @@ import { isTcpFd } from '../socket/validate.js';
  * tap) and its record protection. Destroying either side destroys the other.
  * @internal
  */
-export function bridgeToNodeTls(t: tls.TLSSocket, raw: net.Socket, info: TlsInfo, options: KtlsSocketOptions): KtlsSocket {
+export function bridgeToNodeTls(t: tls.TLSSocket, raw: net.Socket, info: TlsInfo, options: KtlsSocketOptions, into?: KtlsSocket): KtlsSocket {
   const b = requireBinding();
   const pair = b.socketPair();
   if (typeof pair === 'number') throw new KtlsSystemError(pair, 'socketpair');
@@ -62,7 +62,8 @@ export function bridgeToNodeTls(t: tls.TLSSocket, raw: net.Socket, info: TlsInfo
     tcpFd: isTcpFd(b, handleFd(raw)) ? handleFd(raw) : -1,
     nodeTls: { protocol },
   };
-  const sock = new KtlsSocket(paths, options);
+  // A socket destroyed while connecting gets a new one here, which its caller destroys.
+  const sock = into && !into.destroyed ? into.attach(paths) : new KtlsSocket(paths, options);
   holder.value = sock;
   sock.attachTlsInfo(info);
   t.pipe(bridge);

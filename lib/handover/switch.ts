@@ -89,6 +89,8 @@ export interface HandoverState {
   consumed?: () => number;
   /** Absolute time (ms) by which the hand-over must be done. */
   deadline: number;
+  /** The socket `connect()` returned, which takes the connection (else a new one is made). */
+  into?: KtlsSocket;
 }
 
 /** `options` with node:tls's top-level `allowHalfOpen` where `options.allowHalfOpen` is not set. @internal */
@@ -129,7 +131,7 @@ function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOp
     },
     wipe: () => undefined,
   };
-  const sock = bridgeToNodeTls(t, st.raw, info, opts);
+  const sock = bridgeToNodeTls(t, st.raw, info, opts, st.into);
   for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
   const why = notTcp ? 'a connection over a transport that is not TCP' : `a connection negotiated ${suite}, which kernel TLS cannot carry`;
   if (!warnedNodeTls.has(notTcp)) {
@@ -187,7 +189,7 @@ export async function handOver(t: tls.TLSSocket, st: HandoverState, opts: KtlsHa
       raw,
       secrets,
       { ...opts, ...(trafficSecrets ? { trafficSecrets } : {}), fallback: fallback === 'error' ? 'error' : 'userspace' },
-      { prefix, early: d.early, skip: d.skip, deadline: st.deadline, role: st.isServer ? 'server' : 'client' },
+      { prefix, early: d.early, skip: d.skip, deadline: st.deadline, role: st.isServer ? 'server' : 'client', ...(st.into ? { into: st.into } : {}) },
     );
     sock.attachTlsInfo(info);
     if (tap.lateWrite) sock.destroy(tap.lateWrite);

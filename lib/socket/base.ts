@@ -9,92 +9,54 @@ import { X509Certificate } from 'node:crypto';
 import { Duplex, type DuplexOptions } from 'node:stream';
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
-import type { Binding, NativeHandle, NativeTcpInfo } from '../native/binding.js';
+import { requireBinding, type Binding } from '../native/binding.js';
 import { constants } from '../native/constants.js';
 import { KtlsError, KtlsSystemError, invalidArgValue } from '../native/errors.js';
-import { checkExportArgs, type KeyingExporter } from '../record/exporter.js';
+import { checkExportArgs } from '../record/exporter.js';
 import type { RecordPaths } from './paths.js';
 import { KeyUsage, type UsageHost } from './key-usage.js';
+import { tcpInfoOf, type HandshakeTcp, type TcpInfo, type TlsInfo } from './negotiated.js';
+import type { PendingStart } from './pending.js';
 
-/** TCP_INFO counters of a connection at the switch to kTLS. */
-export interface HandshakeTcp {
-  /** Segments sent (SYN/SYN-ACK and pure ACKs included). */
-  segmentsOut: number;
-  /** Segments received. */
-  segmentsIn: number;
-  /** Segments sent that carried data: the handshake flights. */
-  dataSegmentsOut: number;
-}
+export { tcpInfoOf, type HandshakeTcp, type TcpInfo, type TlsInfo } from './negotiated.js';
 
-/** What node:tls knew about the session, kept for the KtlsSocket. */
-export interface TlsInfo {
-  /** TCP segments each way up to the switch (from `TCP_INFO`), when the kernel reports them. */
-  handshakeTcp?: HandshakeTcp;
-  /** Negotiated ALPN protocol, or false. */
-  alpnProtocol: string | false | null;
-  /** SNI server name (server side: what the client asked for). */
-  servername: string | false | null | undefined;
-  /** Whether the peer certificate was verified. */
-  authorized: boolean;
-  /** Why it was not, if it was not. */
-  authorizationError: Error | null;
-  /** `getPeerCertificate(true)` at the switch. */
-  peerCertificate: tls.DetailedPeerCertificate | Record<string, never>;
-  /** `getFinished()` / `getPeerFinished()`: the Finished messages' verify_data. */
-  finished?: Buffer | undefined;
-  peerFinished?: Buffer | undefined;
-  /** `getEphemeralKeyInfo()`. */
-  ephemeralKeyInfo?: tls.EphemeralKeyInfo | object | null;
-  /** `getSharedSigalgs()`. */
-  sharedSigalgs?: string[];
-  /** Keying material exporter (RFC 5705 / RFC 8446 §7.5); wiped at close. */
-  exporter?: KeyingExporter;
-  /** `getSession()` at the switch (client side; a server keeps none); later `'session'` events replace it. */
-  session: Buffer | undefined;
-  /** Our own certificate (DER), for `getCertificate()`/`getX509Certificate()`; undefined without one. */
-  certificate?: Buffer | undefined;
-  /** `isSessionReused()`. */
-  sessionReused: boolean;
-  /** `getProtocol()`. */
-  protocol: string | null;
-  /** `getCipher()`. */
-  cipher: tls.CipherNameAndProtocol;
-}
-
-/** `TCP_INFO` as `getTcpInfo()` reports it. */
-export interface TcpInfo extends NativeTcpInfo {
-  /** The SYN carried data (TCP Fast Open), sent or received. */
-  readonly synData: boolean;
-}
-
-/** `TCP_INFO` of a TCP fd. @internal */
-export function tcpInfoOf(binding: Binding, fd: number): TcpInfo {
-  const info = binding.tcpInfo(fd);
-  if (typeof info === 'number') throw new KtlsSystemError(info, 'getsockopt(TCP_INFO)');
-  return { ...info, synData: (info.options & constants().TCPI_OPT_SYN_DATA) !== 0 };
-}
+/** What a socket's connection gives the base: its fd's handle and where it goes. @internal */
+export type BaseConnection = Pick<RecordPaths, 'binding' | 'handle' | 'remote' | 'local' | 'fallbackReason' | 'keyUsageLimits'>;
 
 /** The node:tls-like and net-like surface of a KtlsSocket. */
 export abstract class KtlsSocketBase extends Duplex {
   /** Always true, as on `tls.TLSSocket`: frameworks read it for `req.protocol`/`req.secure`. */
   readonly encrypted = true;
-  /** Negotiated TLS version (`'TLSv1.2'` or `'TLSv1.3'`). */
-  abstract readonly version: string;
+  /** Negotiated TLS version (`'TLSv1.2'` or `'TLSv1.3'`); undefined before the handshake. */
+  abstract readonly version: string | undefined;
   /** Peer address as the original `net.Socket` saw it. */
-  readonly remoteAddress: string | undefined;
+  get remoteAddress(): string | undefined {
+    return this.#addr().remote.address;
+  }
   /** Peer port. */
-  readonly remotePort: number | undefined;
+  get remotePort(): number | undefined {
+    return this.#addr().remote.port;
+  }
   /** `'IPv4'` or `'IPv6'`. */
-  readonly remoteFamily: string | undefined;
+  get remoteFamily(): string | undefined {
+    return this.#addr().remote.family;
+  }
   /** Local address. */
-  readonly localAddress: string | undefined;
+  get localAddress(): string | undefined {
+    return this.#addr().local.address;
+  }
   /** Local port. */
-  readonly localPort: number | undefined;
+  get localPort(): number | undefined {
+    return this.#addr().local.port;
+  }
   /**
    * Why records are not (wholly) sealed and opened by the kernel (`kernel === false`):
-   * no tls module, a cipher this kernel lacks, a known kernel defect, `kernel: false`. Undefined when they are.
+   * no tls module, a cipher this kernel lacks, a known kernel defect, `kernel: false`. Undefined when
+   * they are, and before the switch.
    */
-  readonly fallbackReason: string | undefined;
+  get fallbackReason(): string | undefined {
+    return this.#conn?.fallbackReason;
+  }
   /** @internal The TCP connection's fd, for TCP options. */
   abstract get tcpFd(): number;
 
@@ -104,22 +66,37 @@ export abstract class KtlsSocketBase extends Duplex {
   #tls: TlsInfo | undefined;
   #timer: NodeJS.Timeout | undefined;
   #usage: KeyUsage | null | undefined;
-  #binding: Binding;
-  #handle: NativeHandle;
+  #conn: BaseConnection | undefined;
   #tcpCorked = false;
   #uncorkPending = false;
+  /** Before the switch (a socket `connect()` returned at once): what was asked of it meanwhile. */
+  protected start: PendingStart | null;
 
-  constructor(options: DuplexOptions, conn: Pick<RecordPaths, 'binding' | 'handle' | 'remote' | 'local' | 'fallbackReason' | 'keyUsageLimits'>) {
+  /** `conn` is the connection, or what to hold until it exists (see `pending.ts`). */
+  constructor(options: DuplexOptions, conn: BaseConnection | PendingStart) {
     super(options);
+    this.start = null;
+    if ('handle' in conn) this.attachBase(conn);
+    else this.start = conn;
+  }
+
+  /** The connection now exists: its handle, addresses and options, and what was set on the socket before it. */
+  protected attachBase(conn: BaseConnection): void {
     if (conn.keyUsageLimits === false) this.#usage = null;
-    this.fallbackReason = conn.fallbackReason;
-    this.#binding = conn.binding;
-    this.#handle = conn.handle;
-    this.remoteAddress = conn.remote.address;
-    this.remotePort = conn.remote.port;
-    this.remoteFamily = conn.remote.family;
-    this.localAddress = conn.local.address;
-    this.localPort = conn.local.port;
+    this.#conn = conn;
+    const start = this.start;
+    if (!start) return;
+    if (!start.refed) conn.handle.unref();
+    if (start.noDelay !== undefined) this.setNoDelay(start.noDelay);
+    if (start.keepAlive) this.setKeepAlive(...start.keepAlive);
+  }
+
+  #addr(): Pick<RecordPaths, 'remote' | 'local'> {
+    return this.#conn ?? this.start ?? { remote: {}, local: {} };
+  }
+
+  get #binding(): Binding {
+    return this.#conn?.binding ?? requireBinding();
   }
 
   /** Called once from `_destroy`: stops the idle timer and zeroes the exporter secret (a method, not a per-socket 'close' listener). */
@@ -130,7 +107,7 @@ export abstract class KtlsSocketBase extends Duplex {
 
   /** The underlying fd (owned by this socket; -1 once closed). */
   get fd(): number {
-    return this.#handle.fd;
+    return this.#conn ? this.#conn.handle.fd : -1;
   }
 
   /** As `net.Socket#address()`: the local address, family and port. */
@@ -140,8 +117,9 @@ export abstract class KtlsSocketBase extends Duplex {
   }
 
   /** As `net.Socket#readyState`: `'open'`, `'readOnly'`, `'writeOnly'` or `'closed'`. */
-  get readyState(): 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+  get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
     if (this.destroyed) return 'closed';
+    if (this.start && !this.start.tcpConnected) return 'opening';
     if (this.readable && this.writable) return 'open';
     if (this.readable) return 'readOnly';
     return this.writable ? 'writeOnly' : 'closed';
@@ -157,13 +135,22 @@ export abstract class KtlsSocketBase extends Duplex {
 
   /** Lets the process exit while this socket is open. */
   unref(): this {
-    this.#handle.unref();
-    return this;
+    return this.#ref(false);
   }
 
   /** Undoes `unref()`. */
   ref(): this {
-    this.#handle.ref();
+    return this.#ref(true);
+  }
+
+  #ref(on: boolean): this {
+    if (this.#conn) {
+      if (on) this.#conn.handle.ref();
+      else this.#conn.handle.unref();
+    } else if (this.start) {
+      this.start.refed = on;
+      this.start.connector.ref(on);
+    }
     return this;
   }
 
@@ -292,7 +279,7 @@ export abstract class KtlsSocketBase extends Duplex {
 
   /** The negotiated protocol, as `tls.TLSSocket#getProtocol()`. */
   getProtocol(): string | null {
-    return this.#tls?.protocol ?? this.version;
+    return this.#tls?.protocol ?? this.version ?? null;
   }
 
   /** The negotiated cipher suite, as `tls.TLSSocket#getCipher()`. */
@@ -332,6 +319,7 @@ export abstract class KtlsSocketBase extends Duplex {
 
   /** As `net.Socket#setKeepAlive`: `SO_KEEPALIVE`, and `TCP_KEEPIDLE` from `initialDelay` ms when given. */
   setKeepAlive(enable = false, initialDelay = 0): this {
+    if (!this.#conn && this.start) return ((this.start.keepAlive = [enable, initialDelay]), this); // applied on connect, as net's
     const b = this.#binding;
     if (this.fd < 0 || this.tcpFd < 0) return this; // closed, or no TCP under us (a no-op, as net's over a pipe)
     const k = b.constants;
@@ -353,6 +341,7 @@ export abstract class KtlsSocketBase extends Duplex {
 
   /** Enables or disables Nagle's algorithm (TCP_NODELAY), like `net.Socket#setNoDelay`. */
   setNoDelay(noDelay = true): this {
+    if (!this.#conn && this.start) return ((this.start.noDelay = noDelay), this); // applied on connect, as net's
     if (this.tcpFd < 0 && this.fd >= 0) return this; // no TCP under us
     const k = constants();
     const rc = this.#binding.setsockoptInt(this.tcpFd, k.SOL_TCP, k.TCP_NODELAY, noDelay ? 1 : 0);

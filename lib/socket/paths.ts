@@ -6,9 +6,10 @@
  */
 import * as os from 'node:os';
 import type { Binding, NativeHandle } from '../native/binding.js';
-import { cipherSpec, type CipherName, type TlsVersion } from '../native/constants.js';
+import { cipherSpec, constants, type CipherName, type TlsVersion } from '../native/constants.js';
 import { KtlsError, KtlsSystemError } from '../native/errors.js';
 import type { OpenedRecord, RecordOpener, RecordSealer } from '../record/layer.js';
+import type { SequenceNumbers } from './options.js';
 
 /** A record opened before the switch; a KeyUpdate among them whose new RX keys `upgrade()` already installed is marked. */
 export type EarlyRecord = OpenedRecord & { keyUpdateFollowed?: boolean };
@@ -68,4 +69,17 @@ export function applyRecordSize(p: RecordPaths, fd: number, size: number): void 
     throw Object.assign(new KtlsError('ERR_KTLS_UNSUPPORTED', why), { errno: rc, syscall });
   }
   if (rc < 0) throw new KtlsSystemError(rc, syscall);
+}
+
+/** The next record sequence numbers of each direction: the kernel's read live (`getsockopt(SOL_TLS, TLS_TX/TLS_RX)`). */
+export function sequenceNumbers(p: RecordPaths, fd: number): SequenceNumbers {
+  const k = constants();
+  const read = (path: RecordPaths['tx'] | RecordPaths['rx'], dir: number, name: string): bigint | null => {
+    if (path === null || path === 'plain') return null;
+    if (path !== 'kernel') return path.seq;
+    const v = p.binding.getSeq(fd, dir);
+    if (typeof v === 'number') throw new KtlsSystemError(v, `getsockopt(${name})`);
+    return v;
+  };
+  return { tx: read(p.tx, k.TLS_TX, 'TLS_TX'), rx: read(p.rx, k.TLS_RX, 'TLS_RX') };
 }

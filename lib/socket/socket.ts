@@ -8,22 +8,20 @@ import type { DuplexOptions } from 'node:stream';
 import * as os from 'node:os';
 import { POLL_READABLE, POLL_WRITABLE } from '../native/binding.js';
 import { constants, type CipherName, type TlsVersion } from '../native/constants.js';
-import { ALERT, KtlsError, KtlsSystemError, invalidArgType } from '../native/errors.js';
+import { ALERT, KtlsError, KtlsSystemError } from '../native/errors.js';
 import { KeySchedule } from '../record/key-schedule.js';
-import { checkRecordSize } from '../record/layer.js';
-import { KtlsTlsMembers } from './tls-members.js';
+import { KtlsOpMembers } from './op-members.js';
 import { KeyUpdateOp } from './ops/key-update.js';
 import type { WriteOp } from './ops/op.js';
-import { SendFileOp, type FileSource } from './ops/send-file.js';
-import { SpliceFromOp } from './ops/splice-from.js';
-import { checkFd, checkLength, type KtlsSocketOptions, type SendFileOptions, type SequenceNumbers, type SpliceOptions } from './options.js';
-import { applyRecordSize, type RecordPaths } from './paths.js';
+import { checkFd, checkLength, type KtlsSocketOptions, type SequenceNumbers, type SpliceOptions } from './options.js';
+import { applyRecordSize, sequenceNumbers, type RecordPaths } from './paths.js';
 import { SocketHost, type SocketInner } from './host.js';
 import { TxFlush } from './tx-flush.js';
 import { ReadPath } from './read-path.js';
 import { SpliceOut, rxHostOf, spliceTarget, startSplice, takeBuffered } from './splice-to.js';
 import { WriteQueue } from './write-queue.js';
 import { peerGone, writeAfterFin } from './net-compat.js';
+import type { PendingStart } from './pending.js';
 
 const E = os.constants.errno;
 
@@ -36,51 +34,92 @@ let inner: SocketInner<KtlsSocket>;
  * ends the readable side; a fatal alert destroys the socket with
  * {@link KtlsAlertError}; handshake records are emitted as `'handshake'` events.
  */
-export class KtlsSocket extends KtlsTlsMembers {
-  /** Negotiated TLS version (`'TLSv1'`/`'TLSv1.1'` only where node:tls carries the records and was allowed them). */
-  readonly version: TlsVersion | 'TLSv1' | 'TLSv1.1';
-  /** Negotiated AEAD cipher; null where node:tls carries the records (a suite kTLS lacks: see `getCipher()`). */
-  readonly cipher: CipherName | null;
-
-  #p: RecordPaths;
-  #in: ReadPath;
+export class KtlsSocket extends KtlsOpMembers {
+  #version: TlsVersion | 'TLSv1' | 'TLSv1.1' | undefined;
+  #cipher: CipherName | null = null;
+  #p!: RecordPaths;
+  #in!: ReadPath;
   #queue: WriteQueue;
   #pollEvents = 0;
   #finalSeq: SequenceNumbers | undefined;
   #reader: SpliceOut | null = null;
   #pollErrors = 0;
-  #flush: TxFlush;
+  #flush!: TxFlush;
   #schedule: KeySchedule | null = null;
-  #maxRecordSize: number | undefined;
+  readonly #options: KtlsSocketOptions;
 
-  /** @internal Use `ktls.upgrade()`. */
-  constructor(paths: RecordPaths, options: KtlsSocketOptions = {}) {
+  /**
+   * @internal Use `ktls.upgrade()` or `ktls.connect()`. `paths` is the connection, or (a socket
+   * `connect()` returns before it exists) what to hold until {@link KtlsSocket.attach} gives it one.
+   */
+  constructor(paths: RecordPaths | PendingStart, options: KtlsSocketOptions = {}) {
     const duplexOptions: DuplexOptions = { allowHalfOpen: options.allowHalfOpen ?? false, emitClose: false, autoDestroy: true };
     if (options.highWaterMark !== undefined) duplexOptions.highWaterMark = options.highWaterMark;
     super(duplexOptions, paths);
+    this.#options = options;
+    this.#queue = new WriteQueue(new SocketHost<KtlsSocket>(this, inner));
+    if ('handle' in paths) {
+      this.#attach(paths);
+      // As net.Socket does: read ahead (up to highWaterMark) from the start, so a socket the
+      // application is not reading still sees the peer's close_notify and FIN, and closes.
+      process.nextTick(() => this.#readAhead(false));
+    }
+  }
+
+  #readAhead(asked: boolean): void {
+    if (this.destroyed || this.readableEnded) return;
+    if (asked)
+      this._read(); // the stream asked before the switch and waits for that read
+    else if (this.readableLength === 0) this.read(0);
+  }
+
+  /** Negotiated TLS version (`'TLSv1'`/`'TLSv1.1'` only where node:tls carries the records and was allowed them); undefined before the switch. */
+  get version(): TlsVersion | 'TLSv1' | 'TLSv1.1' | undefined {
+    return this.#version;
+  }
+
+  /** Negotiated AEAD cipher; null where node:tls carries the records (a suite kTLS lacks: see `getCipher()`), and before the switch. */
+  get cipher(): CipherName | null {
+    return this.#cipher;
+  }
+
+  /** @internal The connection a socket `connect()` returned was waiting for: what was done to it meanwhile applies now. */
+  attach(paths: RecordPaths): this {
+    const start = this.start;
+    if (!start || this.destroyed) throw new KtlsError('ERR_KTLS_ATTACHED', 'this socket has a connection or is destroyed');
+    this.#attach(paths);
+    this.start = null;
+    for (const w of start.writes.splice(0)) this.#queue.enqueueChunks(w.chunks, w.cb);
+    if (start.maxRecordSize !== undefined) this.applyMaxRecordSize(start.maxRecordSize);
+    if (start.final) this._final(start.final);
+    start.settle(null);
+    this.#setPoll();
+    // A tick after the switch: the caller emits 'secureConnect' in the same run of promise jobs, so no data comes before it.
+    process.nextTick(() => this.#readAhead(start.wantRead));
+    return this;
+  }
+
+  #attach(paths: RecordPaths): void {
+    this.attachBase(paths);
     this.#p = paths;
     if (paths.version === 'TLSv1.3') this.#schedule = new KeySchedule(paths.cipher, paths.trafficSecrets ?? {});
     paths.trafficSecrets = undefined; // copied: the caller wipes its own
-    this.version = (paths.nodeTls?.protocol as KtlsSocket['version'] | undefined) ?? paths.version;
-    this.cipher = paths.nodeTls ? null : paths.cipher;
+    this.#version = (paths.nodeTls?.protocol as KtlsSocket['version'] | undefined) ?? paths.version;
+    this.#cipher = paths.nodeTls ? null : paths.cipher;
     const host = new SocketHost<KtlsSocket>(this, inner);
-    this.#queue = new WriteQueue(host);
-    this.#in = new ReadPath(host, options);
+    this.#in = new ReadPath(host, this.#options);
     this.#flush = new TxFlush(host);
-    // As net.Socket does: read ahead (up to highWaterMark) from the start, so a socket the
-    // application is not reading still sees the peer's close_notify and FIN, and closes.
-    process.nextTick(() => void (!this.destroyed && !this.readableEnded && this.readableLength === 0 && this.read(0)));
   }
 
   /** The peer's close_notify has arrived (false after a bare FIN, which `allowTruncation`, the default, accepts as the end). */
   get closeNotifyReceived(): boolean {
-    return this.#in.closeNotifyReceived;
+    return this.start ? false : this.#in.closeNotifyReceived;
   }
 
   /** Streams emit `'close'` without arguments; net and tls sockets pass `hadError`, as this does. A read error held behind buffered bytes comes where `'end'` would. */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     if (event === 'close' && args.length === 0) return super.emit('close', this.errored !== null);
-    const held = event === 'end' ? this.#in.takeHeld() : null;
+    const held = event === 'end' && !this.start ? this.#in.takeHeld() : null;
     if (held) return (this.destroy(held), false);
     if (event === 'end' && !this.allowHalfOpen) this.write = writeAfterFin as this['write'];
     return super.emit(event, ...args);
@@ -91,10 +130,10 @@ export class KtlsSocket extends KtlsTlsMembers {
       paths: (s) => s.#p,
       queue: (s) => s.#queue,
       schedule: (s) => s.#schedule,
-      maxRecordSize: (s) => s.#maxRecordSize,
+      maxRecordSize: (s) => s.recordLimit,
       activity: (s) => s.activity(),
       setPoll: (s) => s.#setPoll(),
-      startOp: (s, op) => s.#startOp(op),
+      startOp: (s, op) => s.startOp(op),
       writesFlushed: (s) => s.writesFlushed(),
       txRekeying: (s) => s.#flush.rekeying(),
       takeSocketError: (s) => s.#in.takeSocketError(),
@@ -142,6 +181,7 @@ export class KtlsSocket extends KtlsTlsMembers {
 
   /** True when the kernel seals and opens every record; false when any direction uses the userspace fallback. */
   get kernel(): boolean {
+    if (this.start) return false;
     return this.#p.tx !== null && this.#p.tx !== 'kernel' ? false : this.#p.rx === null || this.#p.rx === 'kernel';
   }
 
@@ -152,12 +192,12 @@ export class KtlsSocket extends KtlsTlsMembers {
     /** The kernel opens what we receive. */
     rx: boolean;
   } {
-    return { tx: this.#p.tx === 'kernel', rx: this.#p.rx === 'kernel' };
+    return this.start ? { tx: false, rx: false } : { tx: this.#p.tx === 'kernel', rx: this.#p.rx === 'kernel' };
   }
 
   /** Application bytes received. */
   get bytesRead(): number {
-    return this.#in.bytesRead;
+    return this.start ? 0 : this.#in.bytesRead;
   }
 
   /** Application bytes the kernel (or the record layer) has accepted for sending. */
@@ -167,6 +207,7 @@ export class KtlsSocket extends KtlsTlsMembers {
 
   /** @internal The TCP connection's fd, for TCP options (it differs from `fd` where node:tls carries the records). */
   get tcpFd(): number {
+    if (this.start) return -1;
     return this.#p.tcpFd !== undefined && this.fd >= 0 ? this.#p.tcpFd : this.fd;
   }
 
@@ -177,43 +218,17 @@ export class KtlsSocket extends KtlsTlsMembers {
    */
   getSequenceNumbers(): SequenceNumbers {
     if (this.#finalSeq) return { ...this.#finalSeq };
-    const k = constants();
-    const read = (path: RecordPaths['tx'] | RecordPaths['rx'], dir: number, name: string): bigint | null => {
-      if (path === null || path === 'plain') return null;
-      if (path !== 'kernel') return path.seq;
-      const v = this.#p.binding.getSeq(this.fd, dir);
-      if (typeof v === 'number') throw new KtlsSystemError(v, `getsockopt(${name})`);
-      return v;
-    };
-    return { tx: read(this.#p.tx, k.TLS_TX, 'TLS_TX'), rx: read(this.#p.rx, k.TLS_RX, 'TLS_RX') };
+    return this.start ? { tx: null, rx: null } : sequenceNumbers(this.#p, this.fd);
   }
 
-  /**
-   * Largest plaintext per record this socket sends (RFC 8449's record size
-   * limit; OpenSSL's `split_send_fragment`). Under kernel TX it is
-   * `TLS_TX_MAX_PAYLOAD_LEN`, which older kernels lack: setting it there throws
-   * `ERR_KTLS_UNSUPPORTED`. The userspace record layer always honours it.
-   */
-  get maxRecordSize(): number {
-    if (this.#maxRecordSize !== undefined) return this.#maxRecordSize;
-    return constants().MAX_PLAINTEXT;
-  }
-
-  /** See {@link KtlsSocket.setMaxRecordSize}. */
-  set maxRecordSize(size: number) {
-    this.setMaxRecordSize(size);
-  }
-
-  /** Sets {@link KtlsSocket.maxRecordSize}; returns this. */
-  setMaxRecordSize(size: number): this {
-    checkRecordSize(size, 'maxRecordSize');
-    applyRecordSize(this.#p, this.fd, size);
-    this.#maxRecordSize = size;
-    return this;
+  protected applyMaxRecordSize(size: number): void {
+    if (this.start) this.start.maxRecordSize = size;
+    else applyRecordSize(this.#p, this.fd, size);
   }
 
   /** @internal */
   override _read(): void {
+    if (this.start) return void (this.start.wantRead = true);
     this.#in.wantRead = true;
     if (this.#reader) return; // spliceTo() owns the socket's input until it settles
     this.#in.read();
@@ -231,15 +246,16 @@ export class KtlsSocket extends KtlsTlsMembers {
    * its keys too. Resolves once the new TX keys are in place.
    */
   updateKeys(options: { requestPeer?: boolean } = {}): Promise<void> {
+    if (this.start) return this.start.attached().then(() => this.updateKeys(options));
     if (this.version !== 'TLSv1.3') return Promise.reject(new KtlsError('ERR_KTLS_UNSUPPORTED', 'KeyUpdate exists in TLS 1.3 only'));
     if (this.#p.nodeTls) return Promise.reject(new KtlsError('ERR_KTLS_UNSUPPORTED', "node:tls carries this connection's records and has no KeyUpdate API"));
-    return this.#startOp(new KeyUpdateOp(this.#schedule!, this.#p.cipher, options.requestPeer === true)).then(() => {
+    return this.startOp(new KeyUpdateOp(this.#schedule!, this.#p.cipher, options.requestPeer === true)).then(() => {
       this.emit('keyUpdate', { direction: 'tx', requested: options.requestPeer === true });
     });
   }
 
   #setPoll(): void {
-    if (this.destroyed) return;
+    if (this.destroyed || this.start) return;
     const wantRead = this.#reader ? this.#reader.waitSocket : this.#in.wantRead;
     const events = (wantRead && !this.#in.readEnded ? POLL_READABLE : 0) | (this.#queue.length > 0 && !this.#queue.opWaiting ? POLL_WRITABLE : 0);
     if (events === this.#pollEvents) return;
@@ -253,45 +269,16 @@ export class KtlsSocket extends KtlsTlsMembers {
 
   /** @internal */
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.start) return void this.start.writes.push({ chunks: [chunk], cb });
     if (chunk.length > 0) this.#queue.enqueue([chunk], 0, cb);
     else this.#queue.enqueueChunks([chunk], cb); // maybe an op marker
   }
 
   /** @internal */
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    this.#queue.enqueueChunks(
-      chunks.map((c) => c.chunk),
-      cb,
-    );
-  }
-
-  /**
-   * Sends (part of) a file. Under kernel TX the bytes go file → socket with
-   * sendfile(2) and never enter JavaScript; with the userspace record layer they
-   * are read and sealed here. Ordered with `write()` calls before and after it.
-   * Resolves with the bytes sent; rejects (with `bytesSent`) if the file cannot
-   * be read or the socket is destroyed first. A file that cannot be opened
-   * rejects before any byte is sent and leaves the connection usable.
-   */
-  sendFile(file: FileSource, options: SendFileOptions = {}): Promise<number> {
-    if (typeof file === 'number') checkFd('file', file);
-    else if (typeof file !== 'string' && (typeof file !== 'object' || file === null || typeof file.fd !== 'number'))
-      throw invalidArgType(`Expected a path, an fd or a FileHandle for file but received ${typeof file}`);
-    checkLength('options.offset', options.offset);
-    checkLength('options.length', options.length);
-    return this.#startOp(new SendFileOp(file, options.offset ?? 0, options.length));
-  }
-
-  /**
-   * Moves bytes from a readable fd (a pipe directly; a socket through an
-   * internal pipe) into this socket with splice(2) until EOF or `length`.
-   * Ordered with `write()`s like {@link KtlsSocket.sendFile}. Does not close `fd`; one in blocking
-   * mode is polled before each read (the wait leaves it `O_NONBLOCK`, as libuv's poll does).
-   */
-  spliceFrom(fd: number, options: SpliceOptions = {}): Promise<number> {
-    checkFd('fd', fd);
-    checkLength('options.length', options.length);
-    return this.#startOp(new SpliceFromOp(fd, options.length));
+    const bufs = chunks.map((c) => c.chunk);
+    if (this.start) this.start.writes.push({ chunks: bufs, cb });
+    else this.#queue.enqueueChunks(bufs, cb);
   }
 
   /**
@@ -310,6 +297,7 @@ export class KtlsSocket extends KtlsTlsMembers {
     // Decoded text cannot be turned back into the bytes it came from: refused before anything is taken.
     if (this.readableEncoding !== null)
       throw new KtlsError('ERR_KTLS_ENCODING', `spliceTo() moves bytes; the socket has setEncoding('${this.readableEncoding}')`);
+    if (this.start) return this.start.attached().then(() => this.spliceTo(fd, options));
     let remaining = options.length ?? Number.POSITIVE_INFINITY;
     return new Promise((resolve, reject) => {
       if (this.destroyed) return reject(new KtlsError('ERR_STREAM_DESTROYED', 'the socket is destroyed'));
@@ -335,16 +323,18 @@ export class KtlsSocket extends KtlsTlsMembers {
     });
   }
 
-  #startOp(op: WriteOp): Promise<number> {
+  protected startOp(op: WriteOp): Promise<number> {
     if (this.destroyed || this.writableEnded) {
       op.release();
       return Promise.reject(new KtlsError(this.destroyed ? 'ERR_STREAM_DESTROYED' : 'ERR_STREAM_WRITE_AFTER_END', 'the socket is no longer writable'));
     }
-    return this.#queue.start(op, this);
+    // Before the switch an op goes through the stream as a marker, in order with the writes held there.
+    return this.#queue.start(op, this, this.start !== null);
   }
 
   /** @internal */
   override _final(callback: (err?: Error | null) => void): void {
+    if (this.start) return void (this.start.final = callback);
     const k = constants();
     // As net.Socket's shutdown request: it completes ('finish') on a later turn of the loop, not inside end().
     const cb = (err?: Error | null): void => void setImmediate(callback, err);
@@ -376,6 +366,7 @@ export class KtlsSocket extends KtlsTlsMembers {
 
   /** @internal */
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.start) return this.#destroyPending(err, cb);
     // The reason the socket died (an alert, a bad record) is the reason spliceTo() failed.
     this.#reader?.settle(err ?? new KtlsError('ERR_STREAM_DESTROYED', 'socket destroyed before spliceTo() completed'));
     this.#queue.abandon(err);
@@ -394,5 +385,16 @@ export class KtlsSocket extends KtlsTlsMembers {
     // As net.Socket: 'close' from the next turn of the loop (its handle's close callback), after 'error'
     // and after the callbacks of writes made once destroyed.
     setImmediate(() => this.emit('close', failure !== null));
+  }
+
+  /** Destroyed before the switch: the connection attempt stops, and what waited for it fails. */
+  #destroyPending(err: Error | null, cb: (err?: Error | null) => void): void {
+    const start = this.start!;
+    this.releaseBase();
+    this.#queue.abandon(err);
+    start.connector.abort(err);
+    start.fail(err);
+    cb(err);
+    setImmediate(() => this.emit('close', err !== null));
   }
 }

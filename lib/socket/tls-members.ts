@@ -11,6 +11,7 @@ import type * as tls from 'node:tls';
 import { KtlsError, KtlsSystemError, invalidArgType } from '../native/errors.js';
 import { ticketOf } from '../record/session.js';
 import { KtlsSocketBase } from './base.js';
+import type { PendingStart } from './pending.js';
 
 /** Largest and smallest `setMaxSendFragment()` sizes OpenSSL accepts (`SSL_set_max_send_fragment`). */
 const SEND_FRAGMENT = { min: 512, max: 16384 } as const;
@@ -30,14 +31,23 @@ export abstract class KtlsTlsMembers extends KtlsSocketBase {
     return this.localAddress === undefined ? undefined : this.localAddress.includes(':') ? 'IPv6' : 'IPv4';
   }
 
-  /** As `net.Socket#pending`: always false, a KtlsSocket is created connected. */
+  /** As `net.Socket#pending`: true until the TCP connection is made (a socket `connect()` returned). */
   get pending(): boolean {
-    return false;
+    return this.connecting;
   }
 
-  /** As `net.Socket#connecting`: always false, a KtlsSocket is created connected. */
+  /** @internal The TCP connection of a socket `connect()` returned is made (`'connect'` where net.Socket emits it). */
+  tcpConnected(remote: PendingStart['remote'], local: PendingStart['local'], emit: boolean): void {
+    if (!this.start || this.destroyed) return;
+    Object.assign(this.start, { tcpConnected: true, remote, local });
+    if (!emit) return;
+    this.emit('connect');
+    this.emit('ready');
+  }
+
+  /** As `net.Socket#connecting`: true until the TCP connection is made (a socket `connect()` returned). */
   get connecting(): boolean {
-    return false;
+    return this.start !== null && !this.start.tcpConnected && !this.destroyed;
   }
 
   /**

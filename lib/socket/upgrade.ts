@@ -129,6 +129,8 @@ export interface Handover {
   deadline?: number;
   /** Our side of the handshake. */
   role?: 'client' | 'server';
+  /** The socket `connect()` returned, which takes the connection (else a new one is made). */
+  into?: KtlsSocket;
 }
 
 /** `upgrade()` with hand-over state. @internal */
@@ -365,7 +367,8 @@ async function takeOver(
   };
   // The net.Socket lets go of its own fd; ours keeps the connection open.
   socket.destroy();
-  const ktls = new KtlsSocket(paths, options);
+  // A socket destroyed while connecting gets a new one here, which its caller destroys.
+  const ktls = handover.into && !handover.into.destroyed ? handover.into.attach(paths) : new KtlsSocket(paths, options);
   holder.value = ktls;
   if (options.maxRecordSize !== undefined) {
     try {

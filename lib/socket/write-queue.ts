@@ -54,15 +54,17 @@ const noTxKeys = (): KtlsError => new KtlsError('ERR_KTLS_NO_TX_KEYS', 'this soc
 
 /** What the queue's ops see of it (prototype members: nothing per socket but the object). */
 class QueueContext implements TxContext {
-  readonly sealer: RecordSealer | null;
   readonly #queue: WriteQueue;
   readonly #host: TxHost;
 
   constructor(queue: WriteQueue, host: TxHost) {
     this.#queue = queue;
     this.#host = host;
-    const tx = host.tx;
-    this.sealer = typeof tx === 'object' ? tx : null;
+  }
+
+  get sealer(): RecordSealer | null {
+    const tx = this.#host.tx;
+    return typeof tx === 'object' ? tx : null;
   }
 
   get binding(): Binding {
@@ -125,12 +127,13 @@ export class WriteQueue {
    * promise of its result. Where the stream holds nothing ahead of it (no
    * buffered chunk, no marker on its way, not corked) the op goes straight
    * into the queue, without the Writable's round trip, which costs a small
-   * file more than its sendfile(2) does; otherwise a zero-length marker chunk
+   * file more than its sendfile(2) does; otherwise (and always with
+   * `viaStream`: a socket before its connection) a zero-length marker chunk
    * carries it through the stream.
    */
-  start(op: WriteOp, stream: Writable): Promise<number> {
+  start(op: WriteOp, stream: Writable, viaStream = false): Promise<number> {
     const result = new Promise<number>((resolve, reject) => this.#results.set(op, { resolve, reject }));
-    if (stream.writableLength === 0 && !stream.writableCorked && this.#markersInStream === 0) {
+    if (!viaStream && stream.writableLength === 0 && !stream.writableCorked && this.#markersInStream === 0) {
       this.#enqueueOp(op, noop);
       return result;
     }

@@ -92,10 +92,17 @@ export function ktlsStack(kernel: boolean): Stack {
       const port = await listening(server);
       return { port, close: (cb) => server.close(cb), getConnections: (cb) => server.getConnections(cb) };
     },
-    async connect(port, options) {
-      const s = await ktls.connect({ ...clientOptions(port, options), ktls: opts });
-      count(s);
-      return s;
+    connect(port, options) {
+      // As node:tls's stack: the socket connect() returns, at its 'secureConnect'.
+      return new Promise((resolve, reject) => {
+        const s = ktls.connect({ ...clientOptions(port, options), ktls: opts });
+        s.once('secureConnect', () => {
+          s.off('error', reject);
+          count(s);
+          resolve(s);
+        });
+        s.once('error', reject);
+      });
     },
   };
 }

@@ -1,7 +1,7 @@
-// connect() as tls.connect(): its argument forms, the callback and the
-// 'secureConnect'/'error' events of the returned request, argument errors
-// thrown as node:net throws them, and each way of listening getting a failure
-// exactly once (an uncaught 'error' for callback-only callers, a rejection for await).
+// connect() as tls.connect(), each scenario run on both in one run: the socket
+// returned at once, what is done to it before the handshake, its events, its
+// argument forms and errors, and each way of listening getting a failure
+// exactly once; connectAsync(), the promise form.
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -27,49 +27,140 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-t.test("connect(options, cb): cb gets the socket as argument and this, the request emits 'secureConnect' with it, await gives it", async (t) => {
-  const { server, port } = await helloServer();
-  let self: unknown;
-  let arg: ktls.KtlsSocket | undefined;
-  const request = ktls.connect({ host: '127.0.0.1', port, ...TLS }, function (this: ktls.KtlsSocket, s) {
-    self = this;
-    arg = s;
+type Opener = (options: tls.ConnectionOptions & { port: number }, cb?: () => void) => net.Socket;
+const STACKS: Array<[string, Opener]> = [
+  ['node:tls', (o, cb) => tls.connect(o, cb)],
+  ['ktls', (o, cb) => ktls.connect(o as ktls.KtlsConnectOptions, cb) as unknown as net.Socket],
+];
+
+/** A node:tls echo server, and what each connection sent it. */
+async function echoServer(greeting?: string): Promise<{ server: tls.Server; port: number; got: string[] }> {
+  const got: string[] = [];
+  const server = tls.createServer({ key: CERTS.key, cert: CERTS.cert }, (s) => {
+    if (greeting) s.write(greeting);
+    const i = got.push('') - 1;
+    s.on('data', (d: Buffer) => (got[i] += d.toString()));
+    s.on('error', () => undefined);
+    s.pipe(s);
   });
-  t.type(request, ktls.KtlsConnectRequest);
-  t.equal(typeof request.then, 'function', 'a thenable');
-  const event = new Promise<ktls.KtlsSocket>((resolve) => {
-    request.once('secureConnect', resolve);
-  });
-  const sock = await request;
-  t.type(sock, ktls.KtlsSocket);
-  t.equal(arg, sock, 'the callback got the socket');
-  t.equal(self, sock, 'and as this');
-  t.equal(await event, sock, "'secureConnect' carried it");
-  t.equal((await readAll(sock)).toString(), 'hello');
-  parity(t, ['tls.connect', 'TLSSocket@secureConnect'], sock);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return { server, port: portOf(server), got };
+}
+
+/** Events on `s` with what an application sees of their arguments, until 'close'. */
+function recordUntilClose(s: net.Socket): Promise<string[]> {
+  const seen: string[] = [];
+  for (const e of ['connect', 'ready', 'secureConnect', 'end', 'finish', 'timeout']) s.on(e, () => seen.push(e));
+  s.on('data', (d: Buffer | string) => seen.push(`data ${typeof d} ${d.toString()}`));
+  s.on('error', (err: NodeJS.ErrnoException) => seen.push(`error ${String(err.code)} ${String(err.syscall)}`));
+  return new Promise((resolve) => s.once('close', (hadError: boolean) => resolve([...seen, `close ${hadError}`])));
+}
+
+t.test('connect(options, cb) returns the socket at once; cb gets it as this, after connect, as tls.connect; data only after secureConnect', async (t) => {
+  // The server writes first: its bytes reach the client before the switch, and must still come after 'secureConnect'.
+  const { server, port } = await echoServer('hi');
+  const runs: string[][] = [];
+  let last: ktls.KtlsSocket | undefined;
+  for (const [name, open] of STACKS) {
+    let self: unknown;
+    const s = open({ host: '127.0.0.1', port, ...TLS }, function (this: unknown) {
+      self = this;
+      s.end();
+    });
+    const state = `connecting ${s.connecting} pending ${s.pending} readyState ${s.readyState} remote ${String(s.remoteAddress)}`;
+    // 'finish' (our FIN) and 'end' (the echo server's) race on loopback, on node:tls too: the connect phase is what is compared.
+    const events = (await recordUntilClose(s)).filter((e) => e !== 'finish');
+    t.equal(self, s, `${name}: the callback's this is the returned socket`);
+    runs.push([state, ...events]);
+    if (name === 'ktls') last = s as unknown as ktls.KtlsSocket;
+  }
+  t.same(runs[1], runs[0], `the same state and events as node:tls: ${runs[0].join(', ')}`);
+  parity(t, ['tls.connect', 'TLSSocket@connect', 'TLSSocket@ready', 'TLSSocket@secureConnect', 'TLSSocket#connecting', 'TLSSocket#pending'], last);
+  server.close();
+});
+
+t.test('writes, end(), setEncoding() and setTimeout() made before the handshake take effect, as on tls.connect', async (t) => {
+  const { server, port, got } = await echoServer();
+  const runs: string[][] = [];
+  let last: net.Socket | undefined;
+  for (const [, open] of STACKS) {
+    const s = open({ host: '127.0.0.1', port, ...TLS });
+    last = s;
+    s.setEncoding('utf8');
+    s.setTimeout(60_000);
+    s.setNoDelay(true);
+    s.setKeepAlive(true, 1000);
+    s.write('one,', () => undefined);
+    s.write('two,');
+    s.end('three');
+    const events = await recordUntilClose(s);
+    // Data chunks may split differently: compare the text and the events around it.
+    const text = events.filter((e) => e.startsWith('data ')).map((e) => e.slice('data string '.length));
+    runs.push([
+      ...events.filter((e) => !e.startsWith('data ')),
+      `text ${text.join('')}`,
+      `timeout ${String(s.timeout)}`,
+      `types ${events.some((e) => e.startsWith('data object'))}`,
+    ]);
+  }
+  t.same(runs[1], runs[0], `the same as node:tls: ${runs[0].join(', ')}`);
+  t.same(got, ['one,two,three', 'one,two,three'], 'each server got the writes in order');
+  parity(
+    t,
+    ['TLSSocket#write', 'TLSSocket#end', 'TLSSocket#setEncoding', 'TLSSocket#setTimeout', 'TLSSocket#setNoDelay', 'TLSSocket#setKeepAlive'],
+    last as unknown as ktls.KtlsSocket,
+  );
+  server.close();
+});
+
+t.test('destroy() right after connect(): the same events as tls.connect, and the server keeps nothing', async (t) => {
+  const { server, port } = await echoServer();
+  const runs: string[][] = [];
+  for (const [, open] of STACKS) {
+    const s = open({ host: '127.0.0.1', port, ...TLS });
+    const writes: string[] = [];
+    s.write('lost', (err) => writes.push(`write cb ${String(err && 'code' in err ? err.code : undefined)}`));
+    s.destroy();
+    const events = await recordUntilClose(s);
+    runs.push([...events, ...writes, `destroyed ${s.destroyed}`]);
+  }
+  t.same(runs[1], runs[0], `the same as node:tls: ${runs[0].join(', ')}`);
+  await new Promise<void>((resolve) => setTimeout(resolve, 100));
+  const open = await new Promise<number>((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+  t.equal(open, 0, 'no connection left on the server');
   server.close();
 });
 
 t.test('connect(port, host, options, cb) and connect(port, options, cb), as tls.connect', async (t) => {
   const { server, port } = await helloServer();
-  const a = await new Promise<ktls.KtlsSocket>((resolve) => void ktls.connect(port, '127.0.0.1', TLS, resolve));
+  const a = await new Promise<ktls.KtlsSocket>(
+    (resolve) =>
+      void ktls.connect(port, '127.0.0.1', TLS, function (this: ktls.KtlsSocket) {
+        resolve(this);
+      }),
+  );
   t.equal(a.remotePort, port);
   t.equal((await readAll(a)).toString(), 'hello');
-  const b = await new Promise<ktls.KtlsSocket>((resolve) => void ktls.connect(port, { host: '127.0.0.1', ...TLS }, resolve));
+  const b = await new Promise<ktls.KtlsSocket>((resolve) => {
+    const s = ktls.connect(port, { host: '127.0.0.1', ...TLS }, () => resolve(s));
+  });
   t.equal(b.remoteAddress, '127.0.0.1');
   t.equal((await readAll(b)).toString(), 'hello');
+  const c = await ktls.connectAsync(port, '127.0.0.1', TLS);
+  t.type(c, ktls.KtlsSocket, 'connectAsync() resolves with the socket');
+  t.equal((await readAll(c)).toString(), 'hello');
+  t.throws(() => ktls.connectAsync(port, (() => undefined) as never), { code: 'ERR_INVALID_ARG_TYPE' }, 'connectAsync() takes no callback');
   parity(t, ['tls.connect', 'TLSSocket@secureConnect'], a);
   server.close();
 });
 
-t.test("a refused connection is an 'error' event for a listener and a rejection for await, with net's code and syscall", async (t) => {
+t.test("a refused connection: the socket emits 'error' (net's code and syscall) and 'close', as tls.connect's; connectAsync() rejects", async (t) => {
   const port = await closedPort();
-  const request = ktls.connect({ host: '127.0.0.1', port, ...TLS });
-  const event = new Promise<Error>((resolve) => {
-    request.once('error', resolve);
-  });
-  await t.rejects(request, { code: 'ECONNREFUSED', syscall: 'connect', port });
-  t.match(await event, { code: 'ECONNREFUSED', syscall: 'connect' });
+  const runs: string[][] = [];
+  for (const [, open] of STACKS) runs.push(await recordUntilClose(open({ host: '127.0.0.1', port, ...TLS })));
+  t.same(runs[1], runs[0], `the same as node:tls: ${runs[0].join(', ')}`);
+  t.match(runs[0], ['error ECONNREFUSED connect', 'close true']);
+  await t.rejects(ktls.connectAsync({ host: '127.0.0.1', port, ...TLS }), { code: 'ECONNREFUSED', syscall: 'connect', port });
 });
 
 t.test('argument errors are thrown, as by tls.connect', async (t) => {
@@ -85,15 +176,17 @@ t.test('argument errors are thrown, as by tls.connect', async (t) => {
   // A path is a Unix-domain socket, as for tls.connect() (its records stay on node:tls: not-tcp.test.ts).
   const missing = path.join(os.tmpdir(), `ktls-missing-${process.pid}.sock`);
   const outcome = (err: unknown): string => `${String((err as NodeJS.ErrnoException).code)} ${String((err as NodeJS.ErrnoException).syscall)}`;
-  const ours = await ktls.connect(missing, TLS).then(() => 'connected', outcome);
+  const ours = await ktls.connectAsync(missing, TLS).then(() => 'connected', outcome);
   const theirs = await new Promise<string>((resolve) => tls.connect({ path: missing, ...TLS }).once('error', (err) => resolve(outcome(err))));
   t.equal(ours, theirs, `a path nobody listens on: ${theirs}, as on node:tls`);
 });
 
-// Each caller style in a process of its own, which reports how the failure reached it.
+// Each caller style in a process of its own, which reports how the failure reached it, on tls.connect and on ktls.
 const CHILD = `
 const ktls = require(process.argv[2]);
-const [mode, port, fixtures] = process.argv.slice(3);
+const [mode, port, fixtures, stack] = process.argv.slice(3);
+const tls = require('tls');
+const connect = stack === 'ktls' ? ktls.connect : tls.connect;
 const seen = [];
 // Report 300 ms after the first outcome (anything delivered twice would have come by then), or after 10 s of nothing.
 let settle;
@@ -104,37 +197,35 @@ process.on('uncaughtException', (e) => note('uncaught:' + (e.code || e.message))
 process.on('unhandledRejection', (e) => note('unhandledRejection:' + (e && e.code)));
 process.on('warning', () => undefined);
 const opts = { host: '127.0.0.1', port: Number(port), servername: 'localhost' };
-if (mode === 'callback') ktls.connect(opts, () => note('callback'));
-if (mode === 'nothing') ktls.connect(opts);
-if (mode === 'await') ktls.connect(opts).then(() => note('resolved'), (e) => note('rejected:' + e.code));
-if (mode === 'listener') ktls.connect(opts, () => note('callback')).on('error', (e) => note('error:' + e.code));
-if (mode === 'await+listener') { const r = ktls.connect(opts); r.on('secureConnect', () => note('secureConnect')); r.catch((e) => note('rejected:' + e.code)); }
+if (mode === 'callback') connect(opts, () => note('callback'));
+if (mode === 'nothing') connect(opts);
+if (mode === 'listener') connect(opts, () => note('callback')).on('error', (e) => note('error:' + e.code));
+if (mode === 'async') ktls.connectAsync(opts).then(() => note('resolved'), (e) => note('rejected:' + e.code));
 if (mode === 'throwing-callback') {
-  const fs = require('fs'); const path = require('path'); const tls = require('tls');
+  const fs = require('fs'); const path = require('path');
   const server = tls.createServer({ key: fs.readFileSync(path.join(fixtures, 'server.key')), cert: fs.readFileSync(path.join(fixtures, 'server.pem')) }, (s) => s.end());
   server.listen(0, '127.0.0.1', () => {
-    ktls.connect({ ...opts, port: server.address().port, ca: fs.readFileSync(path.join(fixtures, 'ca.pem')) }, (s) => { s.destroy(); server.close(); throw Object.assign(new Error('from the callback'), { code: 'THROWN' }); });
+    connect({ ...opts, port: server.address().port, ca: fs.readFileSync(path.join(fixtures, 'ca.pem')) }, function () { this.destroy(); server.close(); throw Object.assign(new Error('from the callback'), { code: 'THROWN' }); });
   });
 }
 `;
 
-t.test('a failure reaches each caller style once, as tls.connect or a promise would deliver it', async (t) => {
+t.test('a failure reaches each caller style once, as it does through tls.connect', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktls-connect-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const script = path.join(dir, 'child.cjs');
   fs.writeFileSync(script, CHILD);
   const port = await closedPort();
   const index = path.resolve(__dirname, '..', '..', 'lib', 'index.js');
-  const run = (mode: string): Promise<string[]> =>
+  const run = (mode: string, stack: string): Promise<string[]> =>
     new Promise((resolve, reject) =>
-      execFile(process.execPath, [script, index, mode, String(port), FIXTURES], { timeout: 20_000 }, (err, stdout) =>
+      execFile(process.execPath, [script, index, mode, String(port), FIXTURES, stack], { timeout: 20_000 }, (err, stdout) =>
         err ? reject(new Error(`child ${mode} failed`, { cause: err })) : resolve(JSON.parse(stdout) as string[]),
       ),
     );
-  t.same(await run('callback'), ['uncaught:ECONNREFUSED'], "callback only: an unhandled 'error', as tls.connect's socket; no rejection reported");
-  t.same(await run('nothing'), ['uncaught:ECONNREFUSED'], "no listener at all: an unhandled 'error'");
-  t.same(await run('await'), ['rejected:ECONNREFUSED'], 'await/then: a rejection only');
-  t.same(await run('listener'), ['error:ECONNREFUSED'], "an 'error' listener: the event only");
-  t.same(await run('await+listener'), ['rejected:ECONNREFUSED'], "then/catch with a 'secureConnect' listener: the rejection only");
-  t.same(await run('throwing-callback'), ['uncaught:THROWN'], 'a callback that throws: an uncaught exception, not a rejection');
+  for (const mode of ['callback', 'nothing', 'listener', 'throwing-callback']) {
+    const theirs = await run(mode, 'node:tls');
+    t.same(await run(mode, 'ktls'), theirs, `${mode}: ${theirs.join(', ')}, as on node:tls`);
+  }
+  t.same(await run('async', 'ktls'), ['rejected:ECONNREFUSED'], 'connectAsync(): a rejection only');
 });

@@ -28,11 +28,11 @@ t.test('Fast Open through a custom lookup and a string port: the second connecti
       { address: '127.0.0.5', family: 4 },
     ]);
   const opts = { host: 'ktls.test', port: String(port), lookup, ca: CERTS.ca, servername: 'localhost', fastOpen: true };
-  const first = await ktls.connect(opts);
+  const first = await ktls.connectAsync(opts);
   t.equal(first.kernel, true);
   t.equal(first.getTcpInfo().synData, false, 'the first connection only fetches a cookie');
   t.equal((await readAll(first)).toString(), 'hello');
-  const second = await ktls.connect(opts);
+  const second = await ktls.connectAsync(opts);
   t.equal(second.kernel, true);
   t.equal(second.getTcpInfo().synData, true, 'TCPI_OPT_SYN_DATA: the SYN carried data');
   t.equal(second.remoteAddress, '127.0.0.5');

@@ -12,7 +12,7 @@ for (const noDelay of [undefined, false] as const) {
     const server = ktls.createServer({ key: CERTS.key, cert: CERTS.cert, ktls: { noDelay } });
     const accepted = new Promise<ktls.KtlsSocket>((resolve) => server.once('secureConnection', resolve));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const client = await ktls.connect({ host: '127.0.0.1', port: portOf(server), ca: CERTS.ca, servername: 'localhost', ktls: { noDelay } });
+    const client = await ktls.connectAsync({ host: '127.0.0.1', port: portOf(server), ca: CERTS.ca, servername: 'localhost', ktls: { noDelay } });
     const s = await accepted;
     const b = loadBinding().binding!;
     const k = b.constants;

@@ -22,7 +22,7 @@ t.test('ktls server and ktls client work on this kernel, in the kernel where it 
   await listening(server);
   for (let i = 0; i < 2; i++) {
     const payload = randomBytes(200_000);
-    const sock = await ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
+    const sock = await ktls.connectAsync({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
     t.equal(sock.kernel, caps.ulp, `kernel ${caps.kernelRelease}: client kernel === ${caps.ulp}`);
     if (caps.ulp) t.equal(sock.fallbackReason, undefined, 'no fallbackReason on kernel records');
     else t.match(sock.fallbackReason, /no TLS upper-layer protocol .*ENOENT/, 'fallbackReason: the kernel has no tls ULP (ENOENT)');
@@ -49,7 +49,7 @@ t.test("fallback: 'error' rejects where the kernel cannot, and works where it ca
   const server = tls.createServer({ key: CERTS.key, cert: CERTS.cert }, (s) => s.pipe(s));
   server.listen(0, '127.0.0.1');
   await listening(server);
-  const attempt = ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ktls: { fallback: 'error' } });
+  const attempt = ktls.connectAsync({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ktls: { fallback: 'error' } });
   if (caps.ulp) {
     const sock = await attempt;
     t.equal(sock.kernel, true);

@@ -9,7 +9,7 @@ async function handshake(version: 'TLSv1.2' | 'TLSv1.3', coalesce: boolean): Pro
   const server = ktls.createServer({ key: CERTS.key, cert: CERTS.cert, minVersion: version, maxVersion: version, ktls: { coalesce } });
   const accepted = new Promise<ktls.KtlsSocket>((resolve) => server.once('secureConnection', resolve));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const client = await ktls.connect({ host: '127.0.0.1', port: portOf(server), ca: CERTS.ca, servername: 'localhost', ktls: { coalesce } });
+  const client = await ktls.connectAsync({ host: '127.0.0.1', port: portOf(server), ca: CERTS.ca, servername: 'localhost', ktls: { coalesce } });
   const s = await accepted;
   server.close();
   return { server: s, client };

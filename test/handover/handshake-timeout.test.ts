@@ -30,7 +30,7 @@ t.test('ktls.connect to a server that never answers rejects with ERR_TLS_HANDSHA
   await listening(silent);
   const accepted: net.Socket[] = [];
   silent.on('connection', (s) => accepted.push(s.resume()));
-  await t.rejects(ktls.connect({ port: portOf(silent), host: '127.0.0.1', ca: CERTS.ca, ktls: { handshakeTimeout: 300 } }), {
+  await t.rejects(ktls.connectAsync({ port: portOf(silent), host: '127.0.0.1', ca: CERTS.ca, ktls: { handshakeTimeout: 300 } }), {
     code: 'ERR_TLS_HANDSHAKE_TIMEOUT',
   });
   await new Promise((resolve) => accepted[0].once('end', resolve));

@@ -87,7 +87,7 @@ t.test('a ktls client talks to openssl s_server -rev', async (t) => {
     );
     let sock: ktls.KtlsSocket | undefined;
     for (let i = 0; i < 100 && !sock; i++) {
-      sock = await ktls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, minVersion: v, maxVersion: v }).catch(async () => {
+      sock = await ktls.connectAsync({ port, host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, minVersion: v, maxVersion: v }).catch(async () => {
         await new Promise((r) => setTimeout(r, 100));
         return undefined;
       });
@@ -165,7 +165,7 @@ t.test('readAll sanity: a ktls server echo ends cleanly with a ktls client', asy
   await requireKtls(t);
   const sockets: ktls.KtlsSocket[] = [];
   const server = await ktlsEchoServer('TLSv1.3', sockets);
-  const sock = await ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
+  const sock = await ktls.connectAsync({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
   const got = readAll(sock);
   sock.end('both ends ktls');
   t.equal((await got).toString(), 'both ends ktls');

@@ -54,14 +54,14 @@ t.test('ktls.connect to a server that only speaks a CBC suite works through node
   const server = tls.createServer({ key: CERTS.key, cert: CERTS.cert, ...CBC }, (s) => s.pipe(s));
   server.listen(0, '127.0.0.1');
   await listening(server);
-  const sock = await ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ...CBC });
+  const sock = await ktls.connectAsync({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ...CBC });
   t.match(sock, { kernel: false, cipher: null });
   const payload = randomBytes(100_000);
   const got = readAll(sock);
   sock.end(payload);
   t.equal(sha256(await got), sha256(payload), 'echo intact');
   await t.rejects(
-    ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ...CBC, ktls: { fallback: 'error' } }),
+    ktls.connectAsync({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ...CBC, ktls: { fallback: 'error' } }),
     { code: 'ERR_KTLS_UNSUPPORTED' },
     "fallback: 'error' refuses the suite",
   );

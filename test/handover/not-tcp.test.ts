@@ -55,7 +55,7 @@ t.test('a Unix-domain socket: every server and client pair exchanges the same by
     await new Promise<void>((resolve) => (server as net.Server).listen(sockPath, () => resolve()));
     for (const [cName, connect] of [
       ['node:tls', (o: tls.ConnectionOptions) => nodeConnect(o)],
-      ['ktls', async (o: tls.ConnectionOptions) => ktls.connect(o as ktls.KtlsConnectOptions)],
+      ['ktls', async (o: tls.ConnectionOptions) => ktls.connectAsync(o as ktls.KtlsConnectOptions)],
     ] as const) {
       const c = await connect({ path: sockPath, ...TLS });
       if (c instanceof ktls.KtlsSocket) t.equal(c.kernel, false, `${sName} server, ${cName} client: the client's records stay on node:tls`);
@@ -87,7 +87,7 @@ t.test('a socket option that is any Duplex (no fd) carries the connection as on 
     return d;
   };
   const a = await nodeConnect({ socket: await viaDuplex(), ...TLS });
-  const b = await ktls.connect({ socket: await viaDuplex(), ...TLS });
+  const b = await ktls.connectAsync({ socket: await viaDuplex(), ...TLS });
   t.equal(b.kernel, false, 'the records stay on node:tls');
   const [na, kb] = await Promise.all([drain(a), drain(b)]);
   t.same(kb, na, `the same bytes and endings: ${JSON.stringify(na)}`);
@@ -106,7 +106,7 @@ t.test('onread: data goes to the callback in the given buffer, never to data eve
     let dataEvents = 0;
     const onread = { buffer, callback: (n: number) => ((bytes += n), (biggest = Math.max(biggest, n)), true) };
     const o = { port, host: '127.0.0.1', ...TLS, onread };
-    const s: Connected = which === 'ktls' ? await ktls.connect(o) : await nodeConnect(o);
+    const s: Connected = which === 'ktls' ? await ktls.connectAsync(o) : await nodeConnect(o);
     s.on('data', () => dataEvents++);
     const ended = await new Promise<boolean>((resolve) => s.once('end', () => resolve(true)).once('close', () => resolve(false)));
     s.destroy();
@@ -123,7 +123,7 @@ t.test('onread with an empty buffer destroys the socket with ERR_INVALID_ARG_VAL
   const server = tls.createServer(serverOptions, (s) => (s.on('error', () => undefined), s.end('some data')));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const port = (server.address() as net.AddressInfo).port;
-  const s = await ktls.connect({ port, host: '127.0.0.1', ...TLS, onread: { buffer: Buffer.alloc(0), callback: () => true } });
+  const s = await ktls.connectAsync({ port, host: '127.0.0.1', ...TLS, onread: { buffer: Buffer.alloc(0), callback: () => true } });
   const err = await new Promise<NodeJS.ErrnoException>((resolve) => s.once('error', resolve));
   t.equal(err.code, 'ERR_INVALID_ARG_VALUE');
   await new Promise<void>((resolve) => server.close(() => resolve()));

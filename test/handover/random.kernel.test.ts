@@ -140,7 +140,7 @@ async function oneRun(
   } else {
     const kernel = topology === 'keyupdate-at-switch' ? false : undefined;
     const wait = v === 'TLSv1.3' && rand() < 0.3 ? { waitForTicket: 200 } : {};
-    const sock = await ktls.connect({ ...clientOpts, ktls: { allowHalfOpen: true, ...(kernel === false ? { kernel } : {}), ...wait } });
+    const sock = await ktls.connectAsync({ ...clientOpts, ktls: { allowHalfOpen: true, ...(kernel === false ? { kernel } : {}), ...wait } });
     client = sock;
     clientReceived = collect(sock);
     // A userspace-record client (any kernel can rekey those) asks for a KeyUpdate at once, while the server switches.

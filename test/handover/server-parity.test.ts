@@ -63,7 +63,7 @@ t.test('KtlsSocket address(), readyState and bufferSize, as net.Socket', async (
   const server = tls.createServer({ key: CERTS.key, cert: CERTS.cert }, (s) => s.pipe(s));
   server.listen(0, '127.0.0.1');
   await listening(server);
-  const sock = await ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
+  const sock = await ktls.connectAsync({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
   t.same(sock.address(), { address: '127.0.0.1', family: 'IPv4', port: sock.localPort });
   t.equal(sock.readyState, 'open');
   t.equal(sock.bufferSize, 0);

@@ -35,7 +35,7 @@ t.test('closed clients are collected: nothing roots the node:tls state kept for 
   const collected = new Collected();
   let sessions = 0;
   const once = async (): Promise<void> => {
-    const c = await ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
+    const c = await ktls.connectAsync({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
     c.on('session', () => sessions++);
     c.write('ping');
     await readBytes(c, 4);

@@ -88,7 +88,7 @@ t.test('ktls client, node:tls server that writes on secureConnection', async (t)
   for (const [v, c] of MATRIX) {
     const greeting = randomBytes(3000);
     const server = await greetingTlsServer(serverOpts(v, c), greeting);
-    const sock = await ktls.connect(clientOpts(v, c, portOf(server)));
+    const sock = await ktls.connectAsync(clientOpts(v, c, portOf(server)));
     const k = carries(caps, v, c);
     t.match(
       sock,
@@ -116,7 +116,7 @@ t.test('ktls on both ends, both writing 4 MiB at once', async (t) => {
     });
     server.listen(0, '127.0.0.1');
     await listening(server);
-    const sock = await ktls.connect(clientOpts(v, 'aes-256-gcm', portOf(server)));
+    const sock = await ktls.connectAsync(clientOpts(v, 'aes-256-gcm', portOf(server)));
     const got = readAll(sock);
     sock.end(a);
     t.equal(sha256(await got), sha256(b), `${v}: client received the server's 4 MiB`);
@@ -133,7 +133,7 @@ t.test('ALPN, SNI and client certificates are visible after the switch', async (
     { key: CERTS.key, cert: CERTS.cert, ca: CERTS.ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2', 'ktls-test'] },
     (s) => (serverSide = s),
   );
-  const sock = await ktls.connect({
+  const sock = await ktls.connectAsync({
     port: portOf(server),
     host: '127.0.0.1',
     servername: 'ktls.test',
@@ -202,7 +202,7 @@ t.test("a server that ends right behind its first data: TLS 1.2 sends close_noti
     const server = tls.createServer(serverOpts(v, 'aes-256-gcm'), (s) => s.end('only this'));
     server.listen(0, '127.0.0.1');
     await listening(server);
-    const strict = await ktls.connect({ ...clientOpts(v, 'aes-256-gcm', portOf(server)), ktls: { allowTruncation: false } });
+    const strict = await ktls.connectAsync({ ...clientOpts(v, 'aes-256-gcm', portOf(server)), ktls: { allowTruncation: false } });
     const data: Buffer[] = [];
     strict.on('data', (d: Buffer) => data.push(d));
     const outcome = await new Promise<string>((resolve) =>
@@ -211,7 +211,7 @@ t.test("a server that ends right behind its first data: TLS 1.2 sends close_noti
     t.equal(Buffer.concat(data).toString(), 'only this', `${v}: the data is delivered`);
     // Seen on the wire: node:tls 1.3 calling end() in 'secureConnection' sends data, two tickets, FIN, and no close_notify.
     t.equal(outcome, v === 'TLSv1.2' ? 'end' : 'ERR_KTLS_TRUNCATED', `${v}: ${outcome}`);
-    const lax = await ktls.connect(clientOpts(v, 'aes-256-gcm', portOf(server)));
+    const lax = await ktls.connectAsync(clientOpts(v, 'aes-256-gcm', portOf(server)));
     t.equal((await readAll(lax)).toString(), 'only this', `${v}: by default (as node:tls) it ends cleanly`);
     t.equal(lax.closeNotifyReceived, v === 'TLSv1.2', `${v}: closeNotifyReceived says which ending it was`);
     server.close();
@@ -241,7 +241,7 @@ t.test('randomized: chunking and delays at the switch never lose or duplicate a 
     } else {
       const server = await greetingTlsServer(serverOpts(v, c), greeting);
       const proxy = await chaosProxy(portOf(server), rand);
-      const sock = await ktls.connect(clientOpts(v, c, portOf(proxy)));
+      const sock = await ktls.connectAsync(clientOpts(v, c, portOf(proxy)));
       const got = readAll(sock);
       sock.end(payload);
       ok = sha256(await got) === sha256(Buffer.concat([greeting, payload])) && sock.kernel === carries(caps, v, c);
@@ -260,14 +260,14 @@ t.test('a ktls client resumes its session, in the kernel (TLS 1.3 with waitForTi
   for (const v of ['TLSv1.2', 'TLSv1.3'] as const) {
     const server = await greetingTlsServer(serverOpts(v, 'aes-128-gcm'), Buffer.from('hi'));
     // waitForTicket only matters for TLS 1.3, whose tickets follow the handshake.
-    const first = await ktls.connect({ ...clientOpts(v, 'aes-128-gcm', portOf(server)), ktls: { waitForTicket: 5000 } });
+    const first = await ktls.connectAsync({ ...clientOpts(v, 'aes-128-gcm', portOf(server)), ktls: { waitForTicket: 5000 } });
     const session = first.getSession();
     t.ok(session, `${v}: getSession() has a session at the switch`);
     t.equal(first.kernel, true);
     const got1 = readAll(first);
     first.end('one');
     t.equal((await got1).toString(), 'hione');
-    const second = await ktls.connect({ ...clientOpts(v, 'aes-128-gcm', portOf(server)), session: session! });
+    const second = await ktls.connectAsync({ ...clientOpts(v, 'aes-128-gcm', portOf(server)), session: session! });
     t.equal(second.isSessionReused(), true, `${v}: resumed`);
     t.equal(second.kernel, true);
     const got2 = readAll(second);

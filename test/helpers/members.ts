@@ -28,7 +28,7 @@ export async function clientMembers(t: Test, expectKernel: boolean): Promise<voi
   const opts = { port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ALPNProtocols: ['h-test'] };
   const ref = tls.connect(opts);
   await new Promise((r) => ref.once('secureConnect', r));
-  const sock = await ktls.connect(opts);
+  const sock = await ktls.connectAsync(opts);
   t.equal(sock.kernel, expectKernel, `kernel === ${expectKernel}`);
 
   t.equal(sock.alpnProtocol, ref.alpnProtocol, `alpnProtocol ${String(ref.alpnProtocol)}, as node:tls`);

@@ -67,7 +67,7 @@ export async function bothRoles(t: Test, variant: (typeof VARIANTS)[number], exp
   });
   nodeServer.listen(0, '127.0.0.1');
   await listening(nodeServer);
-  const client = await ktls.connect({ port: portOf(nodeServer), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ...tlsOpts });
+  const client = await ktls.connectAsync({ port: portOf(nodeServer), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ...tlsOpts });
   t.equal(client.kernel, expectKernel, `${version} ${ciphers} client: kernel === ${expectKernel}`);
   t.equal(client.getCipher()?.name, ciphers, `${version}: the suite asked for, ${ciphers}`);
   while (!nodeServerSide) await new Promise((r) => setImmediate(r));

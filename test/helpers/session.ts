@@ -126,7 +126,7 @@ export async function lateTickets(t: Test, ciphersuites: string, keyUpdate: bool
   const { ticketOf } = await import('../../lib/record/session.js');
   const p = await ticketProxy(ciphersuites, keyUpdate);
   const opts = { host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, minVersion: 'TLSv1.3' } as const;
-  const client = await ktls.connect({ ...opts, port: portOf(p.proxy) });
+  const client = await ktls.connectAsync({ ...opts, port: portOf(p.proxy) });
   t.equal(client.kernel, expectKernel, `kernel === ${expectKernel}`);
   parity(t, ['TLSSocket@session', 'TLSSocket#getSession', 'TLSSocket#getTLSTicket', 'TLSSocket#isSessionReused'], client);
   const sessions: Buffer[] = [];
@@ -168,7 +168,7 @@ export async function lateTickets(t: Test, ciphersuites: string, keyUpdate: bool
   t.same(client.getSession(), sessions[1], 'getSession() is the latest');
   t.same(client.getTLSTicket(), ticketOf(sessions[1]), "getTLSTicket() is the latest session's ticket");
   for (const [i, session] of sessions.entries()) {
-    const again = await ktls.connect({ ...opts, port: portOf(p.server), session });
+    const again = await ktls.connectAsync({ ...opts, port: portOf(p.server), session });
     t.equal(again.isSessionReused(), true, `session ${i + 1} resumes through ktls.connect`);
     t.equal(again.kernel, expectKernel, `the resumed connection: kernel === ${expectKernel}`);
     again.write('x');
@@ -190,7 +190,7 @@ export async function malformedTicket(t: Test, expectKernel: boolean): Promise<v
   const { errorOf } = await import('./pair.js');
   // lifetime, age_add, nonce<0>, ticket<1>: "\x00" — and no extensions field
   const p = await ticketProxy('TLS_AES_128_GCM_SHA256', false, Buffer.from([4, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 0]));
-  const client = await ktls.connect({ host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, port: portOf(p.proxy) });
+  const client = await ktls.connectAsync({ host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, port: portOf(p.proxy) });
   t.equal(client.kernel, expectKernel, `kernel === ${expectKernel}`);
   let sessions = 0;
   client.on('session', () => sessions++);

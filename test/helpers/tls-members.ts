@@ -44,7 +44,7 @@ const clientOptions = (server: tls.Server, version: TlsVersion): ktls.KtlsConnec
 /** Client side against node:tls: certificate, ticket, counters, cipher, protocol, resumption. */
 export async function clientMembers(t: Test, version: TlsVersion, expectKernel: boolean): Promise<void> {
   const { server, sides } = await nodeServer(version);
-  const client = await ktls.connect(clientOptions(server, version));
+  const client = await ktls.connectAsync(clientOptions(server, version));
   t.equal(client.kernel, expectKernel, `kernel === ${expectKernel}`);
   parity(t, ['TLSSocket#getCertificate', 'TLSSocket#getX509Certificate', 'TLSSocket#getTLSTicket', 'TLSSocket#bytesRead', 'TLSSocket#bytesWritten'], client);
   parity(t, ['TLSSocket#getCipher', 'TLSSocket#getProtocol', 'TLSSocket#isSessionReused'], client);
@@ -69,7 +69,7 @@ export async function clientMembers(t: Test, version: TlsVersion, expectKernel: 
   t.ok(ticket && ticket.length > 0, 'getTLSTicket(): the session ticket');
   t.same(ticket, session && ticketOf(session), "the ticket inside getSession()'s blob");
   // The resumed connection, through ktls and through node:tls.
-  const again = await ktls.connect({ ...clientOptions(server, version), session });
+  const again = await ktls.connectAsync({ ...clientOptions(server, version), session });
   t.equal(again.isSessionReused(), true, 'ktls.connect({ session }) resumes: isSessionReused() after the switch');
   t.equal(again.kernel, expectKernel);
   again.destroy();
@@ -123,7 +123,7 @@ export async function serverMembers(t: Test, version: TlsVersion, expectKernel: 
 /** resetAndDestroy(): the peer reads ECONNRESET, this side closes without an error. */
 export async function resetAndDestroy(t: Test, expectKernel: boolean): Promise<void> {
   const { server, sides } = await nodeServer('TLSv1.3');
-  const client = await ktls.connect(clientOptions(server, 'TLSv1.3'));
+  const client = await ktls.connectAsync(clientOptions(server, 'TLSv1.3'));
   t.equal(client.kernel, expectKernel, `kernel === ${expectKernel}`);
   parity(t, 'TLSSocket#resetAndDestroy', client);
   client.write('x');
@@ -147,7 +147,7 @@ export async function resetAndDestroy(t: Test, expectKernel: boolean): Promise<v
  */
 export async function handshakeOnlyMembers(t: Test, expectKernel: boolean, kernelRecordSize: boolean): Promise<void> {
   const { server } = await nodeServer('TLSv1.3');
-  const client = await ktls.connect(clientOptions(server, 'TLSv1.3'));
+  const client = await ktls.connectAsync(clientOptions(server, 'TLSv1.3'));
   t.equal(client.kernel, expectKernel, `kernel === ${expectKernel}`);
   const limits = !expectKernel || kernelRecordSize;
   if (limits) parity(t, ['TLSSocket#setMaxSendFragment', 'TLSSocket#disableRenegotiation'], client);

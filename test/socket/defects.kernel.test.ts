@@ -100,7 +100,7 @@ t.test(
     server.listen(0, '127.0.0.1');
     await listening(server);
     t.teardown(() => void server.close());
-    const sock = await ktls.connect({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ciphers: 'TLS_AES_128_CCM_SHA256' });
+    const sock = await ktls.connectAsync({ port: portOf(server), host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca, ciphers: 'TLS_AES_128_CCM_SHA256' });
     t.equal(sock.getCipher()?.standardName, 'TLS_AES_128_CCM_SHA256', 'the CCM suite was negotiated');
     const got = readBytes(sock, 5);
     sock.write('hello');

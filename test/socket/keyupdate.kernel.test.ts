@@ -88,7 +88,7 @@ t.test('openssl s_server sends KeyUpdate (K: update requested) to a ktls client'
   server.stdout.on('data', (d: Buffer) => (serverOut += d.toString()));
   let sock: ktls.KtlsSocket | undefined;
   for (let i = 0; i < 100 && !sock; i++) {
-    sock = await ktls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca }).catch(async () => {
+    sock = await ktls.connectAsync({ port, host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca }).catch(async () => {
       await new Promise((r) => setTimeout(r, 100));
       return undefined;
     });

@@ -28,15 +28,15 @@ t.test('TCP Fast Open: the second connection carries the ClientHello in its SYN'
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const opts = { host: '127.0.0.1', port: portOf(server), ca: CERTS.ca, servername: 'localhost', fastOpen: true };
   const passive0 = fastOpenPassive();
-  const first = await ktls.connect(opts);
+  const first = await ktls.connectAsync(opts);
   t.equal(first.getTcpInfo().synData, false, 'the first connection only fetches a cookie');
   t.equal((await readAll(first)).toString(), 'hello');
-  const second = await ktls.connect(opts);
+  const second = await ktls.connectAsync(opts);
   t.equal(second.kernel, true);
   t.equal(second.getTcpInfo().synData, true, 'TCPI_OPT_SYN_DATA: the SYN carried data');
   t.equal((await readAll(second)).toString(), 'hello');
   t.equal(fastOpenPassive() - passive0, 1, 'the server counted one Fast Open passive open (TCPFastOpenPassive)');
-  const plain = await ktls.connect({ ...opts, fastOpen: false });
+  const plain = await ktls.connectAsync({ ...opts, fastOpen: false });
   t.equal(plain.getTcpInfo().synData, false, 'without fastOpen, an ordinary connect');
   t.equal((await readAll(plain)).toString(), 'hello');
   server.close();
