@@ -113,6 +113,27 @@ t.test('writes, end(), setEncoding() and setTimeout() made before the handshake 
   server.close();
 });
 
+t.test('sendFile(), setMaxRecordSize() and unref() before the handshake: the file goes out between the writes around it, in order', async (t) => {
+  const { server, port, got } = await echoServer();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktls-early-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'body');
+  const body = Buffer.alloc(100_000, 'f');
+  fs.writeFileSync(file, body);
+  const s = ktls.connect({ host: '127.0.0.1', port, ...TLS });
+  s.unref(); // the attempt must not keep the process alive; the test's own server does
+  s.setMaxRecordSize(4096);
+  s.write('head,');
+  const sent = s.sendFile(file);
+  s.end(',tail');
+  const echoed = await readAll(s);
+  t.equal(await sent, body.length, 'sendFile() made before the handshake resolves with the bytes sent');
+  t.equal(got[0], `head,${body.toString()},tail`, 'the server got the write, the file and the end, in order');
+  t.equal(echoed.toString(), got[0], 'and echoed them');
+  t.equal(s.maxRecordSize, 4096, 'the record size set before the switch holds');
+  server.close();
+});
+
 t.test('destroy() right after connect(): the same events as tls.connect, and the server keeps nothing', async (t) => {
   const { server, port } = await echoServer();
   const runs: string[][] = [];
