@@ -10,7 +10,7 @@
  */
 export { upgrade, type UpgradeOptions } from './socket/upgrade.js';
 export { KtlsSocket } from './socket/socket.js';
-export type { KtlsSocketOptions, SequenceNumbers, SendFileOptions, SpliceOptions } from './socket/options.js';
+export type { KernelDirections, KtlsSocketOptions, SequenceNumbers, SendFileOptions, SpliceOptions } from './socket/options.js';
 export type { OnRead } from './socket/net-compat.js';
 export { DEFAULT_PEER_LIMITS, type PeerLimits, type PeerEvent } from './socket/peer-limits.js';
 export { KEY_USAGE_LIMITS, REKEY_MARGIN, CLOSE_MARGIN } from './socket/key-usage.js';

@@ -19,8 +19,7 @@ import { KtlsSocket } from '../socket/socket.js';
  *
  * Defaults that differ from `ktls.createServer()`: `ALPNProtocols: ['http/1.1']`
  * (unless `ALPNCallback` is given),
- * `ktls.allowHalfOpen: true` (http.Server decides when to end, as it does over
- * `net`), and `ktls.allowTruncation: true` (HTTP/1.1 messages carry their own
+ * and `ktls.allowTruncation: true` (HTTP/1.1 messages carry their own
  * length, and many clients close without close_notify, as `node:https` accepts).
  *
  * HTTP/2 is never negotiated: `ALPNProtocols` containing `'h2'` throws
@@ -61,7 +60,7 @@ function tlsOptions(options: KtlsHttpsServerOptions): KtlsServerOptions {
     throw invalidArgValue(
       "createHttpsServer cannot offer HTTP/2: options.ALPNProtocols contains 'h2' (Node's http2 cannot run on a KtlsSocket); offer 'http/1.1' only",
     );
-  const tlsOpts: KtlsServerOptions = { ...options, ktls: { allowHalfOpen: true, allowTruncation: true, ...options.ktls } };
+  const tlsOpts: KtlsServerOptions = { ...options, ktls: { allowTruncation: true, ...options.ktls } };
   if (typeof ALPNCallback === 'function') {
     // node:tls refuses ALPNProtocols together with ALPNCallback: no default list then.
     tlsOpts.ALPNCallback = (arg) => {
@@ -117,6 +116,8 @@ export class KtlsHttpsServer extends EventEmitter {
       this.emit('listening');
     });
     this.tls.on('error', (err: Error) => this.emit('error', err));
+    // As https.Server: a connection that fails before HTTP is a 'clientError' too (destroyed if nobody listens).
+    this.tls.on('tlsClientError', (err: Error, conn: net.Socket | tls.TLSSocket) => void (this.emit('clientError', err, conn) || conn.destroy(err)));
     // As https.Server: 'close' once the listener is closed and every connection has ended.
     this.tls.on('close', () => this.#whenDrained(() => this.emit('close')));
     const httpEvents = new Set(HTTP_EVENTS);

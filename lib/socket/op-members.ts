@@ -24,6 +24,16 @@ export abstract class KtlsOpMembers extends KtlsTlsMembers {
   /** Makes `size` the largest plaintext per record sent (throws where the kernel cannot). */
   protected abstract applyMaxRecordSize(size: number): void;
 
+  /** {@link KtlsOpMembers.applyMaxRecordSize}, its failure returned rather than thrown. */
+  protected recordSizeError(size: number): Error | null {
+    try {
+      this.applyMaxRecordSize(size);
+      return null;
+    } catch (err) {
+      return err as Error;
+    }
+  }
+
   /**
    * Largest plaintext per record this socket sends (RFC 8449's record size
    * limit; OpenSSL's `split_send_fragment`). Under kernel TX it is

@@ -76,3 +76,11 @@ export function checkFd(name: string, v: unknown): asserts v is number {
   if (typeof v !== 'number') throw invalidArgType(`The "${name}" argument must be of type number. Received type ${typeof v}`);
   if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw outOfRange(name, 'an integer >= 0 && <= 2147483647', v);
 }
+
+/** Which side of the record layer runs in the kernel, per direction (`KtlsSocket#kernelDirections`). */
+export interface KernelDirections {
+  /** The kernel seals what we send. */
+  tx: boolean;
+  /** The kernel opens what we receive. */
+  rx: boolean;
+}

@@ -13,7 +13,7 @@ import { KeySchedule } from '../record/key-schedule.js';
 import { KtlsOpMembers } from './op-members.js';
 import { KeyUpdateOp } from './ops/key-update.js';
 import type { WriteOp } from './ops/op.js';
-import { checkFd, checkLength, type KtlsSocketOptions, type SequenceNumbers, type SpliceOptions } from './options.js';
+import { checkFd, checkLength, type KernelDirections, type KtlsSocketOptions, type SequenceNumbers, type SpliceOptions } from './options.js';
 import { applyRecordSize, sequenceNumbers, type RecordPaths } from './paths.js';
 import { SocketHost, type SocketInner } from './host.js';
 import { TxFlush } from './tx-flush.js';
@@ -66,10 +66,10 @@ export class KtlsSocket extends KtlsOpMembers {
     }
   }
 
+  /** `asked`: the stream asked before the switch and waits for that read. */
   #readAhead(asked: boolean): void {
     if (this.destroyed || this.readableEnded) return;
-    if (asked)
-      this._read(); // the stream asked before the switch and waits for that read
+    if (asked) this._read();
     else if (this.readableLength === 0) this.read(0);
   }
 
@@ -89,8 +89,10 @@ export class KtlsSocket extends KtlsOpMembers {
     if (!start || this.destroyed) throw new KtlsError('ERR_KTLS_ATTACHED', 'this socket has a connection or is destroyed');
     this.#attach(paths);
     this.start = null;
+    // Before anything is sent: the records have the size asked for, or the connection fails with why not.
+    const failed = start.maxRecordSize === undefined ? null : this.recordSizeError(start.maxRecordSize);
+    if (failed) return (start.fail(failed), this.destroy(failed));
     for (const w of start.writes.splice(0)) this.#queue.enqueueChunks(w.chunks, w.cb);
-    if (start.maxRecordSize !== undefined) this.applyMaxRecordSize(start.maxRecordSize);
     if (start.final) this._final(start.final);
     start.settle(null);
     this.#setPoll();
@@ -186,12 +188,7 @@ export class KtlsSocket extends KtlsOpMembers {
   }
 
   /** Which side of the record layer runs in the kernel, per direction. */
-  get kernelDirections(): {
-    /** The kernel seals what we send. */
-    tx: boolean;
-    /** The kernel opens what we receive. */
-    rx: boolean;
-  } {
+  get kernelDirections(): KernelDirections {
     return this.start ? { tx: false, rx: false } : { tx: this.#p.tx === 'kernel', rx: this.#p.rx === 'kernel' };
   }
 

@@ -1,5 +1,6 @@
 // Plays one scenario on one stack in one role (the other role is always
 // node:tls) and returns what both sides observed.
+import * as net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ParityMember, ParitySocket } from '../helpers/parity-log.js';
 import { record, type SideRecord } from './record.js';
@@ -10,6 +11,12 @@ export interface SideContext {
   /** Adds an application-level observation to this side's record. */
   note(text: string): void;
   sleep(ms: number): Promise<void>;
+  /**
+   * With `wire: true`: the TCP connection between the two is cut toward `toward`, as a peer or a
+   * middlebox would cut it: `'fin'` stops what the other side sends and closes toward it (a FIN
+   * without close_notify), `'rst'` resets it (the other side's connection then gets a FIN).
+   */
+  cut(toward: Role, kind: 'fin' | 'rst'): void;
 }
 
 /** A scenario: written once, run on node:tls and on ktls, with the stack under test as server and as client. */
@@ -23,6 +30,8 @@ export interface Scenario {
   client(s: AppSocket, ctx: SideContext): unknown;
   /** Longest wait for both sockets to close before the state is taken (default 1500 ms). */
   settleMs?: number;
+  /** The client connects through a TCP relay that `ctx.cut()` can cut (a raw peer's FIN or RST). */
+  wire?: boolean;
 }
 
 /** Both sides' records and the server's connection count once settled. */
@@ -57,9 +66,11 @@ export async function play(sc: Scenario, role: Role, stack: Stack, seen?: Seen):
   let serverSide: ReturnType<typeof record> | undefined;
   let gotServer!: () => void;
   const serverReady = new Promise<void>((resolve) => (gotServer = resolve));
+  const relay = sc.wire ? await Relay.start() : null;
   const ctx = (side: () => ReturnType<typeof record> | undefined): SideContext => ({
     note: (text) => side()?.note(text),
     sleep: (ms) => sleep(ms),
+    cut: (toward, kind) => (relay ? relay.cut(toward, kind) : side()?.note('cut without a wire')),
   });
   let serverSocket: AppSocket | undefined;
   const server = await serverStack.listen({ ...sc.options, ...sc.serverOptions }, (s) => {
@@ -77,7 +88,7 @@ export async function play(sc: Scenario, role: Role, stack: Stack, seen?: Seen):
   try {
     let c: AppSocket;
     try {
-      c = await clientStack.connect(server.port, { ...sc.options, ...sc.clientOptions });
+      c = await clientStack.connect(relay ? relay.to(server.port) : server.port, { ...sc.options, ...sc.clientOptions });
     } catch (err) {
       // The handshake failed (the server may have gone first): that is the client's whole record.
       await Promise.race([serverSide?.closed, sleep(sc.settleMs ?? 1500)]);
@@ -106,5 +117,57 @@ export async function play(sc: Scenario, role: Role, stack: Stack, seen?: Seen):
   } finally {
     for (const s of sockets) s.destroy();
     server.close();
+    relay?.close();
+  }
+}
+
+/** A TCP relay between the client and the server (one connection) that can cut the wire toward either. */
+class Relay {
+  #server: net.Server;
+  #port = 0;
+  #target = 0;
+  #toClient: net.Socket | undefined;
+  #toServer: net.Socket | undefined;
+
+  private constructor(server: net.Server) {
+    this.#server = server;
+  }
+
+  static async start(): Promise<Relay> {
+    const relay = new Relay(net.createServer({ allowHalfOpen: true }));
+    relay.#server.on('connection', (c) => relay.#accept(c));
+    await new Promise<void>((resolve) => relay.#server.listen(0, '127.0.0.1', resolve));
+    relay.#port = (relay.#server.address() as net.AddressInfo).port;
+    return relay;
+  }
+
+  /** The port to connect to for `target`. */
+  to(target: number): number {
+    this.#target = target;
+    return this.#port;
+  }
+
+  #accept(c: net.Socket): void {
+    const u = net.connect({ port: this.#target, host: '127.0.0.1', allowHalfOpen: true });
+    this.#toClient = c;
+    this.#toServer = u;
+    for (const s of [c, u]) s.setNoDelay(true).on('error', () => undefined);
+    c.pipe(u);
+    u.pipe(c);
+  }
+
+  cut(toward: Role, kind: 'fin' | 'rst'): void {
+    const [near, far] = toward === 'client' ? [this.#toClient, this.#toServer] : [this.#toServer, this.#toClient];
+    if (!near || !far) return;
+    far.unpipe(near);
+    if (kind === 'fin') return void near.end();
+    near.resetAndDestroy();
+    far.end();
+  }
+
+  close(): void {
+    this.#toClient?.destroy();
+    this.#toServer?.destroy();
+    this.#server.close();
   }
 }

@@ -2,6 +2,7 @@
 // socket, each run on node:tls and on ktls in both roles. Each side's code is
 // what an application would write; nothing here knows which stack it is on.
 import { closing } from './closing.js';
+import { files } from './files.js';
 import { flow } from './flow.js';
 import { halfOpenMore } from './half-open.js';
 import { big, onError, readAll } from './kit.js';
@@ -9,6 +10,7 @@ import type { Scenario } from './run.js';
 import type { AppSocket } from './stack.js';
 import { state } from './state.js';
 import { tls12 } from './tls12.js';
+import { wire } from './wire.js';
 
 /** Ending a connection, every way an application does it. */
 const ending: Scenario[] = [
@@ -354,7 +356,20 @@ const session: Scenario[] = [
   },
 ];
 
-const tls13: Scenario[] = [...ending, ...closing, ...halfOpen, ...halfOpenMore, ...reading, ...writing, ...flow, ...options, ...state, ...session];
+const tls13: Scenario[] = [
+  ...ending,
+  ...closing,
+  ...halfOpen,
+  ...halfOpenMore,
+  ...reading,
+  ...writing,
+  ...flow,
+  ...options,
+  ...state,
+  ...session,
+  ...wire,
+  ...files,
+];
 
 /** Every scenario, in order: TLS 1.3 (node:tls's default), then the TLS 1.2 repeats. */
 export const SCENARIOS: Scenario[] = [...tls13, ...tls12(tls13)];
