@@ -46,6 +46,7 @@ export class KtlsSocket extends KtlsOpMembers {
   #pollErrors = 0;
   #flush!: TxFlush;
   #schedule: KeySchedule | null = null;
+  #finishing = false;
   readonly #options: KtlsSocketOptions;
 
   /**
@@ -162,6 +163,8 @@ export class KtlsSocket extends KtlsOpMembers {
    */
   #pollError(status: number): void {
     this.#pollEvents = 0;
+    // 'finish' is due this turn: a reset comes after it, as on node:tls (where destroySoon() has destroyed by then).
+    if (this.#finishing) return void setImmediate(() => !this.destroyed && this.#pollError(status));
     if (this.#reader) this.#reader.step();
     else if (this.#in.wantRead && !this.#in.readEnded) this.#readLoop(true);
     if (!this.destroyed && this.#queue.length > 0) this.#queue.run();
@@ -334,7 +337,7 @@ export class KtlsSocket extends KtlsOpMembers {
     if (this.start) return void (this.start.final = callback);
     const k = constants();
     // As net.Socket's shutdown request: it completes ('finish') on a later turn of the loop, not inside end().
-    const cb = (err?: Error | null): void => void setImmediate(callback, err);
+    const cb = (err?: Error | null): void => void ((this.#finishing = true), setImmediate(() => ((this.#finishing = false), callback(err))));
     if (this.#p.tx === null || this.#p.tx === 'plain') {
       // Without tx keys there is no close_notify to send, only the FIN (node:tls, beyond a plain fd, sends its own).
       const rc = this.#p.handle.shutdown(k.SHUT_WR);
@@ -358,7 +361,7 @@ export class KtlsSocket extends KtlsOpMembers {
   /** Our close_notify met a peer that has gone: the end is done, and reading on finds its FIN or reset. */
   #goneAfterEnd(cb: (err?: Error | null) => void): void {
     cb(null);
-    process.nextTick(() => void (!this.destroyed && !this.readableEnded && this.read(0)));
+    setImmediate(() => void (!this.destroyed && !this.readableEnded && this.read(0))); // after 'finish', as #pollError
   }
 
   /** @internal */

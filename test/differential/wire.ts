@@ -45,4 +45,19 @@ export const wire: Scenario[] = [
       setTimeout(() => ctx.cut('client', 'rst'), 20);
     },
   },
+  // A peer that resets instead of answering our end with its own (curl after a Connection: close response does).
+  {
+    name: 'the server ends; a reset reaches it instead of the client ending too',
+    wire: true,
+    clientOptions: { allowHalfOpen: true },
+    server: (s) => (onError(s), readAll(s), s.end('bye')),
+    client: (s, ctx) => (onError(s), readAll(s), s.once('end', () => setTimeout(() => ctx.cut('server', 'rst'), 20))),
+  },
+  {
+    name: 'the client ends; a reset reaches it instead of the server ending too',
+    wire: true,
+    serverOptions: { allowHalfOpen: true },
+    server: (s, ctx) => (onError(s), readAll(s), s.once('end', () => setTimeout(() => ctx.cut('client', 'rst'), 20))),
+    client: (s) => (onError(s), readAll(s), s.end('bye')),
+  },
 ];
