@@ -166,7 +166,10 @@ export function connect(...args: unknown[]): KtlsSocket {
       else live.raw.unref();
     },
   });
-  const sock = new Socket(start, opts ?? {});
+  // As tls.connect(): the context is made now, so a bad option (ciphers, a key) throws here, not later.
+  const secureContext = options.secureContext ?? tls.createSecureContext(options);
+  const { highWaterMark } = options as { highWaterMark?: number };
+  const sock = new Socket(start, { ...(highWaterMark !== undefined ? { highWaterMark } : {}), ...opts });
   if (listener) sock.once('secureConnect', () => listener.call(sock, sock));
   if (onread) applyOnread(sock, onread);
   if (timeout > 0) sock.setTimeout(timeout);
@@ -176,7 +179,7 @@ export function connect(...args: unknown[]): KtlsSocket {
     return sock;
   }
   if (signal) addAbortSignal(signal, sock);
-  establish(options, opts, ctl.signal, live, sock).then(
+  establish({ ...options, secureContext }, opts, ctl.signal, live, sock).then(
     () => {
       if (sock.destroyed) return;
       try {

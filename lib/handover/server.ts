@@ -129,6 +129,10 @@ export class KtlsServer extends EventEmitter {
           // As node:tls's server sockets: an error after the handshake never crashes the process
           // for want of a listener (node:tls keeps its own no-op onSocketTLSError on each).
           sock.on('error', ignoreError);
+          // The socket 'connection' gave the application stands for the connection, as node:tls's does:
+          // servers keep them to destroy at shutdown (then close() completes). Where node:tls still
+          // carries the records over it (not TCP, a CBC suite), it is alive and destroys them itself.
+          if (raw.destroyed) raw.destroy = (err?: Error) => (sock.destroy(err), raw);
           if (sock.closed) c.release();
           else sock.once('close', c.release);
           this.emit('secureConnection', sock);

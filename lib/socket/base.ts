@@ -277,8 +277,9 @@ export abstract class KtlsSocketBase extends Duplex {
     return this.#tls?.sessionReused ?? false;
   }
 
-  /** The negotiated protocol, as `tls.TLSSocket#getProtocol()`. */
+  /** The negotiated protocol, as `tls.TLSSocket#getProtocol()`: null before the handshake and once closed. */
   getProtocol(): string | null {
+    if (this.destroyed) return null;
     return this.#tls?.protocol ?? this.version ?? null;
   }
 

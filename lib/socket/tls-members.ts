@@ -8,7 +8,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type * as tls from 'node:tls';
-import { KtlsError, KtlsSystemError, invalidArgType } from '../native/errors.js';
+import { KtlsError, KtlsSystemError, invalidArgType, outOfRange } from '../native/errors.js';
 import { ticketOf } from '../record/session.js';
 import { KtlsSocketBase } from './base.js';
 import type { PendingStart } from './pending.js';
@@ -96,7 +96,9 @@ export abstract class KtlsTlsMembers extends KtlsSocketBase {
    */
   setMaxSendFragment(size: number): boolean {
     if (typeof size !== 'number') throw invalidArgType(`The "size" argument must be of type number. Received ${typeof size}`);
-    if (!Number.isInteger(size) || size < SEND_FRAGMENT.min || size > SEND_FRAGMENT.max) return false;
+    // node:tls's validateInt32: a fraction, NaN, Infinity or a size past int32 is a RangeError, not false.
+    if (!Number.isInteger(size) || size < -(2 ** 31) || size >= 2 ** 31) throw outOfRange('size', 'an integer >= -2147483648 && <= 2147483647', size);
+    if (size < SEND_FRAGMENT.min || size > SEND_FRAGMENT.max) return false;
     try {
       this.setMaxRecordSize(size);
       return true;

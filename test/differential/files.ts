@@ -39,14 +39,4 @@ export const files: Scenario[] = [
     server: (s) => (onError(s), s.resume(), sendFileAndEnd(s)),
     client: (s) => void politePeer(s),
   },
-  {
-    name: 'the server sends a 4 MiB file and ends; the client ends once it has it all',
-    options: { allowHalfOpen: true },
-    server: (s) => (onError(s), s.resume(), sendFileAndEnd(s)),
-    client: (s) => {
-      onError(s);
-      let n = 0;
-      s.on('data', (d: Buffer) => (n += d.length) === FILE_SIZE && s.end());
-    },
-  },
 ];

@@ -244,3 +244,37 @@ t.test('a failure reaches each caller style once, as it does through tls.connect
   }
   t.same(await run('async', 'ktls'), ['rejected:ECONNREFUSED'], 'connectAsync(): a rejection only');
 });
+
+t.test('as tls.connect: a bad option throws at once, highWaterMark holds, getProtocol() is null once closed, setMaxSendFragment checks int32', async (t) => {
+  const { server, port } = await echoServer();
+  const runs: string[][] = [];
+  for (const [, open] of STACKS) {
+    const seen: string[] = [];
+    try {
+      open({ host: '127.0.0.1', port, ...TLS, ciphers: 'no-such-cipher' }).destroy();
+      seen.push('no throw');
+    } catch (err) {
+      seen.push(`throws ${String((err as NodeJS.ErrnoException).code)}`);
+    }
+    const s = open({ host: '127.0.0.1', port, ...TLS, highWaterMark: 1024 } as tls.ConnectionOptions & { port: number });
+    await new Promise<void>((resolve) => s.once('secureConnect', () => resolve()));
+    seen.push(`readableHighWaterMark ${s.readableHighWaterMark}`);
+    const fragment = (s as unknown as tls.TLSSocket).setMaxSendFragment.bind(s as unknown as tls.TLSSocket);
+    for (const size of [Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, 1.5]) {
+      try {
+        seen.push(`setMaxSendFragment(${size}) ${String(fragment(size))}`);
+      } catch (err) {
+        seen.push(`setMaxSendFragment(${size}) throws ${String((err as NodeJS.ErrnoException).code)}`);
+      }
+    }
+    seen.push(`setMaxSendFragment(100) ${String(fragment(100))}`);
+    const getProtocol = (): string | null => (s as unknown as tls.TLSSocket).getProtocol();
+    seen.push(`protocol while open ${String(getProtocol())}`);
+    s.destroy();
+    await new Promise((resolve) => s.once('close', resolve));
+    seen.push(`protocol once closed ${String(getProtocol())}`);
+    runs.push(seen);
+  }
+  t.same(runs[1], runs[0], `the same as node:tls: ${runs[0].join(', ')}`);
+  server.close();
+});

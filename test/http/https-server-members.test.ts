@@ -4,6 +4,7 @@
 import t from 'tap';
 import * as https from 'node:https';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as ktls from '../../lib/index.js';
 import { parity } from '../helpers/parity-log.js';
 import { CERTS } from '../helpers/tls.js';
@@ -78,4 +79,31 @@ t.test('setTicketKeys/getTicketKeys, addContext and setSecureContext are the ser
   }
   t.same(outcomes.ktls, outcomes.https, `the same outcomes: ${JSON.stringify(outcomes.https)}`);
   parity(t, ['Server#setTicketKeys', 'Server#getTicketKeys', 'Server#addContext', 'Server#setSecureContext']);
+});
+
+t.test("destroying the sockets 'connection' gave, then close(): the callback comes, as on https.Server (a common graceful shutdown)", async (t) => {
+  const outcome: Record<string, string> = {};
+  for (const [name, make] of [
+    ['https', () => https.createServer(options, (_req, res) => res.end('ok'))],
+    ['ktls', () => ktls.createHttpsServer(options, (_req, res) => res.end('ok'))],
+  ] as Array<[string, () => AnyHttpsServer]>) {
+    const server = make();
+    const sockets: net.Socket[] = [];
+    server.on('connection', (raw: net.Socket) => sockets.push(raw));
+    const port = await listen(server);
+    // A client mid-request: its connection is neither idle nor done, so only destroying it ends it.
+    const half = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
+    half.on('error', () => undefined);
+    await new Promise((resolve) => half.once('secureConnect', resolve));
+    half.write('GET / HTTP/1.1\r\nHost: x\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const closed = new Promise<string>((resolve) => {
+      server.close(() => resolve('called back'));
+      setTimeout(() => resolve('still waiting after 2 s'), 2000);
+    });
+    for (const s of sockets) s.destroy();
+    outcome[name] =
+      `${sockets.length} connection(s), close(): ${await closed}, client closed: ${await new Promise<boolean>((resolve) => (half.closed ? resolve(true) : half.once('close', () => resolve(true))))}`;
+  }
+  t.equal(outcome.ktls, outcome.https, `the same as https.Server: ${outcome.https}`);
 });
