@@ -37,9 +37,8 @@ async function transferOnce(ctx: Ctx, spec: TransferSpec, file: string, size: nu
   const limit = 60_000;
   const sentP = ctx.a.call<SendResult>('send', { kind: spec.send, port, file, count, keys }, limit);
   const gotP = ctx.b.call<RecvResult>('recvResult', { id }, limit);
-  gotP.catch(() => undefined);
-  const sent = await sentP;
-  const got = await gotP;
+  // Whichever side fails first is the reason (a receiver that failed leaves the sender waiting for its limit).
+  const [sent, got] = await Promise.all([sentP, gotP]);
   const seconds = Number(BigInt(got.t1) - BigInt(sent.t0)) / 1e9;
   const mbs = total / 1e6 / seconds;
   s.add(key, 'MB/s', mbs);

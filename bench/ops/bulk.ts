@@ -35,8 +35,9 @@ async function pipeFiles(file: string, count: number, dst: Writable, highWaterMa
     });
     if (dst.destroyed) return;
   }
-  await flushed(dst).catch((err: Error) => {
-    if (!dst.destroyed) throw err;
+  await flushed(dst).catch((err: NodeJS.ErrnoException) => {
+    // As above: a receiver that has every byte may close first (EPIPE: a write after its end).
+    if (!dst.destroyed && err.code !== 'EPIPE' && err.code !== 'ECONNRESET') throw err;
   });
 }
 
@@ -78,7 +79,8 @@ export interface RecvResult {
   cpu: Cpu;
 }
 const receivers = new Map<number, Promise<RecvResult>>();
-const devNull = fs.openSync('/dev/null', 'w');
+// Non-blocking: spliceTo() refuses a blocking device (ERR_KTLS_BLOCKING_FD), which could stall the loop.
+const devNull = fs.openSync('/dev/null', fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
 
 /** Listens for one connection that will bring `total` bytes; `recvResult` then reports when the last came. */
 export async function recvStart(a: { id: number; kind: RecvKind; total: number; keys?: WireKeys }): Promise<{ port: number }> {

@@ -15,7 +15,7 @@ import { applyOnread } from '../socket/net-compat.js';
 import { PendingStart } from '../socket/pending.js';
 import { KtlsSocket as Socket } from '../socket/socket.js';
 import { deadlineOf, handOver, withHalfOpen, untilSecure, type KtlsHandoverOptions } from './switch.js';
-import { WireTap } from './wire-tap.js';
+import { WireTap, clientEarlyEnd } from './wire-tap.js';
 
 export type { KtlsConnectOptions, SecureConnectListener } from './connect-args.js';
 
@@ -77,7 +77,7 @@ async function establish(
   }
   // Any Duplex may carry TLS (node:tls takes one); only a TCP socket's records can move to the kernel.
   if (raw instanceof net.Socket) raw.setNoDelay(opts?.noDelay ?? true);
-  const tap = new WireTap(raw, opts?.coalesce ?? true);
+  const tap = new WireTap(raw, opts?.coalesce ?? true, clientEarlyEnd(tlsOptions));
   const keylog: Buffer[] = [];
   const t = tls.connect({ ...tlsOptions, socket: tap });
   live.tls = t;

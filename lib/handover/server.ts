@@ -7,13 +7,15 @@
  */
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { KtlsError, invalidArgType, invalidArgValue } from '../native/errors.js';
 import { tlsTransport } from '../native/net-handle.js';
 import type { KtlsSocket } from '../socket/socket.js';
 import { enableFastOpen, listenRequest, listenReusePort } from './listen.js';
+import { RawStandIn } from './stand-in.js';
 import { deadlineOf, handOver, withHalfOpen, type KtlsHandoverOptions } from './switch.js';
-import { WireTap } from './wire-tap.js';
+import { WireTap, connReset } from './wire-tap.js';
 
 /** `tls.createServer` options plus `ktls`. */
 export interface KtlsServerOptions extends tls.TlsOptions {
@@ -39,7 +41,8 @@ const ignoreError = (): void => undefined;
 
 interface ServerConnection {
   tap: WireTap;
-  raw: net.Socket;
+  raw: Duplex;
+  standIn: RawStandIn;
   keylog: Buffer[];
   /** The node:tls socket, once an event has shown it. */
   tls?: tls.TLSSocket;
@@ -80,7 +83,10 @@ export interface KtlsDropData {
  * until its KtlsSocket closes (or its handshake fails): {@link getConnections},
  * {@link maxConnections} (beyond it a connection is closed at once and
  * `'drop'` emitted) and {@link close} (whose `'close'` waits for them all).
- * `'connection'` carries the raw `net.Socket` before its handshake.
+ * `'connection'` carries the raw `net.Socket` before its handshake; as on
+ * `tls.Server`, `server.emit('connection', socket)` hands the server a
+ * connection accepted elsewhere (any Duplex; only a TCP socket's records move
+ * to the kernel).
  */
 export class KtlsServer extends EventEmitter {
   /** The `tls.Server` that runs the handshakes (never listens itself). */
@@ -121,23 +127,26 @@ export class KtlsServer extends EventEmitter {
         return;
       }
       c.reported = true; // from here the hand-over reports the outcome
-      const { tap, raw, keylog } = c;
-      handOver(t, { tap, raw, keylog, isServer: true, deadline: deadlineOf(tap.since, opts?.handshakeTimeout ?? tlsOptions.handshakeTimeout) }, opts).then(
+      const { tap, raw, keylog, standIn } = c;
+      standIn.hold();
+      handOver(
+        t,
+        { tap, raw: raw as net.Socket, keylog, isServer: true, deadline: deadlineOf(tap.since, opts?.handshakeTimeout ?? tlsOptions.handshakeTimeout) },
+        opts,
+      ).then(
         (sock) => {
           // Nothing that lives as long as the connection may keep the hand-over (tap, node:tls socket) reachable.
           c.unwatch();
           // As node:tls's server sockets: an error after the handshake never crashes the process
           // for want of a listener (node:tls keeps its own no-op onSocketTLSError on each).
           sock.on('error', ignoreError);
-          // The socket 'connection' gave the application stands for the connection, as node:tls's does:
-          // servers keep them to destroy at shutdown (then close() completes). Where node:tls still
-          // carries the records over it (not TCP, a CBC suite), it is alive and destroys them itself.
-          if (raw.destroyed) raw.destroy = (err?: Error) => (sock.destroy(err), raw);
+          standIn.standFor(sock);
           if (sock.closed) c.release();
           else sock.once('close', c.release);
           this.emit('secureConnection', sock);
         },
         (err: Error) => {
+          standIn.release();
           t.destroy();
           raw.destroy();
           c.release();
@@ -157,32 +166,13 @@ export class KtlsServer extends EventEmitter {
       }
       t.destroy();
     });
+    // As tls.Server's own connection listener, first: server.emit('connection', socket) injects one.
+    this.on('connection', (raw: Duplex) => this.#accept(raw, opts));
     this.netServer = net.createServer({ allowHalfOpen: true }, (raw) => {
-      if (this.maxConnections !== undefined && this.#open >= this.maxConnections) {
-        this.#drop(raw);
-        return;
-      }
-      this.#open++;
-      const release = this.#releaser();
-      raw.setNoDelay(opts?.noDelay ?? true);
-      const tap = new WireTap(raw, opts?.coalesce ?? true);
-      // Closed before anything reported it (the hand-over, once started, releases it itself).
-      const onRawClose = (): void => {
-        if (!c.reported) release();
-      };
-      const c: ServerConnection = { tap, raw, keylog: [], reported: false, release, unwatch: () => raw.off('close', onRawClose) };
-      this.#conns.set(tap, c);
-      raw.once('close', onRawClose);
+      if (this.maxConnections !== undefined && this.#open >= this.maxConnections) return this.#drop(raw);
+      // As tls.Server's connections: `socket.server` is the server the application made (net's own count uses `_server`).
+      (raw as unknown as { server: unknown }).server = this;
       this.emit('connection', raw);
-      tap.once('close', () => {
-        if (c.reported) return;
-        c.reported = true;
-        raw.destroy();
-        release();
-        const err = c.error ?? tap.errored ?? Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-        this.emit('tlsClientError', err, c.tls ?? raw);
-      });
-      this.tlsServer.emit('connection', tap);
     });
     if (fastOpen !== undefined) {
       if (!Number.isInteger(fastOpen) || fastOpen < 0)
@@ -225,6 +215,31 @@ export class KtlsServer extends EventEmitter {
   /** Whether the server is listening, as `net.Server#listening`. */
   get listening(): boolean {
     return this.netServer.listening;
+  }
+
+  /** Starts the handshake of a connection (accepted, or given with `emit('connection')`). */
+  #accept(raw: Duplex, opts: KtlsHandoverOptions | undefined): void {
+    this.#open++;
+    const release = this.#releaser();
+    // Any Duplex may carry TLS (node:tls takes one); only a TCP socket's records can move to the kernel.
+    if (raw instanceof net.Socket) raw.setNoDelay(opts?.noDelay ?? true);
+    const tap = new WireTap(raw as net.Socket, opts?.coalesce ?? true);
+    // Closed before anything reported it (the hand-over, once started, releases it itself).
+    const onRawClose = (): void => {
+      if (!c.reported) release();
+    };
+    const c: ServerConnection = { tap, raw, standIn: new RawStandIn(raw), keylog: [], reported: false, release, unwatch: () => raw.off('close', onRawClose) };
+    this.#conns.set(tap, c);
+    raw.once('close', onRawClose);
+    tap.once('close', () => {
+      if (c.reported) return;
+      c.reported = true;
+      raw.destroy();
+      release();
+      const err = c.error ?? tap.errored ?? connReset('socket hang up');
+      this.emit('tlsClientError', err, c.tls ?? raw);
+    });
+    this.tlsServer.emit('connection', tap);
   }
 
   /** As `net.Server#getConnections`: connections open, in handshake or on a KtlsSocket. */

@@ -10,7 +10,7 @@ import { KtlsError } from '../native/errors.js';
 import type { KtlsSocket } from '../socket/socket.js';
 import { carriable, startTracking } from './sequence.js';
 import { deadlineOf, handOver, untilSecure, type KtlsHandoverOptions } from './switch.js';
-import { WireTap } from './wire-tap.js';
+import { WireTap, clientEarlyEnd } from './wire-tap.js';
 
 interface OwnTlsSocket {
   tap: WireTap;
@@ -31,7 +31,7 @@ const own = new WeakMap<tls.TLSSocket, OwnTlsSocket>();
  * Renegotiation is refused, as after the switch.
  */
 export function createTLSSocket(socket: net.Socket, options: tls.ConnectionOptions & tls.TLSSocketOptions = {}): tls.TLSSocket {
-  const tap = new WireTap(socket, true);
+  const tap = new WireTap(socket, true, options.isServer ? undefined : clientEarlyEnd(options));
   const t = options.isServer ? new tls.TLSSocket(tap, options) : tls.connect({ ...options, socket: tap });
   t.disableRenegotiation();
   const state: OwnTlsSocket = { tap, raw: socket, keylog: [], sessions: [], isServer: options.isServer === true, pushed: 0 };

@@ -49,6 +49,17 @@ function closeAfterFlush(raw: net.Socket): void {
   raw.end(() => raw.destroy());
 }
 
+/** An `ECONNRESET` error as node:tls makes one. */
+export function connReset(message: string): Error {
+  return Object.assign(new Error(message), { code: 'ECONNRESET' });
+}
+
+/** node:tls's client error for a peer's FIN before the handshake is done, naming where it connected. */
+export function clientEarlyEnd(o: { path?: string; host?: string; port?: number; localAddress?: string }): () => Error {
+  const { path, host, port, localAddress } = o;
+  return () => Object.assign(connReset('Client network socket disconnected before secure TLS connection was established'), { path, host, port, localAddress });
+}
+
 /**
  * The stream node:tls reads and writes instead of the socket. Incoming bytes
  * are passed on whole records at a time, so node:tls never holds a partial
@@ -72,6 +83,7 @@ export class WireTap extends Duplex implements Tracks {
   #secure = false;
   #switched = false;
   #coalesce: boolean;
+  #earlyEnd: () => Error;
   #corked = false;
   #onData = (chunk: Buffer): void => {
     this.#in = this.#in.length ? Buffer.concat([this.#in, chunk]) : chunk;
@@ -82,7 +94,7 @@ export class WireTap extends Duplex implements Tracks {
     // Before the handshake is done the peer's FIN ends it, as it does a node:tls server's
     // (whose sockets are not half-open); after it, node:tls sees the end of its stream.
     if (this.#secure) this.push(null);
-    else this.destroy(Object.assign(new Error('Client network socket disconnected before secure TLS connection was established'), { code: 'ECONNRESET' }));
+    else this.destroy(this.#earlyEnd());
   };
   #onError = (err: Error): void => {
     if (!this.#held) this.destroy(err);
@@ -95,11 +107,14 @@ export class WireTap extends Duplex implements Tracks {
    * `coalesce` (default): each flight node:tls writes in one turn goes out in one
    * write, as few segments as the MSS allows. false: one write per record with
    * Nagle off, a segment per record (a baseline for tests and benchmarks).
+   * `earlyEnd` makes the error of a peer's FIN before the handshake is done
+   * (node:tls's: "socket hang up" on a server, its own message on a client).
    */
-  constructor(raw: net.Socket, coalesce = true) {
+  constructor(raw: net.Socket, coalesce = true, earlyEnd: () => Error = () => connReset('socket hang up')) {
     super({ allowHalfOpen: true });
     this.#raw = raw;
     this.#coalesce = coalesce;
+    this.#earlyEnd = earlyEnd;
     const clock: KeyUpdateClock = { tick: 0 };
     this.fed = new RecordTrack(true, clock);
     this.sent = new RecordTrack(false, clock);
@@ -189,7 +204,8 @@ export class WireTap extends Duplex implements Tracks {
     for (const r of records) this.sent.add(r);
     if (!this.#coalesce) {
       // One write per record, no Nagle: the record-per-segment baseline to measure against.
-      this.#raw.setNoDelay(true);
+      // A Duplex that is not a net.Socket has no Nagle to turn off.
+      if (typeof this.#raw.setNoDelay === 'function') this.#raw.setNoDelay(true);
       for (const r of records) this.#raw.write(r);
       cb();
       return;

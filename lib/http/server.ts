@@ -125,8 +125,31 @@ export class KtlsHttpsServer extends EventEmitter {
     this.on('newListener', (ev: string | symbol) => {
       if (typeof ev !== 'string') return;
       if (httpEvents.delete(ev)) this.http.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
-      else if (tlsEvents.delete(ev)) this.tls.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
+      else if (tlsEvents.delete(ev)) this.tls.on(ev, (...args: unknown[]) => this.#relay(ev, args));
     });
+  }
+
+  /** A KtlsServer event re-emitted here (not taken for one the application emits). */
+  #relaying = false;
+
+  #relay(ev: string, args: unknown[]): void {
+    const was = this.#relaying;
+    this.#relaying = true;
+    try {
+      this.emit(ev, ...args);
+    } finally {
+      this.#relaying = was;
+    }
+  }
+
+  /**
+   * As on `https.Server`, `emit('connection', socket)` by the application hands
+   * the server a connection accepted elsewhere (a protocol-sniffing front end,
+   * say); every other event is emitted as usual.
+   */
+  override emit(ev: string | symbol, ...args: unknown[]): boolean {
+    if (ev === 'connection' && !this.#relaying) return this.tls.emit('connection', ...args);
+    return super.emit(ev, ...args);
   }
 
   /** Connections handed to the http.Server and not closed yet. */

@@ -393,8 +393,8 @@ export class KtlsSocket extends KtlsOpMembers {
     this.releaseBase();
     this.#queue.abandon(err);
     start.connector.abort(err);
-    start.fail(err);
     cb(err);
-    setImmediate(() => this.emit('close', err !== null));
+    // As net.Socket's writes made while connecting: they fail at 'close', after 'error'.
+    setImmediate(() => (start.fail(err), this.emit('close', err !== null)));
   }
 }
