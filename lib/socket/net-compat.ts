@@ -37,6 +37,8 @@ export interface OnRead {
 export function applyOnread(socket: Duplex, onread: OnRead): void {
   const emit = socket.emit.bind(socket);
   socket.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+    // As node's: the read that finds the end is given a buffer too (and hands nothing to callback).
+    if (event === 'end' && typeof onread.buffer === 'function') onread.buffer();
     if (event !== 'data') return emit(event, ...args);
     const chunk = args[0] as Buffer;
     for (let at = 0; at < chunk.length;) {

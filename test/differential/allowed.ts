@@ -1,8 +1,8 @@
 // Differences between node:tls and ktls that the differential suite accepts,
 // each with the reason a user would be given. Keyed by scenario name; `roles`
 // and `paths` narrow where the difference shows. An entry whose scenario no
-// longer differs fails the suite, so the list cannot go stale. Entries marked
-// OPEN are differences not fixed yet (issue 21), listed so that they are seen.
+// longer differs fails the suite, so the list cannot go stale. Every entry is a
+// difference kept on purpose; none is a fix still owed.
 import type { ParityMember } from '../helpers/parity-log.js';
 import type { Role } from './run.js';
 

@@ -119,6 +119,31 @@ t.test('onread: data goes to the callback in the given buffer, never to data eve
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });
 
+t.test('onread.buffer() is asked for each piece and once for the read that finds the end, as on node:tls', async (t) => {
+  const message = Buffer.from('hello world!'); // 12 bytes: six 2-byte pieces
+  const server = tls.createServer(serverOptions, (s) => (s.on('error', () => undefined), s.end(message)));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as net.AddressInfo).port;
+  const run = async (which: 'node:tls' | 'ktls'): Promise<{ asked: number; got: string }> => {
+    const pool = [Buffer.alloc(2), Buffer.alloc(2), Buffer.alloc(2)];
+    let asked = 0;
+    const pieces: Buffer[] = [];
+    const onread = {
+      buffer: () => pool[asked++ % pool.length],
+      callback: (n: number, buf: Uint8Array) => (pieces.push(Buffer.from(buf.subarray(0, n))), true),
+    };
+    const o = { port, host: '127.0.0.1', ...TLS, onread };
+    const s: Connected = which === 'ktls' ? await ktls.connectAsync(o) : await nodeConnect(o);
+    await new Promise((resolve) => s.once('end', resolve).once('close', resolve));
+    s.destroy();
+    return { asked, got: Buffer.concat(pieces).toString() };
+  };
+  const theirs = await run('node:tls');
+  t.same(await run('ktls'), theirs, `the same: ${JSON.stringify(theirs)}`);
+  t.equal(theirs.got, message.toString(), 'every byte reached the callback');
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
 t.test('onread with an empty buffer destroys the socket with ERR_INVALID_ARG_VALUE instead of spinning', async (t) => {
   const server = tls.createServer(serverOptions, (s) => (s.on('error', () => undefined), s.end('some data')));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
