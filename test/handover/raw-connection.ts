@@ -189,6 +189,39 @@ async function injectedHttps(kind: Kind, kernel: boolean): Promise<string[]> {
   return log;
 }
 
+/** A peer that closes before the handshake is done, seen by each side; `socket.server`; and writes held by a client destroyed at once. */
+async function earlyEnds(kind: Kind, kernel: boolean): Promise<string[]> {
+  const log: string[] = [];
+  const server = tlsServer(kind, kernel, () => log.push('secureConnection'));
+  server.on('connection', (raw: net.Socket) =>
+    log.push(`connection, socket.server is the server: ${(raw as unknown as { server: unknown }).server === server}`),
+  );
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => log.push(`tlsClientError ${String(err.code)}`));
+  const port = await listen(server);
+  // A TCP client that leaves without a handshake: the server's side.
+  const bare = net.connect(port, '127.0.0.1', () => bare.end());
+  await closed(bare);
+  // A TLS client whose server (a plain TCP one) ends at once: the client's side.
+  const plain = net.createServer((c) => c.end());
+  const plainPort = await listen(plain);
+  const connect = (o: tls.ConnectionOptions): tls.TLSSocket | ktls.KtlsSocket => (kind === 'node' ? tls.connect(o) : ktls.connect(o));
+  const early = connect({ port: plainPort, host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
+  early.on('error', (err: NodeJS.ErrnoException & { host?: string; port?: number }) =>
+    log.push(`client error ${String(err.code)} host ${String(err.host)} port ${err.port === plainPort ? 'the port' : String(err.port)}`),
+  );
+  await closed(early);
+  // Writes held by a client destroyed with an error before it connected: 'error' first, then the write's callback.
+  const gone = connect({ port, host: '127.0.0.1', servername: 'localhost', ca: CERTS.ca });
+  gone.on('error', (err: Error) => log.push(`held: error ${err.message}`));
+  gone.write('x', (err?: NodeJS.ErrnoException | null) => log.push(`held: write callback ${String(err?.code)}`));
+  gone.destroy(new Error('stop'));
+  await closed(gone);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  plain.close();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return log;
+}
+
 /** Every scenario on both stacks; `kernel` says which record path ktls runs on. */
 export async function rawConnection(t: Test, kernel: boolean): Promise<void> {
   const expected = kernel ? 'kernel' : 'userspace';
@@ -212,6 +245,10 @@ export async function rawConnection(t: Test, kernel: boolean): Promise<void> {
       t.same(ours.log, node.log, `the same events: ${node.log.join(', ')}`);
     });
   }
+  await t.test('a peer that leaves before the handshake, socket.server, and writes held by a client destroyed at once, as on node:tls', async (t) => {
+    const node = await earlyEnds('node', kernel);
+    t.same(await earlyEnds('ktls', kernel), node, `the same: ${node.join(', ')}`);
+  });
   await t.test("httpsServer.emit('connection', socket) serves the connection, as on https.Server", async (t) => {
     const node = await injectedHttps('node', kernel);
     const ours = await injectedHttps('ktls', kernel);
