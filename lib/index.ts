@@ -27,6 +27,7 @@ export { createTLSSocket, upgradeTLSSocket } from './handover/tls-socket.js';
 export type { KtlsHandoverOptions } from './handover/switch.js';
 export { adopt, type AdoptOptions } from './http/adopt.js';
 export { createHttpsServer, KtlsHttpsServer, type KtlsHttpsServerOptions } from './http/server.js';
+export { createSecureHttp2Server, KtlsHttp2Server, type KtlsHttp2ServerOptions, type KtlsHttp2RequestListener } from './http/h2-server.js';
 export {
   serveFile,
   sendFile,

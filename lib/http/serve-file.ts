@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import type * as http2 from 'node:http2';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as util from 'node:util';
@@ -15,6 +16,7 @@ import { KtlsSocket } from '../socket/socket.js';
 import { isAdopted } from './adopt.js';
 import { plainTcp, sendFileToNetSocket } from './net-sendfile.js';
 import { insideRoot, openFile, type OpenedFile } from './open-file.js';
+import { isHttp2Response, respondWithFd } from './serve-file-h2.js';
 import { contentTypeOf, ifRangeHolds, parseRange, preconditionStatus, validatorsOf } from './representation.js';
 
 export { CONTENT_TYPES, contentTypeOf, parseRange, type ParsedRange } from './representation.js';
@@ -50,7 +52,8 @@ export interface ServeFileOptions {
    * A socket from `ktls.adopt()` (plain TCP) counts as zero-copy: `'auto'` uses sendfile(2) on it.
    * `'stream'`: always the read stream. Either way the response is the same;
    * a response whose `write`/`end` were replaced (e.g. by compression middleware)
-   * always gets the stream.
+   * always gets the stream. On an HTTP/2 response `via` does not apply: the
+   * body goes with `stream.respondWithFD()` (see {@link serveFile}).
    */
   via?: 'auto' | 'sendfile' | 'stream';
 }
@@ -61,8 +64,12 @@ export interface ServeFileResult {
   statusCode: number;
   /** File bytes sent as the body: 0 for HEAD, an empty file or an error status (whose short text body is not counted). */
   bytes: number;
-  /** How the body went out: `'sendfile'` (KtlsSocket#sendFile), `'stream'` (read stream), or `'none'` (no file body). */
-  method: 'sendfile' | 'stream' | 'none';
+  /**
+   * How the body went out: `'sendfile'` (KtlsSocket#sendFile), `'stream'` (read
+   * stream), `'respondWithFD'` (an HTTP/2 response: http2 frames the file), or
+   * `'none'` (no file body).
+   */
+  method: 'sendfile' | 'stream' | 'respondWithFD' | 'none';
   /** The file that was served (absolute when `root` was given). */
   path: string;
 }
@@ -130,6 +137,12 @@ function untouched(res: http.ServerResponse): boolean {
  * - The status is serveFile's (a `res.statusCode` set before is replaced);
  *   headers set with `res.setHeader()` before are kept.
  *
+ * - An HTTP/2 compat response (`http2.Http2ServerResponse`, e.g. from
+ *   `createSecureHttp2Server()`): the same answers, the body with the stream's
+ *   `respondWithFD()`; HTTP/2 frames the file in Node, so it passes through
+ *   JavaScript's process (the kernel still encrypts it). A failure resets only
+ *   that stream and rejects (`ERR_HTTP2_STREAM_CANCEL` when the client reset it).
+ *
  * Resolves once the body has been handed to the kernel and the response has
  * finished. Rejects without touching the response on unexpected I/O errors
  * before the headers (answer 500 yourself), with `ERR_HTTP_HEADERS_SENT` if
@@ -137,8 +150,14 @@ function untouched(res: http.ServerResponse): boolean {
  * promised length cannot be kept — when the body cannot be sent in full (the
  * peer went away: the socket's error; the file shrank: `ERR_KTLS_HTTP_SHORT_FILE`).
  */
-export async function serveFile(res: http.ServerResponse, file: string, options: ServeFileOptions = {}): Promise<ServeFileResult> {
-  if (!(res instanceof http.ServerResponse)) throw invalidArgType('Expected res to be an http.ServerResponse');
+export async function serveFile(res: http.ServerResponse | http2.Http2ServerResponse, file: string, options: ServeFileOptions = {}): Promise<ServeFileResult> {
+  if (isHttp2Response(res)) return serveFileOn(res as unknown as http.ServerResponse, file, options, res);
+  if (!(res instanceof http.ServerResponse)) throw invalidArgType('Expected res to be an http.ServerResponse or http2.Http2ServerResponse');
+  return serveFileOn(res, file, options, null);
+}
+
+/** {@link serveFile} on an HTTP/1 response, or on an HTTP/2 compat response (`h2`: the same object), whose members it shares. */
+async function serveFileOn(res: http.ServerResponse, file: string, options: ServeFileOptions, h2: http2.Http2ServerResponse | null): Promise<ServeFileResult> {
   if (typeof file !== 'string') throw invalidArgType(`Expected file to be a string but received ${typeof file}`);
   const via = options.via ?? 'auto';
   if (via !== 'auto' && via !== 'sendfile' && via !== 'stream')
@@ -211,8 +230,9 @@ export async function serveFile(res: http.ServerResponse, file: string, options:
     headers['accept-ranges'] = 'bytes';
     headers['content-length'] = length;
     if (range) headers['content-range'] = `bytes ${range.start}-${range.end}/${size}`;
-    res.writeHead(statusCode, headers);
     const result = (bytes: number, method: ServeFileResult['method']): ServeFileResult => ({ statusCode, bytes, method, path: full });
+    if (h2 && req?.method !== 'HEAD' && length > 0) return result(await respondWithFd(h2, file_.fd, statusCode, headers, start, length), 'respondWithFD');
+    res.writeHead(statusCode, headers);
 
     if (req?.method === 'HEAD' || length === 0) {
       await endResponse(res);

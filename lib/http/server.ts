@@ -22,10 +22,12 @@ import { KtlsSocket } from '../socket/socket.js';
  * and `ktls.allowTruncation: true` (HTTP/1.1 messages carry their own
  * length, and many clients close without close_notify, as `node:https` accepts).
  *
- * HTTP/2 is never negotiated: `ALPNProtocols` containing `'h2'` throws
- * `ERR_INVALID_ARG_VALUE`, and an `ALPNCallback` answer of `'h2'` ends that
- * handshake with a `no_application_protocol` alert (Node's `http2` cannot run
- * on a KtlsSocket). Clients offering `h2` and `http/1.1` get `http/1.1`.
+ * This server speaks HTTP/1.1 only (its `http.Server` cannot run HTTP/2): an
+ * `ALPNProtocols` containing `'h2'` throws `ERR_INVALID_ARG_VALUE`, and an
+ * `ALPNCallback` answer of `'h2'` ends that handshake with a
+ * `no_application_protocol` alert. Clients offering `h2` and `http/1.1` get
+ * `http/1.1`. For HTTP/2, use `createSecureHttp2Server()` (with `allowHTTP1`
+ * for both).
  */
 export interface KtlsHttpsServerOptions extends KtlsServerOptions, http.ServerOptions {}
 
@@ -48,9 +50,8 @@ function alpnNames(list: unknown): string[] {
 }
 
 /**
- * The TLS options for the {@link KtlsServer}: HTTP/2 is never offered (Node's
- * `http2` needs its own native stream under the session and cannot run on a
- * KtlsSocket), so an `ALPNProtocols` naming `h2` throws `ERR_INVALID_ARG_VALUE`,
+ * The TLS options for the {@link KtlsServer}: HTTP/2 is never offered (the
+ * `http.Server` speaks HTTP/1.1; `createSecureHttp2Server()` serves h2), so an `ALPNProtocols` naming `h2` throws `ERR_INVALID_ARG_VALUE`,
  * and an `ALPNCallback` that picks `h2` is answered with undefined: node:tls
  * then ends the handshake with a `no_application_protocol` alert.
  */
@@ -58,7 +59,7 @@ function tlsOptions(options: KtlsHttpsServerOptions): KtlsServerOptions {
   const { ALPNProtocols, ALPNCallback } = options;
   if (ALPNProtocols !== undefined && alpnNames(ALPNProtocols).includes('h2'))
     throw invalidArgValue(
-      "createHttpsServer cannot offer HTTP/2: options.ALPNProtocols contains 'h2' (Node's http2 cannot run on a KtlsSocket); offer 'http/1.1' only",
+      "createHttpsServer serves HTTP/1.1 only: options.ALPNProtocols contains 'h2'; offer 'http/1.1', or use createSecureHttp2Server() for HTTP/2",
     );
   const tlsOpts: KtlsServerOptions = { ...options, ktls: { allowTruncation: true, ...options.ktls } };
   if (typeof ALPNCallback === 'function') {
@@ -106,7 +107,7 @@ export class KtlsHttpsServer extends EventEmitter {
     if (options === null || typeof options !== 'object') throw invalidArgType(`Expected options to be an object but received ${typeof options}`);
     this.#noDelay = options.noDelay ?? true;
     this.#keepAlive = options.keepAlive ? { enable: true, delay: options.keepAliveInitialDelay ?? 0 } : undefined;
-    this.tls = createServer(tlsOptions(options));
+    this.tls = createServer(new.target.tlsOptions(options));
     this.http = http.createServer(options, requestListener);
     this.tls.on('secureConnection', (socket: KtlsSocket) => this.#onConnection(socket));
     this.tls.on('listening', () => {
@@ -120,13 +121,28 @@ export class KtlsHttpsServer extends EventEmitter {
     this.tls.on('tlsClientError', (err: Error, conn: net.Socket | tls.TLSSocket) => void (this.emit('clientError', err, conn) || conn.destroy(err)));
     // As https.Server: 'close' once the listener is closed and every connection has ended.
     this.tls.on('close', () => this.#whenDrained(() => this.emit('close')));
-    const httpEvents = new Set(HTTP_EVENTS);
-    const tlsEvents = new Set(TLS_EVENTS);
     this.on('newListener', (ev: string | symbol) => {
-      if (typeof ev !== 'string') return;
-      if (httpEvents.delete(ev)) this.http.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
-      else if (tlsEvents.delete(ev)) this.tls.on(ev, (...args: unknown[]) => this.#relay(ev, args));
+      if (typeof ev === 'string') this.forward(ev);
     });
+  }
+
+  /** The TLS options for the {@link KtlsServer} (a subclass offers other ALPN protocols). */
+  protected static tlsOptions(options: KtlsHttpsServerOptions): KtlsServerOptions {
+    return tlsOptions(options);
+  }
+
+  #httpEvents = new Set(HTTP_EVENTS);
+  #tlsEvents = new Set(TLS_EVENTS);
+
+  /** Attaches the relay of an inner server's event `ev`, once, when `ev` gets its first listener here. */
+  protected forward(ev: string): void {
+    if (this.#httpEvents.delete(ev)) this.http.on(ev, (...args: unknown[]) => this.emit(ev, ...args));
+    else if (this.#tlsEvents.delete(ev)) this.tls.on(ev, (...args: unknown[]) => this.#relay(ev, args));
+  }
+
+  /** Hands a connection that has switched to its protocol's server (here, always the `http.Server`). */
+  protected route(socket: KtlsSocket): void {
+    this.http.emit('connection', socket);
   }
 
   /** A KtlsServer event re-emitted here (not taken for one the application emits). */
@@ -174,7 +190,7 @@ export class KtlsHttpsServer extends EventEmitter {
     } catch {
       // The connection is already gone (setsockopt on a closed fd); http sees 'close'.
     }
-    this.http.emit('connection', socket);
+    this.route(socket);
   }
 
   /** Starts listening, with the arguments of `net.Server#listen`. */
