@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ROOT, type MachineInfo, type Stat } from './common.js';
+import { H2_BODY_NOTE } from './h2.js';
 import type { BenchResults } from './run.js';
 import type { Row, ScenarioResult, TargetResult } from './sampling.js';
 
@@ -199,6 +200,7 @@ export async function writeReport(results: BenchResults, dir = reportDir(results
       '',
     );
     md.push(s.description, '');
+    if (s.id === 'h2') md.push(`> ${H2_BODY_NOTE}`, '');
     for (const c of cs.filter((x) => x.scenario === s.id)) md.push(`![${c.alt}](${rel(c.file)})`, '');
     md.push(...table(s), '');
     const notes = s.rows.filter((r) => r.available && r.note).map((r) => `${r.group} / ${r.label}: ${r.note}`);

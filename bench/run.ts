@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { probe } from '../lib/index.js';
 import { CACHE, CBENCH, ROOT, machineInfo, progress, type KtlsWhere, type MachineInfo } from './common.js';
+import { h2Scenario } from './h2.js';
 import { reportDir, writeReport } from './report.js';
 import { Worker, type Ctx, type ScenarioResult } from './sampling.js';
 import { resumptionScenario } from './resumption.js';
@@ -30,7 +31,7 @@ export interface BenchResults {
   updated?: Array<{ id: string; at: string }>;
 }
 
-const KTLS_SCENARIOS = ['bulk', 'small', 'splice', 'handshake', 'resumption', 'static', 'idle'];
+const KTLS_SCENARIOS = ['bulk', 'small', 'splice', 'handshake', 'resumption', 'static', 'h2', 'idle'];
 const HOST_SCENARIOS = ['plain', 'small-plain', 'static-plain', 'static-adopt', 'resumption-cpu'];
 const RTT_MS = 20;
 /** Scenarios that need netem's RTT on loopback. */
@@ -93,6 +94,7 @@ async function runScenarios(names: string[], quick: boolean, where: 'native' | '
       else if (name === 'static') out.push(await staticScenario(ctx, false));
       else if (name === 'static-plain') out.push(await staticScenario(ctx, true));
       else if (name === 'static-adopt') out.push(await staticScenario(ctx, true, true));
+      else if (name === 'h2') out.push(await h2Scenario(ctx));
       else if (name === 'idle') out.push(await idleScenario(ctx));
       else if (name === 'resumption-cpu') out.push(await resumptionScenario(ctx, 'no netem on this kernel: CPU figures only', RTT_MS, 'resumption-cpu'));
       else if (name === 'handshake' || name === 'resumption') {

@@ -5,6 +5,7 @@
 // family.
 import { recvResult, recvStart, send, sendFileCost, warm } from './ops/bulk.js';
 import { bulkEcho, echoConnect, echoMark, echoRun, echoServe, echoStop } from './ops/echo.js';
+import { h2Mark, h2Run, h2Serve, h2Stop } from './ops/h2.js';
 import { hsClient, hsServe, hsStop } from './ops/handshake.js';
 import { staticMark, staticRun, staticServe, staticStop } from './ops/static.js';
 
@@ -25,6 +26,10 @@ const OPS: Record<string, (a: never) => unknown> = {
   echoConnect,
   echoRun,
   bulkEcho,
+  h2Serve,
+  h2Mark,
+  h2Stop,
+  h2Run,
   hsServe,
   hsStop,
   hsClient,

@@ -136,7 +136,8 @@ export async function staticRun(a: {
       for (let i = c; Date.now() < end; i++) {
         const s = nowNs();
         try {
-          bytes += await once(a.paths[i % a.paths.length]);
+          const n = await once(a.paths[i % a.paths.length]); // awaited first: `bytes += await` would add to a stale total
+          bytes += n;
           requests++;
           lat.push(Number(nowNs() - s) / 1e6);
         } catch {
