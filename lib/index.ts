@@ -42,6 +42,9 @@ export {
 } from './http/serve-file.js';
 export { createPipe, pipe } from './tools/pipe.js';
 export { tcpInfo } from './tools/tcp-info.js';
+export { stats, prometheusText, metricsOf, type KtlsStats, type Metric, type ProcessCounters, type ConnectionKind } from './tools/stats.js';
+export { registerPromClient, type PromClientOptions, type PromMetric } from './tools/prom-client.js';
+export type { Offload, OffloadKind } from './socket/offload.js';
 export { proxy, type ProxyResult } from './tools/proxy.js';
 export { spliceEcho } from './tools/splice-echo.js';
 export type { HandshakeTcp, TcpInfo } from './socket/base.js';

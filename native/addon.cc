@@ -23,6 +23,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ktls::InitKtls(env, exports);
   ktls::InitSocket(env, exports);
   ktls::InitZeroCopy(env, exports);
+  ktls::InitDiag(env, exports);
   return exports;
 }
 

@@ -64,5 +64,6 @@ inline Napi::Number Result(Napi::Env env, long rc) { return Napi::Number::New(en
 void InitKtls(Napi::Env env, Napi::Object exports);
 void InitSocket(Napi::Env env, Napi::Object exports);
 void InitZeroCopy(Napi::Env env, Napi::Object exports);  // after InitKtls: extends its constants
+void InitDiag(Napi::Env env, Napi::Object exports);      // after InitKtls: extends its constants
 
 }  // namespace ktls

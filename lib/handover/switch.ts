@@ -6,6 +6,7 @@
  * of ours can carry its suite).
  * @packageDocumentation
  */
+import { countConnection } from '../socket/counters.js';
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import { loadBinding } from '../native/binding.js';
@@ -134,6 +135,7 @@ function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOp
   const sock = bridgeToNodeTls(t, st.raw, info, opts, st.into);
   for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
   const why = notTcp ? 'a connection over a transport that is not TCP' : `a connection negotiated ${suite}, which kernel TLS cannot carry`;
+  countConnection(sock, 'nodeTls', why);
   if (!warnedNodeTls.has(notTcp)) {
     warnedNodeTls.add(notTcp);
     process.emitWarning(`${why}; node:tls keeps protecting its records`, { code: 'KTLS_NODE_TLS' });

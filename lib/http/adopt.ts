@@ -6,6 +6,7 @@
  * does, without keys: bytes node:net had read but not delivered come first.
  * @packageDocumentation
  */
+import { countConnection } from '../socket/counters.js';
 import type * as net from 'node:net';
 import { requireBinding } from '../native/binding.js';
 import { KtlsError, KtlsSystemError, invalidArgType } from '../native/errors.js';
@@ -104,5 +105,6 @@ export async function adopt(socket: net.Socket, options: AdoptOptions = {}): Pro
   Object.defineProperty(s, 'version', { value: null, enumerable: true });
   Object.defineProperty(s, 'cipher', { value: null, enumerable: true });
   adopted.add(s);
+  countConnection(s, 'plain');
   return s;
 }

@@ -25,6 +25,10 @@ export interface NativeConstants {
   readonly TLS_TX: number;
   readonly TLS_RX: number;
   readonly TLS_TX_ZEROCOPY_RO: number;
+  readonly TLS_CONF_BASE: number;
+  readonly TLS_CONF_SW: number;
+  readonly TLS_CONF_HW: number;
+  readonly TLS_CONF_HW_RECORD: number;
   readonly TLS_RX_EXPECT_NO_PAD: number;
   readonly TLS_TX_MAX_PAYLOAD_LEN: number;
   readonly TLS_SET_RECORD_TYPE: number;
@@ -140,6 +144,8 @@ export interface Binding {
   readFd(fd: number, buf: Buffer, offset: number, length: number): number;
   writeFd(fd: number, buf: Buffer, offset: number, length: number): number;
   tcpInfo(fd: number): NativeTcpInfo | number;
+  /** sock_diag's answer for one TCP socket: its ULP's name and the TLS ULP's `TLS_INFO` (0/false where the kernel did not say), or -errno. */
+  tlsDiag(fd: number): NativeTlsDiag | number;
   fastOpenSocket(family: number): number;
   connectFd(fd: number, address: string, port: number): number;
   /** socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP) → fd | -errno. */
@@ -156,6 +162,17 @@ export interface Binding {
 }
 
 /** Indexes of the fields `statFd`/`statPath` write into their Float64Array (length {@link STAT.LENGTH}). */
+/** What `tlsDiag()` read (sock_diag `INET_DIAG_ULP_INFO`). */
+export interface NativeTlsDiag {
+  ulp: string;
+  version: number;
+  cipher: number;
+  txConf: number;
+  rxConf: number;
+  zeroCopyTx: boolean;
+  rxNoPad: boolean;
+}
+
 export const STAT = { KIND: 0, SIZE: 1, DEV: 2, INO: 3, MTIME_S: 4, MTIME_NS: 5, CTIME_S: 6, CTIME_NS: 7, LENGTH: 8 } as const;
 /** `STAT.KIND` of a regular file (as `fdKind`). */
 export const KIND_FILE = 3;

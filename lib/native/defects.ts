@@ -8,7 +8,7 @@
  * userspace records; spliceTo() on a kernel with the splice defect copies.
  * @packageDocumentation
  */
-import { createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { release } from 'node:os';
 import { loopbackPair } from './loopback.js';
 import { loadBinding, type Binding } from './binding.js';
@@ -16,8 +16,11 @@ import { cipherSpec, versionNumber, type CipherName, type TlsVersion } from './c
 import { errnoName } from './errors.js';
 import { uvHandle } from './net-handle.js';
 
-/** What a defect breaks: the records of a version × cipher, or splice(2) out of a kTLS socket. */
-export type DefectArea = 'records' | 'splice';
+/**
+ * What a defect breaks: the records of a version × cipher, splice(2) out of a
+ * kTLS socket, or reading padded TLS 1.3 records with `TLS_RX_EXPECT_NO_PAD` on.
+ */
+export type DefectArea = 'records' | 'splice' | 'rx-no-pad';
 
 /** One known kernel defect. */
 export interface KernelDefect {
@@ -74,6 +77,18 @@ export const KERNEL_DEFECTS: readonly KernelDefect[] = [
       'splice(2) from a non-blocking kTLS RX socket copies a record into the pipe but leaves it in the socket (tls_sw_splice_read takes SPLICE_F_NONBLOCK, 0x2, for MSG_PEEK), so the same bytes come again forever',
     fixedIn: "upstream's 2022 rework of the kTLS receive path (absent from 6.1's tls_sw_splice_read; still in Debian's 5.10.223)",
     evidence: 'UML 5.10.46: a second non-blocking splice returns the same 1000 bytes; ktls-verify splice-read ran the guest out of memory',
+  },
+  {
+    id: 'rx-no-pad-retry',
+    area: 'rx-no-pad',
+    versions: ['TLSv1.3'],
+    ciphers: ['aes-128-gcm', 'aes-256-gcm', 'chacha20-poly1305', 'aes-128-ccm'],
+    before: '7.2',
+    summary:
+      "with TLS_RX_EXPECT_NO_PAD on, padded records that arrive together are read back wrong: after the kernel decrypts a padded record again (TlsDecryptRetry), the next record's bytes are replaced by the previous record's content type and data",
+    fixedIn: "upstream between Debian's 6.12 and 7.2 (the change is not identified yet); Debian's 7.2.7 reads them correctly",
+    evidence:
+      "UML 6.1.176 and 6.12: three TLS 1.3 AES-128-GCM records of 100 bytes with one byte of padding, written together, read back as 0x17 followed by the first record's bytes from byte 100 on; TlsRxNoPadViolation counts 3; correct with the option off, and on 7.2 (test/socket/rx-no-pad.kernel.test.ts)",
   },
 ];
 
@@ -201,6 +216,24 @@ const DETECTORS: Record<string, Detector> = {
       p.close();
     }
   },
+  async 'rx-no-pad-retry'(b) {
+    const p = await ownedPair(b);
+    try {
+      const k = freshKeys('aes-128-gcm');
+      if (install(b, p.fds[1], b.constants.TLS_RX, 'TLSv1.3', 'aes-128-gcm', k) < 0) return null;
+      if (b.setsockoptInt(p.fds[1], b.constants.SOL_TLS, b.constants.TLS_RX_EXPECT_NO_PAD, 1) < 0) return null; // no option, no defect
+      const parts = [0x41, 0x42, 0x43].map((c) => Buffer.alloc(100, c));
+      const wire = paddedRecords(k, parts);
+      if (b.writeFd(p.fds[0], wire, 0, wire.length) !== wire.length) throw new Error('the padded records were not written at once');
+      const want = Buffer.concat(parts);
+      const got = await readUntil(b, p.fds[1], (buf) => buf.length >= want.length);
+      for (let i = 0; i < want.length; i++)
+        if (got[i] !== want[i]) return `byte ${i} of three padded records read back as 0x${(got[i] ?? 0).toString(16)}, not 0x${want[i].toString(16)}`;
+      return null;
+    } finally {
+      p.close();
+    }
+  },
   async 'splice-peek'(b, version, cipher) {
     const p = await ownedPair(b);
     const pipe = b.pipe(1, 0);
@@ -228,6 +261,20 @@ const DETECTORS: Record<string, Detector> = {
     }
   },
 };
+
+/** TLS 1.3 AES-128-GCM application-data records of `parts`, each padded with one zero byte (RFC 8446 §5.4). */
+function paddedRecords(k: Keys, parts: Buffer[]): Buffer {
+  return Buffer.concat(
+    parts.map((data, seq) => {
+      const inner = Buffer.concat([data, Buffer.of(23, 0)]);
+      const header = Buffer.from([23, 3, 3, 0, 0]);
+      header.writeUInt16BE(inner.length + 16, 3);
+      const c = createCipheriv('aes-128-gcm', k.key, xorSeq(k.iv, BigInt(seq)));
+      c.setAAD(header);
+      return Buffer.concat([header, c.update(inner), c.final(), c.getAuthTag()]);
+    }),
+  );
+}
 
 function splitRecords(buf: Buffer): Buffer[] {
   const out: Buffer[] = [];

@@ -172,6 +172,8 @@ export async function probe(): Promise<Capabilities> {
   const usable = caps.ciphers.find((r) => r.tx && r.rx && !r.defect);
   const splice = usable ? await kernelDefect('splice', usable.version, usable.cipher) : null;
   if (splice && usable) caps.defects.push(found(splice, usable.version, usable.cipher));
+  const noPad = caps.rxExpectNoPad ? await kernelDefect('rx-no-pad', 'TLSv1.3', 'aes-128-gcm') : null;
+  if (noPad) caps.defects.push(found(noPad, 'TLSv1.3', 'aes-128-gcm'));
   caps.stats = await tlsStats();
   return caps;
 }

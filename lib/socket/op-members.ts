@@ -58,10 +58,30 @@ export abstract class KtlsOpMembers extends KtlsTlsMembers {
     return this;
   }
 
+  #zeroCopyDecided = false;
+
+  /**
+   * `TLS_TX_ZEROCOPY_RO` where, and only where, the NIC seals this socket's
+   * records (decided at the first sendFile): the NIC then reads the file's
+   * pages in place instead of the kernel copying them. The caveat is the
+   * option's: a file modified while it is being sent goes out as modified.
+   * With software kTLS it would gain nothing, so it stays off.
+   */
+  #zeroCopyWhereNic(): void {
+    if (this.#zeroCopyDecided || this.start || !this.kernelDirections.tx) return;
+    this.#zeroCopyDecided = true;
+    if (this.offload.tx !== 'kernel-hw') return;
+    const b = this.nativeBinding;
+    // A kernel without it (before 5.19: ENOPROTOOPT) sends with a copy, as before; offload.zeroCopySendfile says which.
+    b.setsockoptInt(this.fd, b.constants.SOL_TLS, b.constants.TLS_TX_ZEROCOPY_RO, 1);
+  }
+
   /**
    * Sends (part of) a file. Under kernel TX the bytes go file → socket with
    * sendfile(2) and never enter JavaScript; with the userspace record layer they
    * are read and sealed here. Ordered with `write()` calls before and after it.
+   * Where the NIC seals records (`offload.tx === 'kernel-hw'`) the first call
+   * sets `TLS_TX_ZEROCOPY_RO`: bytes of a file changed mid-send go out as changed.
    * Resolves with the bytes sent; rejects (with `bytesSent`) if the file cannot
    * be read or the socket is destroyed first. A file that cannot be opened
    * rejects before any byte is sent and leaves the connection usable.
@@ -72,6 +92,7 @@ export abstract class KtlsOpMembers extends KtlsTlsMembers {
       throw invalidArgType(`Expected a path, an fd or a FileHandle for file but received ${typeof file}`);
     checkLength('options.offset', options.offset);
     checkLength('options.length', options.length);
+    this.#zeroCopyWhereNic();
     return this.startOp(new SendFileOp(file, options.offset ?? 0, options.length));
   }
 

@@ -25,6 +25,15 @@ export interface KtlsSocketOptions {
    * the connection closed) on kernels without it.
    */
   maxRecordSize?: number;
+  /**
+   * TLS 1.3 under kernel RX: set `TLS_RX_EXPECT_NO_PAD` (Linux 6.0+; default
+   * true), so the kernel decrypts each record straight into the read buffer,
+   * trusting that the peer does not pad records (OpenSSL, BoringSSL, Go and
+   * node:tls don't). A peer that does pad still gets correct data: the kernel
+   * decrypts that record again (`TlsDecryptRetry`, `TlsRxNoPadViolation` in
+   * `ktls.stats().host`). `false` leaves it off. See {@link KtlsSocket.offload}.
+   */
+  rxExpectNoPad?: boolean;
   /** Readable/writable high-water mark in bytes. */
   highWaterMark?: number;
   /**

@@ -5,6 +5,7 @@
  * read can fail mapped to the alert OpenSSL would send and a typed error.
  * @packageDocumentation
  */
+import { countAlert, countKeyUpdate } from './counters.js';
 import * as os from 'node:os';
 import { constants } from '../native/constants.js';
 import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError, alertName, type AlertErrorCode } from '../native/errors.js';
@@ -177,6 +178,7 @@ export class ReadPath {
       case k.RECORD_ALERT: {
         const [level, desc] = [data[0] ?? 0, data[1] ?? ALERT.decode_error];
         if (data.length !== 2) return this.#protocolError(ALERT.decode_error, `an alert record of ${data.length} bytes`);
+        countAlert('received', alertName(desc));
         if (desc === ALERT.close_notify) {
           this.#closeNotifyReceived = true;
           this.#endReadable();
@@ -225,6 +227,7 @@ export class ReadPath {
   #peerKeyUpdate(requested: boolean, followed: boolean): boolean {
     const host = this.#host;
     const p = host.paths;
+    countKeyUpdate('received');
     if (!this.#spend('keyUpdates')) return false;
     if (!followed) {
       try {
@@ -323,6 +326,7 @@ export class ReadPath {
           const rc = p.handle.send(wire, p.tx === 'kernel' ? constants().RECORD_ALERT : 0);
           const sent = rc === wire.reduce((n, b) => n + b.length, 0);
           if (err instanceof KtlsAlertError) err.alertSent = sent;
+          if (sent) countAlert('sent', alertName(alert));
           // The peer reads the alert, then our FIN (close() alone may reset: the bad record is still unread).
           if (sent) p.handle.shutdown(constants().SHUT_WR);
         } catch {

@@ -6,6 +6,7 @@
  * with recvmsg and handled as an ordinary read would.
  * @packageDocumentation
  */
+import { countBytes } from './counters.js';
 import * as os from 'node:os';
 import type { Readable } from 'node:stream';
 import { POLL_WRITABLE, type Binding } from '../native/binding.js';
@@ -128,6 +129,7 @@ export class SpliceOut {
     this.#watcher.close();
     if (this.#pipe) for (const fd of this.#pipe) this.#host.binding.closeFd(fd);
     this.#pipe = null;
+    countBytes('spliceTo', this.sent);
     this.#done(err, this.sent);
   }
 

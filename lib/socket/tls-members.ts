@@ -12,6 +12,9 @@ import { KtlsError, KtlsSystemError, invalidArgType, outOfRange } from '../nativ
 import { ticketOf } from '../record/session.js';
 import { KtlsSocketBase } from './base.js';
 import type { PendingStart } from './pending.js';
+import type { KernelDirections } from './options.js';
+import { readOffload, type Offload } from './offload.js';
+import type { CipherName } from '../native/constants.js';
 
 /** Largest and smallest `setMaxSendFragment()` sizes OpenSSL accepts (`SSL_set_max_send_fragment`). */
 const SEND_FRAGMENT = { min: 512, max: 16384 } as const;
@@ -25,6 +28,30 @@ function afterHandshake(member: string, instead: string): KtlsError {
 export abstract class KtlsTlsMembers extends KtlsSocketBase {
   /** Sets the largest plaintext per record sent (the socket's own). */
   abstract setMaxRecordSize(size: number): this;
+  /** Which side of the record layer runs in the kernel, per direction. */
+  abstract get kernelDirections(): KernelDirections;
+  /** The negotiated AEAD cipher (null where node:tls carries the records). */
+  abstract get cipher(): CipherName | null;
+
+  /**
+   * What protects this connection's records, per direction, read from the
+   * kernel now: `'kernel-sw'`, `'kernel-hw'` (the NIC does the crypto),
+   * `'kernel'` (the kernel would not say which: sock_diag shows it only with
+   * `CAP_NET_ADMIN`), `'userspace'` or `'none'`, with the `reason` where a
+   * direction is not the kernel's (the `KTLS_FALLBACK` warning's), and whether
+   * `TLS_TX_ZEROCOPY_RO` and `TLS_RX_EXPECT_NO_PAD` are on. Each read is one
+   * sock_diag request (a netlink socket): read it when needed, not per write.
+   */
+  get offload(): Offload {
+    return readOffload({
+      binding: this.nativeBinding,
+      fd: this.start ? -1 : this.fd,
+      kernelDirections: this.kernelDirections,
+      nodeTls: this.cipher === null && this.encrypted,
+      plain: !this.encrypted,
+      fallbackReason: this.fallbackReason,
+    });
+  }
 
   /** As `net.Socket#localFamily`: `'IPv4'` or `'IPv6'`. */
   get localFamily(): string | undefined {

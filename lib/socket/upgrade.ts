@@ -4,6 +4,7 @@
  * On failure the `net.Socket` is left as it was, bytes it had buffered included.
  * @packageDocumentation
  */
+import { countConnection, kindOf } from './counters.js';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { requireBinding, type Binding } from '../native/binding.js';
@@ -145,6 +146,8 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
   checkPeerLimits(options.peerLimits);
   if (options.keyUsageLimits !== undefined && typeof options.keyUsageLimits !== 'boolean')
     throw invalidArgType(`Expected a boolean for options.keyUsageLimits but received ${typeof options.keyUsageLimits}`);
+  if (options.rxExpectNoPad !== undefined && typeof options.rxExpectNoPad !== 'boolean')
+    throw invalidArgType(`Expected a boolean for options.rxExpectNoPad but received ${typeof options.rxExpectNoPad}`);
   if (options.noDelay !== undefined && typeof options.noDelay !== 'boolean')
     throw invalidArgType(`Expected a boolean for options.noDelay but received ${typeof options.noDelay}`);
   const hto = options.handshakeTimeout;
@@ -168,7 +171,10 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
     // A suite this kernel installs but is known to carry wrongly stays in userspace.
     const defect = options.kernel === false ? null : await kernelDefect('records', s.version, s.cipher);
     if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket was destroyed during upgrade');
-    return await takeOver(b, socket, uv, s, options.kernel === false ? 'never' : fallback, options, handover, defect);
+    // TLS_RX_EXPECT_NO_PAD where asked for and the kernel reads padded records right with it on.
+    const noPad =
+      options.kernel !== false && s.version === 'TLSv1.3' && options.rxExpectNoPad !== false && (await kernelDefect('rx-no-pad', s.version, s.cipher)) === null;
+    return await takeOver(b, socket, uv, s, options.kernel === false ? 'never' : fallback, { ...options, rxExpectNoPad: noPad }, handover, defect);
   } finally {
     wipeDirection(s.tx);
     wipeDirection(s.rx);
@@ -316,6 +322,8 @@ async function takeOver(
       if (rc === 0) {
         rx = 'kernel';
         opener.wipe();
+        // An optimisation the kernel may lack (before 6.0: ENOPROTOOPT) or refuse; socket.offload says whether it is on.
+        if (s.version === 'TLSv1.3' && options.rxExpectNoPad !== false) b.setsockoptInt(fd, b.constants.SOL_TLS, b.constants.TLS_RX_EXPECT_NO_PAD, 1);
       } else if (tx === 'kernel' && !(fallback === 'userspace' && unsupported(rc))) {
         handle.close();
         socket.destroy();
@@ -370,6 +378,7 @@ async function takeOver(
   // A socket destroyed while connecting gets a new one here, which its caller destroys.
   const ktls = handover.into && !handover.into.destroyed ? handover.into.attach(paths) : new KtlsSocket(paths, options);
   holder.value = ktls;
+  countConnection(ktls, kindOf(tx, rx), fallbackReason);
   if (options.maxRecordSize !== undefined) {
     try {
       ktls.setMaxRecordSize(options.maxRecordSize);

@@ -6,10 +6,12 @@
  * for writability when it stops on a full socket buffer.
  * @packageDocumentation
  */
+import { countAlert, countBytes } from './counters.js';
 import * as os from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Binding, NativeHandle } from '../native/binding.js';
 import { constants } from '../native/constants.js';
+import { alertName } from '../native/errors.js';
 import { KtlsError, KtlsSystemError } from '../native/errors.js';
 import type { RecordSealer } from '../record/layer.js';
 import { sendOnce, type TxContext, type WriteOp } from './ops/op.js';
@@ -181,11 +183,20 @@ export class WriteQueue {
   }
 
   /** Queues buffers as one write of record `type` (0: application data). */
-  enqueue(bufs: Buffer[], type: number, cb: Callback): void {
+  enqueue(bufs: Buffer[], type: number, callback: Callback): void {
     const tx = this.#host.tx;
-    if (tx === null) return cb(noTxKeys());
+    if (tx === null) return callback(noTxKeys());
     const plain = bufs.reduce((n, b) => n + b.length, 0);
     this.bytesWritten += type === 0 ? plain : 0;
+    let cb = callback;
+    if (type === 0) countBytes('write', plain);
+    else if (type === constants().RECORD_ALERT) {
+      const name = alertName(bufs[0]?.[1] ?? 0);
+      cb = (err) => {
+        if (!err) countAlert('sent', name);
+        callback(err);
+      };
+    }
     // An empty write is no record at all (the kernel sends nothing for it either).
     this.#entries.push({ bufs, type, cb, seal: typeof tx === 'object' && (type !== 0 || plain > 0) });
     if (this.#entries.length === 1) this.run();
@@ -272,6 +283,7 @@ export class WriteQueue {
   #count(entry: Entry & { op: WriteOp }): void {
     if (entry.op.sent !== entry.counted) this.#host.activity();
     this.bytesWritten += entry.op.sent - (entry.counted ?? 0);
+    if (entry.op.counter) countBytes(entry.op.counter, entry.op.sent - (entry.counted ?? 0));
     entry.counted = entry.op.sent;
   }
 

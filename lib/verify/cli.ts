@@ -13,7 +13,8 @@ import { pathToFileURL } from 'node:url';
 import { CIPHER_NAMES, VERSIONS, type CipherName, type TlsVersion } from '../native/constants.js';
 import { KtlsError } from '../native/errors.js';
 import { probe } from '../native/probe.js';
-import { formatHeader, formatProbe, formatSummary, formatTap, progress } from './report.js';
+import { stats } from '../tools/stats.js';
+import { formatHeader, formatProbe, formatStats, formatSummary, formatTap, progress } from './report.js';
 import { exitCodeOf, GROUPS, runVerify, SUITE, UNAVAILABLE_HINT, type GroupName, type VerifyReport } from './runner.js';
 
 /** What the command line asked for. */
@@ -30,6 +31,8 @@ export interface CliOptions {
   format: 'human' | 'json' | 'tap';
   /** `--probe`: print the capability report instead of running checks. */
   probe: boolean;
+  /** `--stats`: print `ktls.stats()` (alone, or after the checks a group flag asks for). */
+  stats?: boolean;
   /** `--help`. */
   help: boolean;
   /** `--uml[=kernel|all]`: the kernels to run under, or null to run here. */
@@ -60,6 +63,9 @@ groups (default --all):
   --sendpage        sendFile (whole, chunks at offsets, interleaved), spliceFrom a pipe
   --splice-read     spliceTo a pipe (whole, parts, after a read), control and empty records
   --probe           print the kernel's kTLS capability report (ktls.probe()) and exit
+  --stats           print ktls.stats(): the host's /proc/net/tls_stat and this
+                    process's counters (with a group: after its checks, counting
+                    their connections); alone, print and exit
 filters:
   --version V       TLSv1.2 or TLSv1.3 (also 1.2, 1.3; repeat or comma-separate)
   --cipher C        ${CIPHER_NAMES.join(', ')}
@@ -121,6 +127,10 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case '--probe':
         noValue();
         o.probe = true;
+        break;
+      case '--stats':
+        noValue();
+        o.stats = true;
         break;
       case '--version':
         o.versions.push(...value().split(',').map(parseVersion));
@@ -302,6 +312,11 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     return caps.ulp ? 0 : 3;
   }
   const human = o.format === 'human';
+  if (o.stats && o.groups.length === 0) {
+    const s = await stats();
+    io.stdout(human ? formatStats(s) : JSON.stringify(s, null, 2) + '\n');
+    return 0;
+  }
   const caps = await probe();
   if (human && caps.ulp) {
     const label = process.env.KTLS_KERNEL_LABEL;
@@ -316,9 +331,10 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     ...(human ? { onEvent: progress(io.stdout) } : {}),
   });
   if (o.jsonOut) fs.writeFileSync(o.jsonOut, JSON.stringify(report, null, 2) + '\n');
-  if (o.format === 'json') io.stdout(JSON.stringify(report, null, 2) + '\n');
-  else if (o.format === 'tap') io.stdout(formatTap(report));
-  else if (report.available) io.stdout(formatSummary(report));
+  const after = o.stats ? await stats() : undefined;
+  if (o.format === 'json') io.stdout(JSON.stringify(after ? { ...report, stats: after } : report, null, 2) + '\n');
+  else if (o.format === 'tap') io.stdout(formatTap(report) + (after ? formatStats(after).replace(/^/gm, '# ') + '\n' : ''));
+  else if (report.available) io.stdout(formatSummary(report) + (after ? `\n${formatStats(after)}` : ''));
   if (!report.available) io.stderr(`ktls-verify: ${report.unavailableReason ?? 'kTLS is not available'}\n`);
   return exitCodeOf(report);
 }

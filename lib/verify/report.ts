@@ -4,6 +4,7 @@
  * the probe report.
  * @packageDocumentation
  */
+import type { KtlsStats } from '../tools/stats.js';
 import type { Capabilities } from '../native/probe.js';
 import type { CellSummary, VerifyEvent, VerifyReport } from './runner.js';
 import type { CheckResult } from './types.js';
@@ -165,4 +166,26 @@ export function formatTap(report: VerifyReport, indent = ''): string {
   const t = report.totals;
   out.push(`${indent}# ${t.passed} passed, ${t.failed} failed, ${t.unsupported} not supported by this kernel`);
   return out.join('\n') + '\n';
+}
+
+/** `ktls-verify --stats`: the process counters, then the host's `/proc/net/tls_stat`. */
+export function formatStats(s: KtlsStats): string {
+  const p = s.process;
+  const pairs = (m: Record<string, number>): string =>
+    Object.entries(m)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || 'none';
+  const lines = [
+    'this process (ktls.stats().process):',
+    `  connections switched: ${pairs(p.connections)}`,
+    `  open now: ${pairs(p.open)}`,
+    `  fallbacks: ${pairs(p.fallbacks)}`,
+    `  KeyUpdates: ${pairs(p.keyUpdates)}`,
+    `  alerts sent: ${pairs(p.alerts.sent)}`,
+    `  alerts received: ${pairs(p.alerts.received)}`,
+    `  bytes: ${pairs(p.bytes)}`,
+    s.host ? 'this host (/proc/net/tls_stat):' : 'this host: no /proc/net/tls_stat (the kernel has no tls module loaded)',
+    ...Object.entries(s.host ?? {}).map(([k, v]) => `  ${k.padEnd(28)}${v}`),
+  ];
+  return lines.join('\n') + '\n';
 }

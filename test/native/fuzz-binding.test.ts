@@ -126,6 +126,16 @@ const FUNCTIONS: Record<string, { args: Kind[]; returns: (v: unknown, args: unkn
     args: ['fd'],
     returns: (v) => isErrno(v) || (typeof v === 'object' && v !== null && TCP_INFO_FIELDS.every((k) => typeof (v as Record<string, unknown>)[k] === 'number')),
   },
+  tlsDiag: {
+    args: ['fd'],
+    returns: (v) =>
+      isErrno(v) ||
+      (typeof v === 'object' &&
+        v !== null &&
+        typeof (v as Record<string, unknown>).ulp === 'string' &&
+        ['version', 'cipher', 'txConf', 'rxConf'].every((k) => isCount((v as Record<string, unknown>)[k])) &&
+        ['zeroCopyTx', 'rxNoPad'].every((k) => typeof (v as Record<string, unknown>)[k] === 'boolean')),
+  },
   fastOpenSocket: { args: ['family'], returns: countOrErrno, makesFds: true },
   connectFd: { args: ['fd', 'address', 'port'], returns: zeroOrErrno },
   tcpSocket: { args: ['family'], returns: countOrErrno, makesFds: true },

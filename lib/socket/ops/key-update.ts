@@ -5,6 +5,7 @@
  * it and before anything written after it.
  * @packageDocumentation
  */
+import { countKeyUpdate } from '../counters.js';
 import * as os from 'node:os';
 import { cipherSpec, constants, versionNumber, type CipherName } from '../../native/constants.js';
 import { KtlsRekeyError } from '../../native/errors.js';
@@ -75,12 +76,14 @@ export class KeyUpdateOp implements WriteOp {
         this.committed = true;
       }
       rekeyUserspace(ctx.sealer, keys);
+      countKeyUpdate('sent');
       return 'done';
     }
     const n = ctx.handle.send([this.#msg], k.RECORD_HANDSHAKE);
     if (n === -E.EAGAIN || n === -E.EINTR) return 'blocked';
     if (n < 0) throw new KtlsRekeyError('ERR_KTLS_REKEY_FAILED', 'sending the KeyUpdate failed', n, 'sendmsg');
     this.committed = true;
+    countKeyUpdate('sent');
     ctx.accepted(n);
     ctx.txRekeying();
     try {

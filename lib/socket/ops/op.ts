@@ -38,6 +38,8 @@ export type StepResult = 'done' | 'blocked' | 'pending';
 export interface WriteOp {
   /** Application bytes this op has handed to the socket so far. */
   readonly sent: number;
+  /** The process byte counter its bytes count in (`ktls.stats()`). */
+  readonly counter?: 'sendFile' | 'spliceFrom';
   /** Something of it reached the wire even with `sent` 0 (a control record): a failure now ends the connection. */
   readonly committed?: boolean;
   /** Makes as much progress as possible without blocking; throws a KtlsError on failure. */

@@ -23,6 +23,7 @@ export type FileSource = string | number | fs.promises.FileHandle;
 /** `socket.sendFile()` as a write-queue entry: sendfile(2) under kernel TX, read + seal otherwise. */
 export class SendFileOp implements WriteOp {
   sent = 0;
+  readonly counter = 'sendFile';
   #source: FileSource;
   #offset: number;
   #length: number | undefined;

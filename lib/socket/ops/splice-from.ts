@@ -18,6 +18,7 @@ const E = os.constants.errno;
 /** `socket.spliceFrom()`: bytes from a readable fd into the socket, through a pipe when the fd is not one. */
 export class SpliceFromOp implements WriteOp {
   sent = 0;
+  readonly counter = 'spliceFrom';
   #src: number;
   #remaining: number;
   #pipe: [number, number] | null = null;

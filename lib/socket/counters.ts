@@ -1,0 +1,73 @@
+/**
+ * The process's own kTLS counters (this thread's, in a Worker): connections by
+ * who protects their records, fallbacks by reason, KeyUpdates, alerts by name
+ * and bytes by how they were sent. `ktls.stats()` (tools/stats.ts) reports them
+ * next to the host's `/proc/net/tls_stat`.
+ * @packageDocumentation
+ */
+import type { EventEmitter } from 'node:events';
+
+/** Who protects a connection's records, as ktls installed them (per-socket detail, NIC or not: `socket.offload`). */
+export type ConnectionKind = 'kernel' | 'partial' | 'userspace' | 'nodeTls' | 'plain';
+
+/** A snapshot of the process counters (see {@link KtlsStats}). */
+export interface ProcessCounters {
+  /** Connections switched since the process started, by kind: `kernel` (both directions in the kernel), `partial` (one), `userspace` (ktls's record layer), `nodeTls` (node:tls carries them: a Duplex or Unix socket), `plain` (`adopt()`). */
+  connections: Record<ConnectionKind, number>;
+  /** Connections open now, by the same kinds. */
+  open: Record<ConnectionKind, number>;
+  /** Connections that are not wholly the kernel's, by the reason (the `KTLS_FALLBACK` warning's). */
+  fallbacks: Record<string, number>;
+  /** TLS 1.3 KeyUpdates sent and received. */
+  keyUpdates: { sent: number; received: number };
+  /** Alerts sent and received, by name (`close_notify`, `bad_record_mac`, …). */
+  alerts: { sent: Record<string, number>; received: Record<string, number> };
+  /** Application bytes handed to the socket by `write()`, `sendFile()` and `spliceFrom()`, and moved out by `spliceTo()`. */
+  bytes: { write: number; sendFile: number; spliceFrom: number; spliceTo: number };
+}
+
+const kinds = (): Record<ConnectionKind, number> => ({ kernel: 0, partial: 0, userspace: 0, nodeTls: 0, plain: 0 });
+
+const c: ProcessCounters = {
+  connections: kinds(),
+  open: kinds(),
+  fallbacks: {},
+  keyUpdates: { sent: 0, received: 0 },
+  alerts: { sent: {}, received: {} },
+  bytes: { write: 0, sendFile: 0, spliceFrom: 0, spliceTo: 0 },
+};
+
+/** A connection switched (or kept on node:tls): counted, and counted out of `open` at its `'close'`. */
+export function countConnection(socket: EventEmitter, kind: ConnectionKind, fallbackReason?: string): void {
+  c.connections[kind]++;
+  c.open[kind]++;
+  if (fallbackReason !== undefined && kind !== 'kernel' && kind !== 'plain') c.fallbacks[fallbackReason] = (c.fallbacks[fallbackReason] ?? 0) + 1;
+  socket.once('close', () => c.open[kind]--);
+}
+
+/** The kind of a connection from where its records are sealed and opened. */
+export function kindOf(tx: unknown, rx: unknown): ConnectionKind {
+  const k = (tx === 'kernel' ? 1 : 0) + (rx === 'kernel' ? 1 : 0);
+  return k === 2 ? 'kernel' : k === 1 ? 'partial' : 'userspace';
+}
+
+/** An alert sent or received, by name. */
+export function countAlert(dir: 'sent' | 'received', name: string): void {
+  const m = c.alerts[dir];
+  m[name] = (m[name] ?? 0) + 1;
+}
+
+/** A KeyUpdate sent or received. */
+export function countKeyUpdate(dir: 'sent' | 'received'): void {
+  c.keyUpdates[dir]++;
+}
+
+/** Application bytes moved by one path. */
+export function countBytes(path: keyof ProcessCounters['bytes'], n: number): void {
+  c.bytes[path] += n;
+}
+
+/** A deep copy of the counters now. */
+export function processCounters(): ProcessCounters {
+  return structuredClone(c);
+}
