@@ -4,7 +4,6 @@
 // TlsRxNoPadViolation and one TlsDecryptRetry per padded record. With the
 // option off, or from a peer that does not pad, they do not move.
 import t, { type Test } from 'tap';
-import type * as net from 'node:net';
 import * as ktls from '../../lib/index.js';
 import { detectDefect } from '../../lib/native/defects.js';
 import { capabilities, requireKtls } from '../helpers/kernel.js';
