@@ -22,7 +22,7 @@ import { isTcpFd } from '../socket/validate.js';
  * tap) and its record protection. Destroying either side destroys the other.
  * @internal
  */
-export function bridgeToNodeTls(t: tls.TLSSocket, raw: net.Socket, info: TlsInfo, options: KtlsSocketOptions, into?: KtlsSocket): KtlsSocket {
+export function bridgeToNodeTls(t: tls.TLSSocket, raw: net.Socket, info: TlsInfo, options: KtlsSocketOptions, reason: string, into?: KtlsSocket): KtlsSocket {
   const b = requireBinding();
   const pair = b.socketPair();
   if (typeof pair === 'number') throw new KtlsSystemError(pair, 'socketpair');
@@ -61,6 +61,8 @@ export function bridgeToNodeTls(t: tls.TLSSocket, raw: net.Socket, info: TlsInfo
     // No TCP under a Unix-domain socket or a stream: the TCP options are then no-ops, as net.Socket's are over a pipe.
     tcpFd: isTcpFd(b, handleFd(raw)) ? handleFd(raw) : -1,
     nodeTls: { protocol },
+    // Why node:tls keeps the records (the KTLS_NODE_TLS warning's words): socket.offload.reason.
+    fallbackReason: reason,
   };
   // A socket destroyed while connecting gets a new one here, which its caller destroys.
   const sock = into && !into.destroyed ? into.attach(paths) : new KtlsSocket(paths, options);

@@ -171,9 +171,12 @@ export async function upgradeWith(socket: net.Socket, secrets: TlsSecrets, optio
     // A suite this kernel installs but is known to carry wrongly stays in userspace.
     const defect = options.kernel === false ? null : await kernelDefect('records', s.version, s.cipher);
     if (socket.destroyed) throw new KtlsError('ERR_SOCKET_CLOSED', 'the socket was destroyed during upgrade');
-    // TLS_RX_EXPECT_NO_PAD where asked for and the kernel reads padded records right with it on.
+    // TLS_RX_EXPECT_NO_PAD where asked for and the kernel reads padded records right with it on (one check per process: any cipher).
     const noPad =
-      options.kernel !== false && s.version === 'TLSv1.3' && options.rxExpectNoPad !== false && (await kernelDefect('rx-no-pad', s.version, s.cipher)) === null;
+      options.kernel !== false &&
+      s.version === 'TLSv1.3' &&
+      options.rxExpectNoPad !== false &&
+      (await kernelDefect('rx-no-pad', 'TLSv1.3', 'aes-128-gcm')) === null;
     return await takeOver(b, socket, uv, s, options.kernel === false ? 'never' : fallback, { ...options, rxExpectNoPad: noPad }, handover, defect);
   } finally {
     wipeDirection(s.tx);
