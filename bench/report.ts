@@ -104,6 +104,9 @@ function charts(results: BenchResults): Chart[] {
     } else if (s.id === 'small' || s.id === 'small-plain') {
       const title = `${s.title}: requests/s (median)${tag}`;
       out.push({ file: `${s.id}-rps.svg`, scenario: s.id, alt: title, spec: barSpec(title, s.rows, 'req/s', 'requests/s', 'message size') });
+    } else if (s.id === 'rx-nopad' && s.rows.some((r) => r.available)) {
+      const title = `${s.title}: receiver CPU µs per MiB received (user + system, median)${tag}`;
+      out.push({ file: 'rx-nopad-cpu.svg', scenario: s.id, alt: title, spec: barSpec(title, s.rows, 'receiver CPU µs/MiB', 'CPU µs/MiB', 'data per run') });
     } else if (s.id === 'handshake') {
       const title = `${s.title}: time to first response byte, ms (median)${tag}`;
       out.push({ file: 'handshake-ttfb.svg', scenario: s.id, alt: title, spec: barSpec(title, s.rows, 'TTFB ms', 'ms', '') });
@@ -208,7 +211,12 @@ export async function writeReport(results: BenchResults, dir = reportDir(results
     if (s.id === 'handshake') {
       if (notes.length) md.push('Per contender:', '', ...notes.map((n) => `- ${n}`), '');
     } else if (methods.length && s.id !== 'splice') {
-      md.push('How each contender sends:', '', ...methods.map((n) => `- ${n}`), '');
+      md.push(
+        s.id === 'rx-nopad' ? "What each receiver's socket reported (socket.offload):" : 'How each contender sends:',
+        '',
+        ...methods.map((n) => `- ${n}`),
+        '',
+      );
     }
     if (s.notes.length) md.push(...s.notes.map((n) => `- ${n}`), '');
   }

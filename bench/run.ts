@@ -16,6 +16,7 @@ import { h2Scenario } from './h2.js';
 import { reportDir, writeReport } from './report.js';
 import { Worker, type Ctx, type ScenarioResult } from './sampling.js';
 import { resumptionScenario } from './resumption.js';
+import { rxNopadScenario } from './rx-nopad.js';
 import { bulkPlan, bulkScenario, handshakeScenario, addNetem, plainScenario, prepareFiles, smallScenario, spliceScenario } from './scenarios.js';
 import { idleScenario, staticScenario } from './serving.js';
 
@@ -31,7 +32,7 @@ export interface BenchResults {
   updated?: Array<{ id: string; at: string }>;
 }
 
-const KTLS_SCENARIOS = ['bulk', 'small', 'splice', 'handshake', 'resumption', 'static', 'h2', 'idle'];
+const KTLS_SCENARIOS = ['bulk', 'small', 'splice', 'handshake', 'resumption', 'static', 'h2', 'rx-nopad', 'idle'];
 const HOST_SCENARIOS = ['plain', 'small-plain', 'static-plain', 'static-adopt', 'resumption-cpu'];
 const RTT_MS = 20;
 /** Scenarios that need netem's RTT on loopback. */
@@ -95,6 +96,7 @@ async function runScenarios(names: string[], quick: boolean, where: 'native' | '
       else if (name === 'static-plain') out.push(await staticScenario(ctx, true));
       else if (name === 'static-adopt') out.push(await staticScenario(ctx, true, true));
       else if (name === 'h2') out.push(await h2Scenario(ctx));
+      else if (name === 'rx-nopad') out.push(await rxNopadScenario(ctx));
       else if (name === 'idle') out.push(await idleScenario(ctx));
       else if (name === 'resumption-cpu') out.push(await resumptionScenario(ctx, 'no netem on this kernel: CPU figures only', RTT_MS, 'resumption-cpu'));
       else if (name === 'handshake' || name === 'resumption') {

@@ -3,6 +3,7 @@
 // shapes written to results.json and read by report.ts.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import type * as net from 'node:net';
 import * as path from 'node:path';
 import { progress, stat, type Stat } from './common.js';
 import type { WireKeys } from './ops/common.js';
@@ -80,7 +81,8 @@ export class Worker {
     });
   }
 
-  call<T>(op: string, args: object = {}, timeoutMs = 180_000): Promise<T> {
+  /** `handle`: a socket handed to the worker with the message (the op gets it as its second argument; it closes here). */
+  call<T>(op: string, args: object = {}, timeoutMs = 180_000, handle?: net.Socket): Promise<T> {
     const id = ++this.#id;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -91,7 +93,8 @@ export class Worker {
         resolve: (v) => (clearTimeout(timer), resolve(v as T)),
         reject: (e) => (clearTimeout(timer), reject(e)),
       });
-      this.child.send({ id, op, args });
+      if (handle) this.child.send({ id, op, args }, handle);
+      else this.child.send({ id, op, args });
     });
   }
 

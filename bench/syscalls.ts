@@ -13,6 +13,8 @@ export interface SyscallCounts {
   perRequest: Record<string, number>;
   /** The calls in the 'other' class, per request, most first. */
   other?: Array<[string, number]>;
+  /** Every call counted (futex too), by name, per request. */
+  byName?: Record<string, number>;
   total: number;
   requests: number;
   unavailable?: string;
@@ -59,15 +61,17 @@ export async function countSyscalls(pid: number, during: () => Promise<number>):
   if (calls.size === 0 || requests === 0) return { perRequest: {}, total: 0, requests, unavailable: `no syscalls counted (${stderr.trim().slice(0, 200)})` };
   const perRequest: Record<string, number> = {};
   const other: Array<[string, number]> = [];
+  const byName: Record<string, number> = {};
   let total = 0;
   for (const [name, n] of calls) {
+    if (name !== 'total') byName[name] = n / requests;
     if (name === 'futex' || name === 'total') continue; // thread hand-offs, not the I/O path
     total += n;
     const cls = Object.keys(CLASSES).find((c) => CLASSES[c].includes(name)) ?? 'other';
     perRequest[cls] = (perRequest[cls] ?? 0) + n / requests;
     if (cls === 'other') other.push([name, n / requests]);
   }
-  return { perRequest, other: other.sort((a, b) => b[1] - a[1]), total: total / requests, requests };
+  return { perRequest, other: other.sort((a, b) => b[1] - a[1]), byName, total: total / requests, requests };
 }
 
 /** A note with the server's syscalls per request of each contender (strace -c -f on the server worker for a short run). */

@@ -7,10 +7,11 @@ import { recvResult, recvStart, send, sendFileCost, warm } from './ops/bulk.js';
 import { bulkEcho, echoConnect, echoMark, echoRun, echoServe, echoStop } from './ops/echo.js';
 import { h2Mark, h2Run, h2Serve, h2Stop } from './ops/h2.js';
 import { hsClient, hsServe, hsStop } from './ops/handshake.js';
+import { rxNopadAccept, rxNopadDrop, rxNopadReceive, rxNopadSend } from './ops/rx-nopad.js';
 import { staticMark, staticRun, staticServe, staticStop } from './ops/static.js';
 
-/** Every op a worker answers, by the name the parent sends (sampling.ts, Worker#call). */
-const OPS: Record<string, (a: never) => unknown> = {
+/** Every op a worker answers, by the name the parent sends (sampling.ts, Worker#call), with the socket sent along, if any. */
+const OPS: Record<string, (a: never, handle?: never) => unknown> = {
   recvStart,
   recvResult,
   send,
@@ -33,16 +34,20 @@ const OPS: Record<string, (a: never) => unknown> = {
   hsServe,
   hsStop,
   hsClient,
+  rxNopadAccept,
+  rxNopadReceive,
+  rxNopadSend,
+  rxNopadDrop,
   exit: () => setImmediate(() => process.exit(0)),
 };
 
 if (require.main === module) {
-  process.on('message', (m: { id: number; op: string; args: unknown }) => {
+  process.on('message', (m: { id: number; op: string; args: unknown }, handle?: unknown) => {
     const op = OPS[m.op];
     Promise.resolve()
       .then(() => {
         if (!op) throw new Error(`unknown op ${m.op}`);
-        return op(m.args as never);
+        return op(m.args as never, handle as never);
       })
       .then(
         (result) => process.send!({ id: m.id, ok: true, result }),
