@@ -19,11 +19,30 @@ export interface ProcessCounters {
   /** Connections that are not wholly the kernel's, by the reason (the `KTLS_FALLBACK` warning's). */
   fallbacks: Record<string, number>;
   /** TLS 1.3 KeyUpdates sent and received. */
-  keyUpdates: { sent: number; received: number };
+  keyUpdates: {
+    /** Ours (`updateKeys()`, answers to the peer's requests, key usage limits). */
+    sent: number;
+    /** The peer's. */
+    received: number;
+  };
   /** Alerts sent and received, by name (`close_notify`, `bad_record_mac`, …). */
-  alerts: { sent: Record<string, number>; received: Record<string, number> };
-  /** Application bytes handed to the socket by `write()`, `sendFile()` and `spliceFrom()`, and moved out by `spliceTo()`. */
-  bytes: { write: number; sendFile: number; spliceFrom: number; spliceTo: number };
+  alerts: {
+    /** Alerts that reached the socket, by name. */
+    sent: Record<string, number>;
+    /** Alerts the peer sent, by name. */
+    received: Record<string, number>;
+  };
+  /** Application bytes by path. */
+  bytes: {
+    /** Handed to the socket by `write()`/`end()`. */
+    write: number;
+    /** Sent by `sendFile()`. */
+    sendFile: number;
+    /** Sent by `spliceFrom()`. */
+    spliceFrom: number;
+    /** Received and moved out by `spliceTo()`. */
+    spliceTo: number;
+  };
 }
 
 const kinds = (): Record<ConnectionKind, number> => ({ kernel: 0, partial: 0, userspace: 0, nodeTls: 0, plain: 0 });

@@ -25,8 +25,11 @@ interface PromConfig {
 }
 /** A prom-client metric as this file drives it. */
 export interface PromMetric {
+  /** Forgets every sample (prom-client's `reset()`). */
   reset(): void;
+  /** Adds to a counter's sample. */
   inc(labels: Record<string, string>, value: number): void;
+  /** Sets a gauge's sample. */
   set(labels: Record<string, string>, value: number): void;
 }
 

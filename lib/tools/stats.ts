@@ -30,12 +30,21 @@ export async function stats(): Promise<KtlsStats> {
 
 /** One Prometheus metric: its type, help and samples (label set → value). */
 export interface Metric {
+  /** The metric's name (`ktls_*`). */
   name: string;
+  /** Its Prometheus type. */
   type: 'counter' | 'gauge';
+  /** Its `# HELP` text. */
   help: string;
   /** The label names every sample has. */
   labelNames: string[];
-  samples: Array<{ labels: Record<string, string>; value: number }>;
+  /** One value per label set. */
+  samples: Array<{
+    /** The sample's labels (each of `labelNames`). */
+    labels: Record<string, string>;
+    /** Its value. */
+    value: number;
+  }>;
 }
 
 const each = (m: Record<string, number>, label: string): Metric['samples'] => Object.entries(m).map(([k, value]) => ({ labels: { [label]: k }, value }));
