@@ -46,10 +46,12 @@ interface Args {
   out: string | null;
   reportOnly: string | null;
   update: boolean;
+  /** The UML kernel for the kTLS scenarios where this kernel has no kTLS (a name, or auto: the first that boots). */
+  kernel: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, only: null, inner: false, netns: false, out: null, reportOnly: null, update: false };
+  const a: Args = { quick: false, only: null, inner: false, netns: false, out: null, reportOnly: null, update: false, kernel: 'auto' };
   for (let i = 0; i < argv.length; i++) {
     const [k, inline] = argv[i].split('=', 2) as [string, string | undefined];
     const val = (): string => inline ?? argv[++i] ?? '';
@@ -60,9 +62,10 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--out') a.out = val();
     else if (k === '--report') a.reportOnly = val();
     else if (k === '--update') a.update = true;
+    else if (k === '--kernel') a.kernel = val();
     else
       throw new Error(
-        `unknown argument ${k}; usage: run.js [--quick] [--only ${[...HOST_SCENARIOS, ...KTLS_SCENARIOS].join(',')}] [--report results.json] [--update (with --only: replace those scenarios in the last full report)]`,
+        `unknown argument ${k}; usage: run.js [--quick] [--only ${[...HOST_SCENARIOS, ...KTLS_SCENARIOS].join(',')}] [--report results.json] [--update (with --only: replace those scenarios in the last full report)] [--kernel 6.1|7.2|... (UML kernel for the kTLS scenarios)]`,
       );
   }
   return a;
@@ -124,7 +127,12 @@ async function runScenarios(names: string[], quick: boolean, where: 'native' | '
 }
 
 /** Runs this script again in another environment (UML, a network namespace) and reads its results. */
-async function runElsewhere(how: 'uml' | 'netns', names: string[], quick: boolean): Promise<{ machine: MachineInfo; scenarios: ScenarioResult[] }> {
+async function runElsewhere(
+  how: 'uml' | 'netns',
+  names: string[],
+  quick: boolean,
+  kernel = 'auto',
+): Promise<{ machine: MachineInfo; scenarios: ScenarioResult[] }> {
   const out = path.join(CACHE, `inner-${how}-${process.pid}.json`);
   fs.rmSync(out, { force: true });
   const args = [
@@ -142,7 +150,7 @@ async function runElsewhere(how: 'uml' | 'netns', names: string[], quick: boolea
       runInUml: (cmd: string[], o: object) => Promise<{ status: number; kernelLabel: string }>;
     };
     progress('booting user-mode-linux for the kTLS scenarios (queues behind other UML guests on .cache/uml/run.lock)');
-    const r = await uml.runInUml([process.execPath, ...args], { cwd: ROOT, mem: '2048M', timeout: 1500, output: process.stderr });
+    const r = await uml.runInUml([process.execPath, ...args], { kernel, cwd: ROOT, mem: '2048M', timeout: 1500, output: process.stderr });
     if (r.status !== 0) throw new Error(`the UML run exited with ${r.status}`);
   } else {
     const script = `ip link set lo up && exec "$0" "$@"`;
@@ -211,7 +219,7 @@ async function main(): Promise<void> {
             );
         }
       } else if (ktlsWhere === 'uml') {
-        const inner = await runElsewhere('uml', kt, args.quick);
+        const inner = await runElsewhere('uml', kt, args.quick, args.kernel);
         results.scenarios.push(...inner.scenarios);
         results.ktls.machine = inner.machine;
       } else {
