@@ -13,6 +13,8 @@ import * as tls from 'node:tls';
 import Fastify from 'fastify';
 import * as undici from 'undici';
 import * as ktls from '../../lib/index.js';
+import { fdCount } from '../helpers/connect-cases.js';
+import { collect, Collected } from '../helpers/gc.js';
 import { curl, sha256 } from '../helpers/http.js';
 import { CERTS } from '../helpers/tls.js';
 
@@ -21,16 +23,10 @@ const KINDS: Kind[] = ['node', 'ktls'];
 type Handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
 type AnyServer = http2.Http2SecureServer | ktls.KtlsHttp2Server;
 
-/** Each server's sessions, from its `'session'` events. */
-const sessions = new WeakMap<AnyServer, Set<http2.ServerHttp2Session>>();
-
 function makeServer(kind: Kind, kernel: boolean, options: { allowHTTP1?: boolean }, handler?: Handler): AnyServer {
   const opts = { key: CERTS.key, cert: CERTS.cert, ...options };
   const server =
     kind === 'node' ? http2.createSecureServer(opts, handler) : ktls.createSecureHttp2Server({ ...opts, ktls: kernel ? {} : { kernel: false } }, handler);
-  const seen = new Set<http2.ServerHttp2Session>();
-  sessions.set(server, seen);
-  server.on('session', (s: http2.ServerHttp2Session) => seen.add(s));
   return server;
 }
 
@@ -192,9 +188,11 @@ export async function h2Scenarios(t: Test, kernel: boolean): Promise<void> {
       const log = runs[kind];
       const server = makeServer(kind, kernel, {}, routes(log));
       const sessionEnds: Array<Promise<void>> = [];
-      server.on('session', (s: http2.ServerHttp2Session) =>
-        sessionEnds.push(new Promise((resolve) => s.on('close', () => resolve(void log.push('server session close'))))),
-      );
+      const open = new Set<http2.ServerHttp2Session>();
+      server.on('session', (s: http2.ServerHttp2Session) => {
+        open.add(s);
+        sessionEnds.push(new Promise((resolve) => s.on('close', () => resolve(void log.push('server session close')))));
+      });
       const port = await listen(server);
       const session = connect(port);
       session.on('goaway', (code: number) => log.push(`client goaway ${code}`));
@@ -208,7 +206,7 @@ export async function h2Scenarios(t: Test, kernel: boolean): Promise<void> {
       });
       log.push(`new connection: ${refused}`);
       // The server ends its sessions with GOAWAY, as an application does at shutdown.
-      for (const s of sessions.get(server) ?? []) if (!s.closed) s.close();
+      for (const s of open) if (!s.closed) s.close();
       await closed;
       log.push(`client closed: ${session.closed}`);
       await Promise.all(sessionEnds);
@@ -291,5 +289,31 @@ export async function h2Scenarios(t: Test, kernel: boolean): Promise<void> {
     }
     t.same(runs.ktls, runs.node, 'as on node:http2');
     t.equal(runs.ktls.length, 2, 'both clients were answered');
+  });
+
+  await t.test('30 HTTP/2 sessions opened and closed: every fd released, every server socket and session collected', async (t) => {
+    const collected = new Collected();
+    const server = makeServer('ktls', kernel, {}, routes([]));
+    server.on('session', (session: http2.ServerHttp2Session) => collected.track(session));
+    (server as ktls.KtlsHttp2Server).tls.on('secureConnection', (s: ktls.KtlsSocket) => collected.track(s));
+    const port = await listen(server);
+    // One session first: what the server sets up once (the h2 server's state, the addon) is not growth.
+    const warm = connect(port);
+    await get(warm, { ':path': '/json/0' });
+    warm.close();
+    await once(warm, 'close');
+    const fds = fdCount();
+    for (let i = 0; i < 30; i++) {
+      const session = connect(port);
+      const got = await get(session, { ':path': `/json/${i}` });
+      t.equal(got.status, 200);
+      if (i % 2) session.destroy();
+      else session.close();
+      await once(session, 'close');
+    }
+    await closeServer(server);
+    await collect(collected);
+    t.equal(fdCount(), fds - 1, 'every fd of the 30 sessions released (and the listener closed)');
+    t.ok(collected.finalized >= collected.tracked - 2, `server sockets and sessions collected (${collected.finalized} of ${collected.tracked})`);
   });
 }
