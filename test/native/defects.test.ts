@@ -20,11 +20,11 @@ t.test('every table entry names its versions, ciphers, range, fix and evidence, 
   await t.rejects(detectDefect('no-such-defect', 'TLSv1.3', 'aes-128-gcm'), { name: 'RangeError' });
 });
 
-t.test('kernels at or past every range are not checked at all', async (t) => {
-  for (const rel of ['6.1.0-28-amd64', '6.12.113', '7.2.7', '6.14.0']) {
-    for (const d of KERNEL_DEFECTS) {
+t.test('kernels at or past a range are not checked for that defect', async (t) => {
+  for (const d of KERNEL_DEFECTS) {
+    // A detector that ran would say something on a kernel without kTLS, or find nothing; not running answers at once with null.
+    for (const rel of [`${d.before}.0`, `${d.before}.7-amd64`, '7.2.7', '8.0.1'])
       t.equal(await kernelDefect(d.area, d.versions[0], d.ciphers[0], rel), null, `${rel}: ${d.id} not looked for`);
-    }
   }
 });
 
