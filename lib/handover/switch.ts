@@ -135,7 +135,7 @@ function keepOnNodeTls(t: tls.TLSSocket, st: HandoverState, opts: KtlsHandoverOp
   const why = notTcp ? 'a connection over a transport that is not TCP' : `a connection negotiated ${suite}, which kernel TLS cannot carry`;
   const sock = bridgeToNodeTls(t, st.raw, info, opts, `${why}; node:tls keeps protecting its records`, st.into);
   for (const s of st.sessions ?? []) process.nextTick(() => sock.emit('session', s));
-  countConnection(sock, 'nodeTls', why);
+  countConnection(sock, 'userspace', why);
   if (!warnedNodeTls.has(notTcp)) {
     warnedNodeTls.add(notTcp);
     process.emitWarning(`${why}; node:tls keeps protecting its records`, { code: 'KTLS_NODE_TLS' });

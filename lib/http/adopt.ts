@@ -105,6 +105,6 @@ export async function adopt(socket: net.Socket, options: AdoptOptions = {}): Pro
   Object.defineProperty(s, 'version', { value: null, enumerable: true });
   Object.defineProperty(s, 'cipher', { value: null, enumerable: true });
   adopted.add(s);
-  countConnection(s, 'plain');
+  countConnection(s, 'none');
   return s;
 }

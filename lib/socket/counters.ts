@@ -6,13 +6,21 @@
  * @packageDocumentation
  */
 import type { EventEmitter } from 'node:events';
+import type { Offload } from './offload.js';
 
-/** Who protects a connection's records, as ktls installed them (per-socket detail, NIC or not: `socket.offload`). */
-export type ConnectionKind = 'kernel' | 'partial' | 'userspace' | 'nodeTls' | 'plain';
+/**
+ * Who protects a connection's records, from its `socket.offload` at the switch:
+ * `kernel-sw`/`kernel-hw` (both directions the kernel's, in software / with the
+ * NIC in either), `kernel` (the kernel's, which would not say which: no
+ * `CAP_NET_ADMIN`), `partial` (one direction the kernel's, the other in
+ * userspace), `userspace` (ktls's record layer, or node:tls), `none` (plain TCP
+ * from `adopt()`).
+ */
+export type ConnectionKind = 'kernel-sw' | 'kernel-hw' | 'kernel' | 'partial' | 'userspace' | 'none';
 
 /** A snapshot of the process counters (see {@link KtlsStats}). */
 export interface ProcessCounters {
-  /** Connections switched since the process started, by kind: `kernel` (both directions in the kernel), `partial` (one), `userspace` (ktls's record layer), `nodeTls` (node:tls carries them: a Duplex or Unix socket), `plain` (`adopt()`). */
+  /** Connections switched since the process started, by {@link ConnectionKind}. */
   connections: Record<ConnectionKind, number>;
   /** Connections open now, by the same kinds. */
   open: Record<ConnectionKind, number>;
@@ -45,7 +53,7 @@ export interface ProcessCounters {
   };
 }
 
-const kinds = (): Record<ConnectionKind, number> => ({ kernel: 0, partial: 0, userspace: 0, nodeTls: 0, plain: 0 });
+const kinds = (): Record<ConnectionKind, number> => ({ 'kernel-sw': 0, 'kernel-hw': 0, kernel: 0, partial: 0, userspace: 0, none: 0 });
 
 const c: ProcessCounters = {
   connections: kinds(),
@@ -60,14 +68,17 @@ const c: ProcessCounters = {
 export function countConnection(socket: EventEmitter, kind: ConnectionKind, fallbackReason?: string): void {
   c.connections[kind]++;
   c.open[kind]++;
-  if (fallbackReason !== undefined && kind !== 'kernel' && kind !== 'plain') c.fallbacks[fallbackReason] = (c.fallbacks[fallbackReason] ?? 0) + 1;
+  if (fallbackReason !== undefined && (kind === 'partial' || kind === 'userspace')) c.fallbacks[fallbackReason] = (c.fallbacks[fallbackReason] ?? 0) + 1;
   socket.once('close', () => c.open[kind]--);
 }
 
-/** The kind of a connection from where its records are sealed and opened. */
-export function kindOf(tx: unknown, rx: unknown): ConnectionKind {
-  const k = (tx === 'kernel' ? 1 : 0) + (rx === 'kernel' ? 1 : 0);
-  return k === 2 ? 'kernel' : k === 1 ? 'partial' : 'userspace';
+/** The kind of a connection from its offload. */
+export function kindOf(o: Offload): ConnectionKind {
+  const inKernel = (k: string): boolean => k.startsWith('kernel');
+  if (inKernel(o.tx) !== inKernel(o.rx)) return 'partial';
+  if (!inKernel(o.tx)) return o.tx === 'none' && o.rx === 'none' ? 'none' : 'userspace';
+  if (o.tx === 'kernel-hw' || o.rx === 'kernel-hw') return 'kernel-hw';
+  return o.tx === 'kernel-sw' && o.rx === 'kernel-sw' ? 'kernel-sw' : 'kernel';
 }
 
 /** An alert sent or received, by name. */

@@ -11,8 +11,8 @@ import { errnoName } from '../native/errors.js';
  * Who seals (TX) or opens (RX) the records of one direction:
  * - `'kernel-sw'`: the kernel, in software (kTLS's own crypto);
  * - `'kernel-hw'`: the kernel with the NIC doing the crypto (`TLS_HW`, `TLS_HW_RECORD`);
- * - `'kernel'`: the kernel, which would not say which (sock_diag shows the
- *   TLS offload only to processes with `CAP_NET_ADMIN`);
+ * - `'kernel'`: the kernel, which would not say which (6.1's sock_diag shows
+ *   the TLS offload only to processes with `CAP_NET_ADMIN`; 7.2's to any);
  * - `'userspace'`: this process (ktls's record layer, or node:tls);
  * - `'none'`: no records (plain TCP from `ktls.adopt()`, or a closed socket).
  */
@@ -47,7 +47,7 @@ export interface OffloadFacts {
   fallbackReason: string | undefined;
 }
 
-const HIDDEN = 'the kernel shows whether a NIC does the crypto only to processes with CAP_NET_ADMIN (sock_diag TLS_INFO)';
+const HIDDEN = 'this kernel shows whether a NIC does the crypto (sock_diag TLS_INFO) only to processes with CAP_NET_ADMIN';
 
 /** An `SOL_TLS` option's value (false where the kernel lacks it). */
 function tlsOption(b: Binding, fd: number, name: number): boolean {

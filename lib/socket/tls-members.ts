@@ -36,7 +36,7 @@ export abstract class KtlsTlsMembers extends KtlsSocketBase {
   /**
    * What protects this connection's records, per direction, read from the
    * kernel now: `'kernel-sw'`, `'kernel-hw'` (the NIC does the crypto),
-   * `'kernel'` (the kernel would not say which: sock_diag shows it only with
+   * `'kernel'` (the kernel would not say which: some, 6.1 among them, show it only with
    * `CAP_NET_ADMIN`), `'userspace'` or `'none'`, with the `reason` where a
    * direction is not the kernel's (the `KTLS_FALLBACK` warning's), and whether
    * `TLS_TX_ZEROCOPY_RO` and `TLS_RX_EXPECT_NO_PAD` are on. Each read is one

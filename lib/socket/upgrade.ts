@@ -381,7 +381,8 @@ async function takeOver(
   // A socket destroyed while connecting gets a new one here, which its caller destroys.
   const ktls = handover.into && !handover.into.destroyed ? handover.into.attach(paths) : new KtlsSocket(paths, options);
   holder.value = ktls;
-  countConnection(ktls, kindOf(tx, rx), fallbackReason);
+  // One sock_diag request per connection (next to its handshake, little): the counters say software or NIC.
+  countConnection(ktls, kindOf(ktls.offload), fallbackReason);
   if (options.maxRecordSize !== undefined) {
     try {
       ktls.setMaxRecordSize(options.maxRecordSize);

@@ -40,7 +40,7 @@ void t.test('the counters follow two kernel connections: kinds, bytes, alerts, K
   await once(x, 'secureConnect');
   const y = await accepted;
   const during = await ktls.stats();
-  t.same(delta(before.process.open, during.process.open), { kernel: 2 }, 'two kernel connections open');
+  t.same(delta(before.process.open, during.process.open), { 'kernel-sw': 2 }, 'two connections open, software kTLS both ways (sock_diag)');
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ktls-stats-')), 'f');
   fs.writeFileSync(file, Buffer.alloc(50_000, 3));
   t.teardown(() => fs.rmSync(path.dirname(file), { recursive: true, force: true }));
@@ -75,7 +75,7 @@ void t.test('the counters follow two kernel connections: kinds, bytes, alerts, K
 
   const after = await ktls.stats();
   const p = { connections: delta(before.process.connections, after.process.connections), open: delta(before.process.open, after.process.open) };
-  t.same(p, { connections: { kernel: 3 }, open: {} }, 'three kernel connections switched, none open now');
+  t.same(p, { connections: { 'kernel-sw': 3 }, open: {} }, 'three software-kTLS connections switched, none open now');
   t.same(delta(before.process.bytes, after.process.bytes), { write: 1000 + (keyUpdates ? 10 : 0), sendFile: 50_000 }, 'bytes by path');
   t.same(delta(before.process.alerts.sent, after.process.alerts.sent), { close_notify: 2, bad_record_mac: 1 }, 'alerts sent');
   t.same(delta(before.process.alerts.received, after.process.alerts.received), { close_notify: 2 }, 'alerts received');
@@ -102,8 +102,9 @@ void t.test('Prometheus text, a prom-client registry and ktls-verify --stats rep
   const s = await ktls.stats();
   const text = ktls.prometheusText(s);
   const line = (name: string, labels: string): string | undefined => text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
-  t.equal(line('ktls_connections_total', 'kind="kernel"'), `ktls_connections_total{kind="kernel"} ${s.process.connections.kernel}`);
-  t.equal(line('ktls_connections_open', 'kind="kernel"'), `ktls_connections_open{kind="kernel"} ${s.process.open.kernel}`);
+  t.equal(line('ktls_connections_total', 'kind="kernel-sw"'), `ktls_connections_total{kind="kernel-sw"} ${s.process.connections['kernel-sw']}`);
+  t.equal(line('ktls_connections_open', 'kind="kernel-sw"'), `ktls_connections_open{kind="kernel-sw"} ${s.process.open['kernel-sw']}`);
+  t.ok(s.process.open['kernel-sw'] >= 2, 'the two open here count');
   t.match(text, /^# TYPE ktls_host_tls_current gauge$/m);
   t.match(text, new RegExp(`^ktls_host_tls_current\\{name="TlsCurrTxSw"\\} ${s.host?.TlsCurrTxSw ?? -1}$`, 'm'), 'the host gauge');
 
@@ -111,7 +112,7 @@ void t.test('Prometheus text, a prom-client registry and ktls-verify --stats rep
   const metrics = ktls.registerPromClient({ register });
   t.equal(metrics.length, 8, 'one prom-client metric per ktls metric');
   const scraped = await register.metrics();
-  t.match(scraped, new RegExp(`^ktls_connections_open\\{kind="kernel"\\} ${s.process.open.kernel}$`, 'm'), 'prom-client scrapes the open connections');
+  t.match(scraped, new RegExp(`^ktls_connections_open\\{kind="kernel-sw"\\} ${s.process.open['kernel-sw']}$`, 'm'), 'prom-client scrapes the open connections');
   t.match(scraped, /^# TYPE ktls_connections_total counter$/m);
   t.match(scraped, /^ktls_host_tls_total\{name="TlsTxSw"\} \d+$/m, 'and the host counters');
 
@@ -121,7 +122,7 @@ void t.test('Prometheus text, a prom-client registry and ktls-verify --stats rep
   );
   const report = JSON.parse(json) as ktls.KtlsStats;
   t.equal(report.host?.TlsCurrTxSw, s.host?.TlsCurrTxSw ?? 0, 'ktls-verify --stats --json reads the same host counters (this process holds two)');
-  t.same(report.process.connections, { kernel: 0, partial: 0, userspace: 0, nodeTls: 0, plain: 0 }, 'and its own (fresh) process counters');
+  t.same(report.process.connections, { 'kernel-sw': 0, 'kernel-hw': 0, kernel: 0, partial: 0, userspace: 0, none: 0 }, 'and its own (fresh) process counters');
   const human = await new Promise<string>((resolve, reject) =>
     execFile(process.execPath, [cli, '--stats'], (err, out) => (err ? reject(new Error(err.message)) : resolve(out))),
   );

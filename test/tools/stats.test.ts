@@ -23,8 +23,8 @@ void t.test('connections on userspace records count by kind and by reason', asyn
 void t.test('prometheusText escapes label values and types every metric', (t) => {
   const s: ktls.KtlsStats = {
     process: {
-      connections: { kernel: 1, partial: 0, userspace: 2, nodeTls: 0, plain: 0 },
-      open: { kernel: 0, partial: 0, userspace: 1, nodeTls: 0, plain: 0 },
+      connections: { 'kernel-sw': 1, 'kernel-hw': 0, kernel: 0, partial: 0, userspace: 2, none: 0 },
+      open: { 'kernel-sw': 0, 'kernel-hw': 0, kernel: 0, partial: 0, userspace: 1, none: 0 },
       fallbacks: { 'no "tls" ULP\\here\nnext': 2 },
       keyUpdates: { sent: 0, received: 0 },
       alerts: { sent: { close_notify: 3 }, received: {} },
