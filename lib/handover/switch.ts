@@ -6,7 +6,6 @@
  * of ours can carry its suite).
  * @packageDocumentation
  */
-import { countConnection } from '../socket/counters.js';
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import { loadBinding } from '../native/binding.js';
@@ -23,6 +22,7 @@ import { answerKeyUpdate, carriable, deriveSecrets, secretsOf, startTracking, wi
 import { relayTickets } from './tickets.js';
 import { localCertificate, tlsInfo } from './tls-info.js';
 import { settled, type WireTap } from './wire-tap.js';
+import { countConnection } from '../socket/counters.js';
 
 /** ktls-specific options of `connect()`, `createServer()` and `upgradeTLSSocket()`. */
 export interface KtlsHandoverOptions extends KtlsSocketOptions {

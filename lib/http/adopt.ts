@@ -6,7 +6,6 @@
  * does, without keys: bytes node:net had read but not delivered come first.
  * @packageDocumentation
  */
-import { countConnection } from '../socket/counters.js';
 import type * as net from 'node:net';
 import { requireBinding } from '../native/binding.js';
 import { KtlsError, KtlsSystemError, invalidArgType } from '../native/errors.js';
@@ -14,6 +13,7 @@ import { holdReads } from '../native/net-handle.js';
 import type { RecordPaths } from '../socket/paths.js';
 import { KtlsSocket } from '../socket/socket.js';
 import { checkTcp, validateSocket } from '../socket/validate.js';
+import { countConnection } from '../socket/counters.js';
 
 /** Options of {@link adopt}. */
 export interface AdoptOptions {

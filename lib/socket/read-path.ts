@@ -5,10 +5,10 @@
  * read can fail mapped to the alert OpenSSL would send and a typed error.
  * @packageDocumentation
  */
-import { countAlert, countKeyUpdate } from './counters.js';
 import * as os from 'node:os';
 import { constants } from '../native/constants.js';
 import { ALERT, KtlsAlertError, KtlsError, KtlsSystemError, alertName, type AlertErrorCode } from '../native/errors.js';
+import { countAlert, countKeyUpdate } from './counters.js';
 import type { KeySchedule } from '../record/key-schedule.js';
 import type { OpenedRecord, RecordOpener } from '../record/layer.js';
 import { HandshakeReader } from '../record/post-handshake.js';

@@ -6,7 +6,6 @@
  * with recvmsg and handled as an ordinary read would.
  * @packageDocumentation
  */
-import { countBytes } from './counters.js';
 import * as os from 'node:os';
 import type { Readable } from 'node:stream';
 import { POLL_WRITABLE, type Binding } from '../native/binding.js';
@@ -18,6 +17,7 @@ import { describeDefect, kernelDefect } from '../native/defects.js';
 import { FdWatcher } from './fd-watcher.js';
 import type { ReadPath } from './read-path.js';
 import { STEP, consume } from './ops/op.js';
+import { countBytes } from './counters.js';
 
 const E = os.constants.errno;
 

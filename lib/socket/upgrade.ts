@@ -4,10 +4,10 @@
  * On failure the `net.Socket` is left as it was, bytes it had buffered included.
  * @packageDocumentation
  */
-import { countConnection, kindOf } from './counters.js';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { requireBinding, type Binding } from '../native/binding.js';
+import { countConnection, kindOf } from './counters.js';
 import { versionNumber, cipherSpec } from '../native/constants.js';
 import {
   KtlsAlertError,

@@ -6,14 +6,13 @@
  * for writability when it stops on a full socket buffer.
  * @packageDocumentation
  */
-import { countAlert, countBytes } from './counters.js';
 import * as os from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Binding, NativeHandle } from '../native/binding.js';
 import { constants } from '../native/constants.js';
-import { alertName } from '../native/errors.js';
-import { KtlsError, KtlsSystemError } from '../native/errors.js';
+import { KtlsError, KtlsSystemError, alertName } from '../native/errors.js';
 import type { RecordSealer } from '../record/layer.js';
+import { countAlert, countBytes } from './counters.js';
 import { sendOnce, type TxContext, type WriteOp } from './ops/op.js';
 
 const E = os.constants.errno;

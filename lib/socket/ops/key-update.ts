@@ -5,7 +5,6 @@
  * it and before anything written after it.
  * @packageDocumentation
  */
-import { countKeyUpdate } from '../counters.js';
 import * as os from 'node:os';
 import { cipherSpec, constants, versionNumber, type CipherName } from '../../native/constants.js';
 import { KtlsRekeyError } from '../../native/errors.js';
@@ -13,6 +12,7 @@ import { keyUpdateMessage, type KeySchedule } from '../../record/key-schedule.js
 import type { RecordOpener, RecordSealer } from '../../record/layer.js';
 import { seqBytes } from '../../record/secrets.js';
 import { sendOnce, type StepResult, type TxContext, type WriteOp } from './op.js';
+import { countKeyUpdate } from '../counters.js';
 
 const E = os.constants.errno;
 
