@@ -17,6 +17,8 @@ export interface SideContext {
    * without close_notify), `'rst'` resets it (the other side's connection then gets a FIN).
    */
   cut(toward: Role, kind: 'fin' | 'rst'): void;
+  /** Resolves once the server side has its socket (at most 2 s): a cut meant for after the handshake waits for it. */
+  serverReady(): Promise<void>;
 }
 
 /** A scenario: written once, run on node:tls and on ktls, with the stack under test as server and as client. */
@@ -71,6 +73,7 @@ export async function play(sc: Scenario, role: Role, stack: Stack, seen?: Seen):
     note: (text) => side()?.note(text),
     sleep: (ms) => sleep(ms),
     cut: (toward, kind) => (relay ? relay.cut(toward, kind) : side()?.note('cut without a wire')),
+    serverReady: () => Promise.race([serverReady, sleep(2000)]),
   });
   let serverSocket: AppSocket | undefined;
   const server = await serverStack.listen({ ...sc.options, ...sc.serverOptions }, (s) => {
