@@ -82,7 +82,10 @@ export async function h2Scenarios(t: Test, kernel: boolean): Promise<void> {
       } else if (url === '/file') {
         req.stream.respondWithFile(path.join(dir, 'big.bin'), { 'content-type': 'application/octet-stream' });
       } else if (url === '/serve') {
-        void ktls.serveFile(res, 'big.bin', { root: dir }).then((r) => seen.push(`serveFile ${r.statusCode} ${r.method} ${r.bytes}`));
+        void ktls.serveFile(res, 'big.bin', { root: dir }).then(
+          (r) => seen.push(`serveFile ${r.statusCode} ${r.method} ${r.bytes}`),
+          (err: NodeJS.ErrnoException) => seen.push(`serveFile rejected ${String(err.code)}`),
+        );
       } else if (url === '/upload') {
         const hash = (async () => {
           const chunks: Buffer[] = [];
@@ -172,13 +175,23 @@ export async function h2Scenarios(t: Test, kernel: boolean): Promise<void> {
           await once(req, 'close');
         }),
       );
+      // A file being served, reset after its first bytes: serveFile rejects, naming the reset.
+      const served = session.request({ ':path': '/serve' });
+      await once(served, 'data');
+      served.close(http2.constants.NGHTTP2_CANCEL);
+      await once(served, 'close');
+      await new Promise((resolve) => setTimeout(resolve, 100));
       const after = await get(session, { ':path': '/json/1' });
       session.close();
       await once(session, 'close');
       await closeServer(server);
       runs[kind] = { seen: seen.sort(), after: after.status };
     }
-    t.equal((runs.ktls as { seen: string[] }).seen.length, 10, 'ktls: ten resets seen');
+    t.equal((runs.ktls as { seen: string[] }).seen.filter((l) => l.startsWith('endless')).length, 10, 'ktls: ten resets seen');
+    t.ok(
+      (runs.ktls as { seen: string[] }).seen.includes('serveFile rejected ERR_HTTP2_STREAM_CANCEL'),
+      'serveFile of a reset stream rejects with ERR_HTTP2_STREAM_CANCEL',
+    );
     t.same(runs.ktls, runs.node, 'as on node:http2');
   });
 

@@ -45,3 +45,14 @@ void t.test('prometheusText escapes label values and types every metric', (t) =>
   );
   t.end();
 });
+
+void t.test('registerPromClient without prom-client in the application: ERR_KTLS_PROM_CLIENT_MISSING', (t) => {
+  const missing = (): never => {
+    throw Object.assign(new Error("Cannot find module 'prom-client'"), { code: 'MODULE_NOT_FOUND' });
+  };
+  const mod = t.mockRequire<typeof import('../../lib/tools/prom-client.js')>(require.resolve('../../lib/tools/prom-client.js'), {
+    'node:module': { createRequire: () => missing },
+  });
+  t.throws(() => mod.registerPromClient(), { code: 'ERR_KTLS_PROM_CLIENT_MISSING' });
+  t.end();
+});
